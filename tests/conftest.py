@@ -1,0 +1,5 @@
+"""Shared fixtures: each concern lives in its own plugin module under tests/fixtures."""
+
+pytest_plugins = [
+    "tests.fixtures.stack",
+]

@@ -1,0 +1,92 @@
+"""Kafka consumer lag in seconds, per partition and per topic (ARCHITECTURE D8).
+
+While the consumer's position is behind the high watermark, lag is the age of
+the oldest message not yet consumed, estimated by the timestamp of the last one
+consumed. At the watermark it is zero. A partition that is behind and makes no
+progress for the threshold counts as lagging too, so a stalled fetch never
+reads as healthy. The trigger is armed only once every partition has caught up
+after start-up, so replaying a backlog at boot does not kill the service.
+Tansu's high watermark can trail the log, which under-reports lag, never over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mmsvc.processes.supervisor.delivery import TopicPartition
+
+
+@dataclass(slots=True)
+class _PartitionLag:
+    position: int = 0
+    high: int = 0
+    last_ts_ms: int = 0
+    consumed_at: float = 0.0
+    behind_since: float | None = None
+
+    def behind(self) -> bool:
+        return self.high > self.position
+
+    def lag_s(self, now: float) -> float:
+        if not self.behind() or self.behind_since is None:
+            return 0.0
+        stalled = now - max(self.behind_since, self.consumed_at)
+        # The last consumed timestamp estimates the oldest unconsumed one only
+        # while working through a backlog; after an idle spell it would be stale.
+        working = self.consumed_at >= self.behind_since
+        by_ts = now - self.last_ts_ms / 1000.0 if working else 0.0
+        return max(0.0, stalled, by_ts)
+
+
+@dataclass(slots=True)
+class LagTracker:
+    """Per-partition lag from consumed timestamps and watermarks, with an arming rule."""
+
+    threshold_s: float
+    _parts: dict[TopicPartition, _PartitionLag] = field(default_factory=dict)
+    armed: bool = False
+
+    def consumed(self, tp: TopicPartition, offset: int, ts_ms: int, now: float) -> None:
+        """Record a consumed message at wall-clock ``now`` (seconds)."""
+        part = self._parts.setdefault(tp, _PartitionLag())
+        part.position = max(part.position, offset + 1)
+        part.last_ts_ms = ts_ms
+        part.consumed_at = now
+        if not part.behind():
+            part.behind_since = None
+
+    def watermark(self, tp: TopicPartition, high: int, now: float) -> None:
+        """Record the partition's high watermark as last reported by the broker."""
+        part = self._parts.setdefault(tp, _PartitionLag())
+        part.high = max(part.high, high)
+        if part.behind() and part.behind_since is None:
+            part.behind_since = now
+        elif not part.behind():
+            part.behind_since = None
+
+    def lag_s(self, tp: TopicPartition, now: float) -> float:
+        """Seconds of lag of one partition (0 at the watermark)."""
+        part = self._parts.get(tp)
+        return 0.0 if part is None else part.lag_s(now)
+
+    def by_topic(self, now: float) -> dict[str, float]:
+        """The worst lag of each topic, for the mm_kafka_lag_seconds gauge."""
+        worst: dict[str, float] = {}
+        for tp in self._parts:
+            worst[tp[0]] = max(worst.get(tp[0], 0.0), self.lag_s(tp, now))
+        return worst
+
+    def breach(self, now: float) -> tuple[TopicPartition, float] | None:
+        """The first partition over the threshold once armed, else None; arms on catch-up."""
+        if not self.armed:
+            self.armed = bool(self._parts) and all(not p.behind() for p in self._parts.values())
+            return None
+        for tp in self._parts:
+            lag = self.lag_s(tp, now)
+            if lag > self.threshold_s:
+                return tp, lag
+        return None
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self._parts.pop(tp, None)

@@ -1,0 +1,48 @@
+"""D8: lag per partition, stalls count, armed only after catching up."""
+
+from mmsvc.processes.supervisor.lag import LagTracker
+
+TP = ("md.trades.v1", 0)
+
+
+def test_lag_is_zero_at_the_watermark() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.consumed(TP, offset=9, ts_ms=1_000, now=500.0)
+    lag.watermark(TP, high=10, now=500.0)
+    assert lag.lag_s(TP, now=500.0) == 0.0
+
+
+def test_lag_while_working_through_a_backlog_uses_the_last_consumed_timestamp() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.watermark(TP, high=100, now=100.0)
+    lag.consumed(TP, offset=10, ts_ms=80_000, now=100.0)
+    assert lag.lag_s(TP, now=100.0) == 20.0
+
+
+def test_an_old_last_message_does_not_fake_lag_after_an_idle_spell() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.consumed(TP, offset=0, ts_ms=0, now=0.0)
+    lag.watermark(TP, high=1, now=0.0)
+    lag.watermark(TP, high=2, now=3600.0)  # a new message after an hour of silence
+    assert lag.lag_s(TP, now=3600.5) == 0.5
+
+
+def test_a_stalled_partition_counts_as_lagging() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.consumed(TP, offset=0, ts_ms=0, now=0.0)
+    lag.watermark(TP, high=1, now=0.0)
+    assert lag.breach(now=0.0) is None  # arms: caught up
+    lag.watermark(TP, high=5, now=1.0)
+    assert lag.breach(now=5.0) is None
+    assert lag.breach(now=12.0) == (TP, 11.0)
+
+
+def test_not_armed_until_caught_up_after_start() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.watermark(TP, high=1000, now=0.0)
+    lag.consumed(TP, offset=0, ts_ms=0, now=100.0)
+    assert lag.breach(now=100.0) is None
+    assert lag.armed is False
+    lag.consumed(TP, offset=999, ts_ms=99_000, now=101.0)
+    assert lag.breach(now=101.0) is None
+    assert lag.armed is True

@@ -66,7 +66,9 @@ def unpack_data(frames: Sequence[bytes]) -> DataFrame:
     if len(frames) != 3 or len(frames[2]) != _META.size:
         raise ValueError(f"malformed data message: {len(frames)} frames")
     partition, offset, ts_ms, must_ack = _META.unpack(frames[2])
-    return DataFrame(bytes(frames[0]).decode(), bytes(frames[1]), partition, offset, ts_ms, must_ack)
+    return DataFrame(
+        bytes(frames[0]).decode(), bytes(frames[1]), partition, offset, ts_ms, must_ack
+    )
 
 
 def dumps(message: Mapping[str, Any]) -> bytes:

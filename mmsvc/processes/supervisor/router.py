@@ -1,0 +1,159 @@
+"""Routes consumed Kafka messages to per-symbol workers by key (ARCHITECTURE D1, D14).
+
+The router never decodes market data: the message key is the symbol, and the
+value is forwarded untouched. A worker's PUSH socket holds at most 1000
+messages (the spec's per-worker queue). When it is full:
+
+* market data (`md.orderbook.*`, `md.trades.v1`, `md.mark.v1`) is shed and
+  counted. A shed delta leaves a sequence gap, so the worker's book goes
+  unknown until the next snapshot (D12) and its quotes are pulled: shedding
+  can cost liquidity, never correctness.
+* money and lifecycle messages (our `engine.event.v1`, `md.instrument.*`) wait
+  in a per-worker buffer here, never dropped and never blocking other symbols,
+  and stay tracked until the worker acknowledges them; a restarted worker gets
+  every unacknowledged one again, in order.
+
+Engine events of other accounts are dropped after reading only the leading
+fields of the Avro body, which costs far less than decoding it (D14).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import zmq
+
+from mmsvc.adapters.kafka import topics
+from mmsvc.adapters.zmq.protocol import pack_data
+from mmsvc.processes.supervisor.delivery import DeliveryId, DeliveryTracker
+
+MARKET, MONEY, LIFECYCLE = "market", "money", "lifecycle"
+_KIND = {
+    **{t: MARKET for t in topics.MARKET_DATA},
+    topics.ENGINE_EVENTS: MONEY,
+    **{t: LIFECYCLE for t in topics.INSTRUMENT_LIFECYCLE},
+}
+
+
+class PushSocket(Protocol):
+    """The part of a ZeroMQ PUSH socket the router uses."""
+
+    def send_multipart(self, msg_parts: list[bytes], flags: int = ...) -> object: ...
+
+
+@dataclass(slots=True)
+class WorkerLink:
+    """The supervisor's side of one worker: its queue and what it still owes an ack for."""
+
+    symbol: str
+    push: PushSocket
+    pending: deque[DeliveryId] = field(default_factory=deque)
+    unacked: dict[DeliveryId, list[bytes]] = field(default_factory=dict)
+
+    def flush(self) -> bool:
+        """Send buffered must-deliver messages while the queue takes them; True when empty."""
+        while self.pending:
+            delivery = self.pending[0]
+            frames = self.unacked.get(delivery)
+            if frames is not None:
+                try:
+                    self.push.send_multipart(frames, zmq.NOBLOCK)
+                except zmq.Again:
+                    return False
+            self.pending.popleft()
+        return True
+
+    def resend_unacked(self) -> None:
+        """Queue every unacknowledged message again, in Kafka order, for a new worker."""
+        self.pending = deque(sorted(self.unacked))
+
+
+@dataclass(slots=True)
+class Router:
+    """Fans messages out to workers; counts every message it does not deliver, by reason."""
+
+    account_id: str
+    peek_account: Callable[[bytes], str | None]
+    tracker: DeliveryTracker = field(default_factory=DeliveryTracker)
+    links: dict[bytes, WorkerLink] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+    _topic_bytes: dict[str, bytes] = field(default_factory=dict)
+
+    def attach(self, link: WorkerLink) -> None:
+        self.links[link.symbol.encode()] = link
+
+    def detach(self, symbol: str) -> WorkerLink | None:
+        return self.links.pop(symbol.encode(), None)
+
+    def route(
+        self, topic: str, key: bytes | None, value: bytes, partition: int, offset: int, ts_ms: int
+    ) -> None:
+        """Deliver, buffer, shed or drop one consumed message."""
+        kind = _KIND.get(topic)
+        if kind is None:
+            self.stats["dropped_unknown_topic"] += 1
+            return
+        if kind is MARKET:
+            self._route_market(topic, key, value, partition, offset, ts_ms)
+            return
+        delivery = DeliveryId(topic, partition, offset)
+        if kind is MONEY and self.peek_account(value) != self.account_id:
+            self.tracker.consumed(delivery, must_deliver=False)
+            self.stats["dropped_other_account"] += 1
+            return
+        link = self.links.get(key) if key is not None else None
+        if link is None:
+            self.tracker.consumed(delivery, must_deliver=False)
+            self.stats["dropped_no_worker"] += 1
+            return
+        self.tracker.consumed(delivery, must_deliver=True)
+        link.unacked[delivery] = pack_data(
+            self._encoded(topic), value, partition, offset, ts_ms, True
+        )
+        link.pending.append(delivery)
+        link.flush()
+        self.stats["routed"] += 1
+
+    def _route_market(
+        self, topic: str, key: bytes | None, value: bytes, partition: int, offset: int, ts_ms: int
+    ) -> None:
+        link = self.links.get(key) if key is not None else None
+        if link is None:
+            self.stats["dropped_no_worker"] += 1
+            return
+        if link.pending and not link.flush():
+            self.stats["shed_queue_full"] += 1
+            return
+        frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
+        try:
+            link.push.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self.stats["shed_queue_full"] += 1
+            return
+        self.stats["routed"] += 1
+
+    def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
+        """A worker processed these must-deliver messages (a fill: its row is committed)."""
+        link = self.links.get(symbol.encode())
+        for delivery in deliveries:
+            self.tracker.acknowledged(delivery)
+            if link is not None:
+                link.unacked.pop(delivery, None)
+
+    def flush_all(self) -> None:
+        """Retry every worker's buffered must-deliver messages."""
+        for link in self.links.values():
+            if link.pending:
+                link.flush()
+
+    def buffered(self) -> int:
+        return sum(len(link.pending) for link in self.links.values())
+
+    def _encoded(self, topic: str) -> bytes:
+        encoded = self._topic_bytes.get(topic)
+        if encoded is None:
+            encoded = self._topic_bytes[topic] = topic.encode()
+        return encoded

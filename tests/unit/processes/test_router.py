@@ -1,0 +1,109 @@
+"""The router: market data is shed when a worker's queue is full, money never is (D1, D14)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from mmsvc.adapters.zmq.protocol import unpack_data
+from mmsvc.processes.supervisor.delivery import DeliveryId
+from mmsvc.processes.supervisor.router import Router, WorkerLink
+
+OURS = "mm-account"
+FILLS, TRADES, HALT = "engine.event.v1", "md.trades.v1", "md.instrument.halt.v1"
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def pair(
+    ctx: zmq.Context[zmq.Socket[bytes]], name: str, hwm: int
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    for sock in (push, pull):
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+    push.bind(f"inproc://{name}")
+    pull.connect(f"inproc://{name}")
+    return push, pull
+
+
+def drain(pull: zmq.Socket[bytes]) -> list[tuple[str, int]]:
+    got = []
+    while pull.poll(10):
+        frame = unpack_data(pull.recv_multipart())
+        got.append((frame.topic, frame.offset))
+    return got
+
+
+def make_router(
+    ctx: zmq.Context[zmq.Socket[bytes]], hwm: int = 1000
+) -> tuple[Router, zmq.Socket[bytes]]:
+    router = Router(account_id=OURS, peek_account=lambda value: value.decode())
+    push, pull = pair(ctx, f"w{id(router)}", hwm)
+    router.attach(WorkerLink("BTCUSDT", push))
+    return router, pull
+
+
+def test_routes_by_key_and_forwards_the_value_untouched(ctx) -> None:
+    router, pull = make_router(ctx)
+    router.route(TRADES, b"BTCUSDT", b"raw-avro", 2, 41, 1_700)
+    frame = unpack_data(pull.recv_multipart())
+    assert (frame.topic, frame.value, frame.partition, frame.offset, frame.ts_ms) == (
+        TRADES,
+        b"raw-avro",
+        2,
+        41,
+        1_700,
+    )
+    assert frame.must_ack is False
+
+
+def test_other_accounts_engine_events_are_dropped_and_counted(ctx) -> None:
+    router, pull = make_router(ctx)
+    router.route(FILLS, b"BTCUSDT", b"someone-else", 0, 0, 0)
+    assert drain(pull) == []
+    assert router.stats["dropped_other_account"] == 1
+    assert router.tracker.committable() == {(FILLS, 0): 1}
+
+
+def test_messages_for_symbols_without_a_worker_are_dropped_and_counted(ctx) -> None:
+    router, _ = make_router(ctx)
+    router.route(TRADES, b"DOGEUSDT", b"x", 0, 0, 0)
+    router.route(FILLS, b"DOGEUSDT", OURS.encode(), 0, 1, 0)
+    assert router.stats["dropped_no_worker"] == 2
+
+
+def test_full_queue_sheds_market_data_but_buffers_fills_until_room(ctx) -> None:
+    router, pull = make_router(ctx, hwm=2)
+    for offset in range(20):
+        router.route(TRADES, b"BTCUSDT", b"t", 0, offset, 0)
+    router.route(FILLS, b"BTCUSDT", OURS.encode(), 0, 100, 0)
+    router.route(HALT, b"BTCUSDT", b"h", 0, 7, 0)
+    assert router.stats["shed_queue_full"] > 0
+    assert router.buffered() == 2
+    received = drain(pull)
+    router.flush_all()
+    received += drain(pull)
+    assert (FILLS, 100) in received and (HALT, 7) in received
+    assert router.buffered() == 0
+
+
+def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(ctx) -> None:
+    router, pull = make_router(ctx)
+    router.route(FILLS, b"BTCUSDT", OURS.encode(), 3, 10, 0)
+    assert drain(pull) == [(FILLS, 10)]
+    assert router.tracker.committable() == {(FILLS, 3): 10}
+    router.links[b"BTCUSDT"].resend_unacked()  # the worker died before acking
+    router.flush_all()
+    assert drain(pull) == [(FILLS, 10)]
+    router.acknowledge("BTCUSDT", [DeliveryId(FILLS, 3, 10)])
+    assert router.tracker.committable() == {(FILLS, 3): 11}
+    assert router.links[b"BTCUSDT"].unacked == {}

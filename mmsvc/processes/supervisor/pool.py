@@ -1,0 +1,126 @@
+"""One OS process per symbol: start, notice death, restart with crash-loop backoff.
+
+A worker that dies has its orders canceled at once by the supervisor (the
+``on_death`` callback, ARCHITECTURE D2) and is started again; it reloads its
+state from PostgreSQL and comes back PAUSED, or still HALTED (D3). A worker
+that keeps dying soon after start waits longer each time (1 s doubling to
+30 s), so a crash loop cannot hammer the Order Service or the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 60.0
+
+
+@dataclass(slots=True)
+class WorkerProcess:
+    """A symbol's worker process and its restart bookkeeping."""
+
+    symbol: str
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    backoff_s: float = 0.0
+    restarts: int = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class WorkerPool:
+    """Keeps one worker process running per symbol until told to stop it."""
+
+    def __init__(
+        self,
+        argv_for: Callable[[str], Sequence[str]],
+        env: Mapping[str, str],
+        on_death: Callable[[str, int], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._argv_for = argv_for
+        self._env = dict(env)
+        self._on_death = on_death
+        self._clock = clock
+        self.workers: dict[str, WorkerProcess] = {}
+
+    def start(self, symbol: str) -> WorkerProcess:
+        """Start the symbol's worker now (no-op when it is already running)."""
+        worker = self.workers.setdefault(symbol, WorkerProcess(symbol))
+        if worker.alive():
+            return worker
+        worker.proc = subprocess.Popen(list(self._argv_for(symbol)), env=self._env)
+        worker.started_at = self._clock()
+        worker.restart_at = None
+        log.info("worker started", extra={"symbol": symbol, "pid": worker.proc.pid})
+        return worker
+
+    def stop(self, symbol: str, grace_s: float = 10.0) -> None:
+        """Stop the symbol's worker for good: SIGTERM, then SIGKILL after the grace period."""
+        worker = self.workers.pop(symbol, None)
+        if worker is not None and worker.proc is not None:
+            _terminate([worker.proc], grace_s)
+
+    def stop_all(self, grace_s: float = 10.0) -> None:
+        """Stop every worker at once (they cancel their own orders on SIGTERM)."""
+        procs = [w.proc for w in self.workers.values() if w.proc is not None]
+        self.workers.clear()
+        _terminate(procs, grace_s)
+
+    def poll(self) -> list[str]:
+        """Notice dead workers, report them once, and restart those whose backoff is over."""
+        now = self._clock()
+        died: list[str] = []
+        for worker in list(self.workers.values()):
+            if worker.proc is not None and worker.proc.poll() is not None:
+                died.append(worker.symbol)
+                self._schedule_restart(worker, now)
+            if worker.restart_at is not None and now >= worker.restart_at:
+                worker.restarts += 1
+                self.start(worker.symbol)
+        return died
+
+    def _schedule_restart(self, worker: WorkerProcess, now: float) -> None:
+        assert worker.proc is not None
+        code = worker.proc.returncode
+        worker.proc = None
+        stable = now - worker.started_at >= STABLE_AFTER_S
+        worker.backoff_s = (
+            0.0 if stable else min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, worker.backoff_s * 2))
+        )
+        worker.restart_at = now + worker.backoff_s
+        log.warning(
+            "worker died; restarting",
+            extra={"symbol": worker.symbol, "exit_code": code, "backoff_s": worker.backoff_s},
+        )
+        self._on_death(worker.symbol, code)
+
+
+def _terminate(procs: Sequence[subprocess.Popen[bytes]], grace_s: float) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

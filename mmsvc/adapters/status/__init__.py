@@ -1,0 +1,1 @@
+"""Live status, heartbeats and the fast copy of the global kill flag in Redis."""

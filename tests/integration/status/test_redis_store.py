@@ -1,0 +1,107 @@
+"""StatusStore against the real Redis, each test under a prefix of its own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import redis
+
+from mmsvc.adapters.status.redis_store import StatusStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A prefix no other test uses; every key under it is deleted afterwards."""
+    prefix = f"mmsvc-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def store(redis_url: str, prefix: str) -> Iterator[StatusStore]:
+    store = StatusStore(redis_url, prefix)
+    yield store
+    store.close()
+
+
+def test_published_status_reads_back_with_decimals_as_strings_and_a_heartbeat(
+    store: StatusStore,
+) -> None:
+    before = time.time()
+    store.publish("BTCUSDT", {"state": "ACTIVE", "position": Decimal("0.0010")}, ttl_s=5)
+    status = store.read("BTCUSDT")
+    assert status is not None
+    assert (status["state"], status["position"]) == ("ACTIVE", "0.0010")
+    assert before <= status["heartbeat_ts"] <= time.time()
+
+
+def test_read_all_returns_every_live_symbol_and_drops_expired_ones(store: StatusStore) -> None:
+    store.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5)
+    store.publish("ETHUSDT", {"state": "HALTED"}, ttl_s=5)
+    store.publish("SOLUSDT", {"state": "PAUSED"}, ttl_s=0.05)
+    time.sleep(0.1)
+    statuses = store.read_all()
+    assert {s: v["state"] for s, v in statuses.items()} == {
+        "BTCUSDT": "ACTIVE",
+        "ETHUSDT": "HALTED",
+    }
+    assert store.read("SOLUSDT") is None
+
+
+def test_a_newer_publish_replaces_the_status_and_remove_forgets_it(store: StatusStore) -> None:
+    store.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5)
+    store.publish("BTCUSDT", {"state": "HALTED"}, ttl_s=5)
+    assert (
+        store.read(
+            "BTCUSDT",
+        )
+        == store.read_all()["BTCUSDT"]
+    )
+    assert store.read_all()["BTCUSDT"]["state"] == "HALTED"
+    store.remove("BTCUSDT")
+    assert store.read("BTCUSDT") is None
+    assert store.read_all() == {}
+
+
+def test_a_value_json_cannot_carry_is_refused(store: StatusStore) -> None:
+    with pytest.raises(TypeError):
+        store.publish("BTCUSDT", {"when": object()}, ttl_s=5)
+
+
+def test_heartbeats_record_the_last_beat_of_each_process(store: StatusStore) -> None:
+    store.heartbeat("supervisor")
+    store.heartbeat("worker-BTCUSDT")
+    beats = store.heartbeats()
+    assert set(beats) == {"supervisor", "worker-BTCUSDT"}
+    assert all(time.time() - ts < 5 for ts in beats.values())
+
+
+def test_kill_flag_set_read_and_clear(store: StatusStore) -> None:
+    assert store.kill_flag() is None
+    store.set_kill_flag("MANUAL", "ops@tradex")
+    flag = store.kill_flag()
+    assert flag is not None
+    assert (flag["reason"], flag["actor"]) == ("MANUAL", "ops@tradex")
+    store.clear_kill_flag()
+    assert store.kill_flag() is None
+
+
+def test_prefixes_isolate_a_shadow_instance_from_production(redis_url: str, prefix: str) -> None:
+    production = StatusStore(redis_url, prefix)
+    shadow = StatusStore(redis_url, f"{prefix}shadow:")
+    production.set_kill_flag("MANUAL", "ops")
+    production.publish("BTCUSDT", {"state": "HALTED"}, ttl_s=5)
+    production.heartbeat("supervisor")
+    assert (shadow.kill_flag(), shadow.read_all(), shadow.heartbeats()) == (None, {}, {})
+    production.close()
+    shadow.close()

@@ -61,13 +61,9 @@ def test_read_all_returns_every_live_symbol_and_drops_expired_ones(store: Status
 def test_a_newer_publish_replaces_the_status_and_remove_forgets_it(store: StatusStore) -> None:
     store.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5)
     store.publish("BTCUSDT", {"state": "HALTED"}, ttl_s=5)
-    assert (
-        store.read(
-            "BTCUSDT",
-        )
-        == store.read_all()["BTCUSDT"]
-    )
-    assert store.read_all()["BTCUSDT"]["state"] == "HALTED"
+    status = store.read("BTCUSDT")
+    assert status == store.read_all()["BTCUSDT"]
+    assert status["state"] == "HALTED"
     store.remove("BTCUSDT")
     assert store.read("BTCUSDT") is None
     assert store.read_all() == {}

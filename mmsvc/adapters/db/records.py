@@ -1,0 +1,259 @@
+"""The values the repositories take and return: frozen, Decimal for money, no ORM objects.
+
+Rows never leave a repository as mapped objects, so a caller cannot lazy-load
+or mutate one behind the session's back; what crosses the boundary is a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypedDict
+from uuid import UUID
+
+
+class SymbolState(StrEnum):
+    """The state of one symbol (spec: ACTIVE/PAUSED/HALTED)."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    HALTED = "HALTED"
+
+
+class RiskTrigger(StrEnum):
+    """The `trigger` enum of mm.risk.triggered.v1 (CONTRACTS.md)."""
+
+    EXPOSURE = "EXPOSURE"
+    LOSS = "LOSS"
+    MARKET_HALT = "MARKET_HALT"
+    KAFKA_LAG = "KAFKA_LAG"
+    REJECT_STORM = "REJECT_STORM"
+    RESPONSE_TIMEOUT = "RESPONSE_TIMEOUT"
+    MANUAL = "MANUAL"
+    STALE_DATA = "STALE_DATA"
+
+
+# STALE_DATA pulls quotes and halts nothing (ARCHITECTURE D7), so it is never
+# the trigger a HALTED symbol carries.
+KILL_TRIGGERS = frozenset(RiskTrigger) - {RiskTrigger.STALE_DATA}
+# Only these halt every symbol at once and set the global flag (ARCHITECTURE D7).
+GLOBAL_KILL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
+
+
+class Side(StrEnum):
+    """An order's side."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class Liquidity(StrEnum):
+    """Whether a fill added or took liquidity."""
+
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+class OrderStatus(StrEnum):
+    """An order's status as mmsvc tracks it (PENDING: committed before the request, D10)."""
+
+    PENDING = "PENDING"
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+# UNKNOWN counts as open: a timed-out request may have left a live order (D10),
+# and the worst-case position check must assume it can fill (D5).
+OPEN_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
+
+
+class ConfigFields(TypedDict, total=False):
+    """The settable fields of a symbol's config; a field left out keeps its default."""
+
+    enabled: bool
+    base_spread_bps: Decimal
+    order_size_usdt: Decimal
+    inventory_skew_factor: Decimal
+    max_position_usdt: Decimal
+    max_loss_usdt: Decimal
+    volatility_multiplier: bool
+    num_levels: int
+    level_spacing_bps: Decimal
+    check_staleness: bool
+    staleness_threshold_ms: Decimal
+    quote_interval_ms: Decimal
+    price_threshold_bps: Decimal
+
+
+CONFIG_FIELDS: tuple[str, ...] = tuple(ConfigFields.__annotations__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRecord:
+    """One row of mm_configs."""
+
+    symbol: str
+    enabled: bool
+    base_spread_bps: Decimal
+    order_size_usdt: Decimal
+    inventory_skew_factor: Decimal
+    max_position_usdt: Decimal
+    max_loss_usdt: Decimal
+    volatility_multiplier: bool
+    num_levels: int
+    level_spacing_bps: Decimal
+    check_staleness: bool
+    staleness_threshold_ms: Decimal
+    quote_interval_ms: Decimal
+    price_threshold_bps: Decimal
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One row of mm_states: a symbol's state and, while HALTED, its trigger."""
+
+    symbol: str
+    state: SymbolState
+    trigger: RiskTrigger | None
+    trigger_detail: str | None
+    reason: str
+    actor: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The outcome of setting a state; `previous` is None for a new symbol."""
+
+    previous: SymbolState | None
+    current: StateRecord
+
+    @property
+    def changed(self) -> bool:
+        """True when the state really changed (only then is mm.state.changed.v1 due)."""
+        return self.previous != self.current.state
+
+
+@dataclass(frozen=True, slots=True)
+class KillFlag:
+    """The global kill flag (ARCHITECTURE D3, D7)."""
+
+    active: bool
+    trigger: RiskTrigger | None
+    reason: str
+    actor: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRecord:
+    """One symbol's position and P&L; quantity is signed (negative: short)."""
+
+    symbol: str
+    quantity: Decimal
+    avg_entry_price: Decimal
+    realized_pnl: Decimal
+    fees_paid: Decimal
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order about to be sent: the row written PENDING before the request (D10)."""
+
+    client_order_id: UUID
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One row of mm_orders."""
+
+    client_order_id: UUID
+    order_id: str | None
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    filled_quantity: Decimal
+    status: OrderStatus
+    level: int
+    reject_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order may still rest on the book (UNKNOWN included)."""
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """The outcome of applying an event to an order: its status before and its row after."""
+
+    previous: OrderStatus
+    order: OrderRecord
+
+    @property
+    def changed(self) -> bool:
+        """True when the status moved (a reject counts once per client_order_id: D10)."""
+        return self.previous != self.order.status
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of our order, from an engine.event.v1 FILL."""
+
+    event_id: str
+    symbol: str
+    order_id: str
+    client_order_id: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    liquidity: Liquidity | None
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One unsent (or sent) outbox row: the Avro record as a JSON dict."""
+
+    id: int
+    topic: str
+    key: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of mm_audit."""
+
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    symbol: str | None
+    detail: dict[str, Any]

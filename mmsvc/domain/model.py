@@ -1,0 +1,279 @@
+"""Value types of the trading core: instruments, configs, quotes, orders, fills.
+
+Every price, quantity and amount of money is a ``Decimal``; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+BPS = Decimal(10_000)
+
+
+class Side(StrEnum):
+    """The side of an order or fill, as spelled on the wire."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class InstrumentKind(StrEnum):
+    """What the instrument is; perpetuals are valued at their mark (ARCHITECTURE D5)."""
+
+    SPOT = "SPOT"
+    PERPETUAL = "PERPETUAL"
+
+
+class InstrumentStatus(StrEnum):
+    """Whether the exchange lets the instrument trade."""
+
+    TRADING = "TRADING"
+    HALTED = "HALTED"
+
+
+class SymbolState(StrEnum):
+    """The market maker's own state for one symbol."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    HALTED = "HALTED"
+
+
+class RiskTrigger(StrEnum):
+    """Why a kill switch fired or quotes were pulled; the symbols of mm.risk.triggered.v1."""
+
+    EXPOSURE = "EXPOSURE"
+    LOSS = "LOSS"
+    MARKET_HALT = "MARKET_HALT"
+    KAFKA_LAG = "KAFKA_LAG"
+    REJECT_STORM = "REJECT_STORM"
+    RESPONSE_TIMEOUT = "RESPONSE_TIMEOUT"
+    MANUAL = "MANUAL"
+    STALE_DATA = "STALE_DATA"
+
+
+class OrderStatus(StrEnum):
+    """Where one of our orders is in its life."""
+
+    PENDING = "PENDING"  # committed, request sent, not yet acknowledged (D10)
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"  # cancel sent, not yet confirmed
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+_OPEN = frozenset(
+    {
+        OrderStatus.PENDING,
+        OrderStatus.NEW,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_CANCEL,
+    }
+)
+_RESTING = frozenset({OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+
+
+class Liquidity(StrEnum):
+    """Whether a fill added liquidity (maker) or took it (taker)."""
+
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+def plain(value: Decimal) -> Decimal:
+    """Return ``value`` with an exponent of at most zero, so ``str`` never shows one."""
+    exponent = value.as_tuple().exponent
+    return value.quantize(ONE) if isinstance(exponent, int) and exponent > 0 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Exchange metadata of one symbol; tick, lot and min notional are positive."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    kind: InstrumentKind
+    tick_size: Decimal
+    lot_size: Decimal
+    min_notional: Decimal
+    status: InstrumentStatus = InstrumentStatus.TRADING
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0 or self.min_notional < 0:
+            raise ValueError(f"{self.symbol}: tick and lot must be > 0, min_notional >= 0")
+        # Prices are built as integer x tick: a tick such as 1E+1 would print as 6.5E+4.
+        object.__setattr__(self, "tick_size", plain(self.tick_size))
+        object.__setattr__(self, "lot_size", plain(self.lot_size))
+
+    @property
+    def halted(self) -> bool:
+        """True while the exchange has halted trading in this symbol."""
+        return self.status is InstrumentStatus.HALTED
+
+
+@dataclass(frozen=True, slots=True)
+class MMConfig:
+    """One row of mm_configs (spec, Per-Symbol Configuration); validated on creation."""
+
+    symbol: str
+    enabled: bool = False
+    base_spread_bps: Decimal = Decimal("10.0")
+    order_size_usdt: Decimal = Decimal("100.0")
+    inventory_skew_factor: Decimal = Decimal("0.5")
+    max_position_usdt: Decimal = Decimal("10000.0")
+    max_loss_usdt: Decimal = Decimal("500.0")
+    volatility_multiplier: bool = True
+    num_levels: int = 1
+    level_spacing_bps: Decimal = Decimal("5.0")
+    check_staleness: bool = False
+    staleness_threshold_ms: int = 1000
+    quote_interval_ms: int = 100
+    price_threshold_bps: Decimal = Decimal("5.0")
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise ValueError(f"{self.symbol}: {problem}")
+
+    def problem(self) -> str | None:
+        """Return why the config is unusable, or None when it is valid."""
+        positive = ("base_spread_bps", "order_size_usdt", "max_position_usdt")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                return f"{name} must be > 0"
+        non_negative = (
+            "inventory_skew_factor",
+            "max_loss_usdt",
+            "level_spacing_bps",
+            "price_threshold_bps",
+        )
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                return f"{name} must be >= 0"
+        if self.num_levels < 1:
+            return "num_levels must be >= 1"
+        if self.staleness_threshold_ms <= 0 or self.quote_interval_ms <= 0:
+            return "staleness_threshold_ms and quote_interval_ms must be > 0"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLimits:
+    """The service-wide thresholds of the spec's environment, in milliseconds."""
+
+    market_data_staleness_ms: int = 5_000
+    kafka_lag_threshold_ms: int = 10_000
+    reject_storm_count: int = 5
+    reject_storm_window_ms: int = 60_000
+    response_timeout_ms: int = 50
+    max_orders_per_second: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """The last md.mark.v1 price of a perpetual and when it was stamped."""
+
+    price: Decimal
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSize:
+    """A price and a quantity, both on the instrument's grid."""
+
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteLevel:
+    """One level of a quote; a side is None when the formula or a limit dropped it."""
+
+    level: int
+    bid: PriceSize | None
+    ask: PriceSize | None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What the market maker wants resting in the book for one symbol."""
+
+    symbol: str
+    mid: Decimal
+    spread_bps: Decimal
+    inventory_usdt: Decimal
+    levels: tuple[QuoteLevel, ...]
+    ts_ms: int
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no level has a side left."""
+        return all(lv.bid is None and lv.ask is None for lv in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One of our orders as the worker knows it; order_id is None until acknowledged."""
+
+    client_order_id: str
+    order_id: str | None
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    filled: Decimal = ZERO
+    status: OrderStatus = OrderStatus.NEW
+
+    @property
+    def remaining(self) -> Decimal:
+        """The quantity still able to fill."""
+        return self.quantity - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        """True until the order is confirmed final: it may still fill (ARCHITECTURE D5)."""
+        return self.status in _OPEN
+
+    @property
+    def is_resting(self) -> bool:
+        """True for an open order no cancel has been sent for."""
+        return self.status in _RESTING
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order the worker should place; the runtime gives it a client_order_id (D10)."""
+
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One FILL of engine.event.v1 for our account; a negative fee is a rebate."""
+
+    event_id: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    liquidity: Liquidity | None
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class KillDecision:
+    """A kill switch to fire: the trigger and a detail line for mm.risk.triggered.v1."""
+
+    trigger: RiskTrigger
+    detail: str

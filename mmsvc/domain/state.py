@@ -1,0 +1,113 @@
+"""The symbol state machine: PAUSED <-> ACTIVE, any -> HALTED, HALTED -> PAUSED on reset.
+
+Each function answers whether the command may happen and what state follows; it
+changes nothing itself, so the caller can persist the outcome before acting on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mmsvc.domain.model import SymbolState
+
+
+class Command(StrEnum):
+    """What an operator or a risk guard asks of a symbol."""
+
+    ENABLE = "enable"
+    RESUME = "resume"
+    PAUSE = "pause"
+    KILL = "kill"
+    RESET = "reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The outcome of a command: allowed or refused with a reason, and the state after it."""
+
+    allowed: bool
+    previous: SymbolState
+    state: SymbolState
+    reason: str
+
+    @property
+    def changed(self) -> bool:
+        """True when the state really changes (only then is mm.state.changed.v1 published)."""
+        return self.allowed and self.state is not self.previous
+
+
+def _allow(previous: SymbolState, state: SymbolState, reason: str) -> Transition:
+    return Transition(True, previous, state, reason)
+
+
+def _refuse(previous: SymbolState, reason: str) -> Transition:
+    return Transition(False, previous, previous, reason)
+
+
+def activate(
+    state: SymbolState, command: Command, *, global_kill: bool, instrument_known: bool = True
+) -> Transition:
+    """enable/resume: PAUSED -> ACTIVE, refused while the global kill flag is set (D3, D4)."""
+    if state is SymbolState.HALTED:
+        return _refuse(state, "symbol is HALTED: reset it first")
+    if state is SymbolState.ACTIVE:
+        return _refuse(state, "symbol is already ACTIVE")
+    if global_kill:
+        return _refuse(state, "the global kill switch is set: reset it first")
+    if not instrument_known:
+        return _refuse(state, "instrument unknown to the Metadata Service")
+    return _allow(state, SymbolState.ACTIVE, command.value)
+
+
+def pause(state: SymbolState) -> Transition:
+    """pause: ACTIVE -> PAUSED only."""
+    if state is SymbolState.ACTIVE:
+        return _allow(state, SymbolState.PAUSED, Command.PAUSE.value)
+    if state is SymbolState.HALTED:
+        return _refuse(state, "symbol is HALTED: reset it first")
+    return _refuse(state, "symbol is already PAUSED")
+
+
+def kill(state: SymbolState, reason: str) -> Transition:
+    """kill switch: any state -> HALTED (a HALTED symbol stays HALTED)."""
+    return _allow(state, SymbolState.HALTED, reason)
+
+
+def reset(state: SymbolState, *, refusal: str | None, global_kill: bool = False) -> Transition:
+    """reset: HALTED -> PAUSED once the trigger no longer holds (D9).
+
+    ``refusal`` is the answer of ``risk.reset_refusal`` for the symbol's triggers;
+    ``global_kill`` is set for a reset naming one symbol while the global flag is set.
+    """
+    if state is not SymbolState.HALTED:
+        return _refuse(state, f"symbol is {state.value}, not HALTED")
+    if global_kill:
+        return _refuse(state, "the global kill switch is set: reset without a symbol")
+    if refusal is not None:
+        return _refuse(state, refusal)
+    return _allow(state, SymbolState.PAUSED, Command.RESET.value)
+
+
+def after_restart(state: SymbolState) -> SymbolState:
+    """The state a restarted worker takes up: ACTIVE becomes PAUSED, HALTED stays (D3)."""
+    return SymbolState.PAUSED if state is SymbolState.ACTIVE else state
+
+
+def apply(
+    state: SymbolState,
+    command: Command,
+    *,
+    global_kill: bool = False,
+    instrument_known: bool = True,
+    reset_refusal: str | None = None,
+    reason: str = "",
+) -> Transition:
+    """Dispatch a command to its rule; the single entry point for the runtime."""
+    if command in (Command.ENABLE, Command.RESUME):
+        return activate(state, command, global_kill=global_kill, instrument_known=instrument_known)
+    if command is Command.PAUSE:
+        return pause(state)
+    if command is Command.KILL:
+        return kill(state, reason or command.value)
+    return reset(state, refusal=reset_refusal, global_kill=global_kill)

@@ -1,0 +1,1 @@
+"""The exchange simulator of the dev stack: Order Service, matching, market data, metadata, auth."""

@@ -1,0 +1,231 @@
+"""The simulator's configuration: instruments, their markets, fees, accounts and dev tokens.
+
+Read from a TOML file (``default.toml`` beside this module unless ``--config``
+names another); every price and size is a Decimal on its instrument's grid.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,16}(-[A-Z0-9]{2,16})?$")
+KINDS = ("SPOT", "PERPETUAL")
+STATUSES = ("TRADING", "HALTED")
+
+
+class ConfigError(ValueError):
+    """The simulator's configuration is malformed; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """What the Metadata Service says about an instrument."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    kind: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_notional: Decimal
+    status: str = "TRADING"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketParams:
+    """How an instrument's simulated market moves and how fast it talks."""
+
+    mid: Decimal
+    half_spread_ticks: int = 5
+    levels: int = 10
+    level_step_ticks: int = 5
+    level_size_lots: tuple[int, int] = (10, 1000)
+    trade_size_lots: tuple[int, int] = (5, 500)
+    msgs_per_s: float = 20.0
+    volatility_bps: float = 5.0
+    jump_probability: float = 0.01
+    jump_bps: float = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSpec:
+    """A dev token of the Auth Service and what introspection says of it."""
+
+    token: str
+    subject: str
+    roles: tuple[str, ...]
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    """Everything the simulator is started with."""
+
+    instruments: tuple[tuple[InstrumentSpec, MarketParams], ...]
+    tokens: tuple[TokenSpec, ...] = ()
+    snapshot_interval_s: float = 5.0
+    mark_interval_s: float = 1.0
+    maker_fee_bps: Decimal = Decimal("-1")
+    taker_fee_bps: Decimal = Decimal("5")
+    other_accounts: tuple[str, ...] = ()
+    order_service_tokens: tuple[str, ...] = field(default=())
+
+    def with_overrides(self, **changes: Any) -> ExchangeConfig:
+        """A copy with the given top-level fields replaced."""
+        return replace(self, **changes)
+
+
+def decimal(value: object, where: str) -> Decimal:
+    """A finite Decimal from a string or number, or ConfigError naming ``where``."""
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ConfigError(f"{where}: {value!r} is not a decimal") from exc
+    if not result.is_finite():
+        raise ConfigError(f"{where}: {value!r} is not finite")
+    return result
+
+
+def parse_instrument(raw: Mapping[str, Any]) -> InstrumentSpec:
+    """An InstrumentSpec from a mapping, validated as CONTRACTS.md requires."""
+    symbol = str(raw.get("symbol", ""))
+    if not SYMBOL_RE.match(symbol) or len(symbol) > 32:
+        raise ConfigError(f"instrument symbol {symbol!r} does not match {SYMBOL_RE.pattern}")
+    where = f"instrument {symbol}"
+    kind = str(raw.get("kind", "SPOT"))
+    status = str(raw.get("status", "TRADING"))
+    if kind not in KINDS or status not in STATUSES:
+        raise ConfigError(f"{where}: kind must be one of {KINDS}, status one of {STATUSES}")
+    spec = InstrumentSpec(
+        symbol=symbol,
+        base_asset=_required_str(raw, "base_asset", where),
+        quote_asset=_required_str(raw, "quote_asset", where),
+        kind=kind,
+        tick_size=decimal(raw.get("tick_size"), f"{where} tick_size"),
+        lot_size=decimal(raw.get("lot_size"), f"{where} lot_size"),
+        min_notional=decimal(raw.get("min_notional", "0"), f"{where} min_notional"),
+        status=status,
+    )
+    if spec.tick_size <= 0 or spec.lot_size <= 0 or spec.min_notional < 0:
+        raise ConfigError(f"{where}: tick and lot must be positive, min_notional not negative")
+    return spec
+
+
+def parse_market(raw: Mapping[str, Any], spec: InstrumentSpec) -> MarketParams:
+    """The MarketParams of an instrument; the mid is snapped to the tick grid."""
+    where = f"instrument {spec.symbol}"
+    mid = decimal(raw.get("mid"), f"{where} mid")
+    if mid <= 0:
+        raise ConfigError(f"{where}: mid must be positive")
+    defaults = MarketParams(mid=mid)
+    params = replace(
+        defaults,
+        mid=(mid / spec.tick_size).to_integral_value() * spec.tick_size,
+        **{
+            name: _typed(raw[name], getattr(defaults, name), f"{where} {name}")
+            for name in MARKET_TUNABLES
+            if name in raw
+        },
+    )
+    validate_market(params, where)
+    return params
+
+
+MARKET_TUNABLES = (
+    "half_spread_ticks",
+    "levels",
+    "level_step_ticks",
+    "level_size_lots",
+    "trade_size_lots",
+    "msgs_per_s",
+    "volatility_bps",
+    "jump_probability",
+    "jump_bps",
+)
+
+
+def validate_market(params: MarketParams, where: str) -> None:
+    """Raise ConfigError unless the market parameters can produce a sane book."""
+    lows = (params.level_size_lots[0], params.trade_size_lots[0])
+    if params.half_spread_ticks < 1 or params.levels < 1 or params.level_step_ticks < 1:
+        raise ConfigError(f"{where}: half_spread_ticks, levels, level_step_ticks must be >= 1")
+    if min(lows) < 1 or params.level_size_lots[1] < lows[0] or params.trade_size_lots[1] < lows[1]:
+        raise ConfigError(f"{where}: size ranges must be [low, high] with 1 <= low <= high")
+    if params.msgs_per_s < 0 or params.volatility_bps < 0 or params.jump_bps < 0:
+        raise ConfigError(f"{where}: rates and volatilities must not be negative")
+    if not 0 <= params.jump_probability <= 1:
+        raise ConfigError(f"{where}: jump_probability must be within [0, 1]")
+
+
+def update_market(params: MarketParams, changes: Mapping[str, Any], where: str) -> MarketParams:
+    """``params`` with the tunables in ``changes`` replaced, validated."""
+    unknown = set(changes) - set(MARKET_TUNABLES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown market parameters {sorted(unknown)}")
+    updated = replace(
+        params,
+        **{name: _typed(value, getattr(params, name), name) for name, value in changes.items()},
+    )
+    validate_market(updated, where)
+    return updated
+
+
+def load_config(path: Path | None = None) -> ExchangeConfig:
+    """The configuration in ``path`` (the demo defaults when None)."""
+    try:
+        raw = tomllib.loads((path or DEFAULT_CONFIG).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path or DEFAULT_CONFIG}: {exc}") from exc
+    top = raw.get("exchange", {})
+    instruments = []
+    for entry in raw.get("instruments", []):
+        spec = parse_instrument(entry)
+        instruments.append((spec, parse_market(entry, spec)))
+    if len({spec.symbol for spec, _ in instruments}) != len(instruments):
+        raise ConfigError("instrument symbols must be unique")
+    return ExchangeConfig(
+        instruments=tuple(instruments),
+        tokens=tuple(_token(entry) for entry in raw.get("tokens", [])),
+        snapshot_interval_s=float(top.get("snapshot_interval_s", 5.0)),
+        mark_interval_s=float(top.get("mark_interval_s", 1.0)),
+        maker_fee_bps=decimal(top.get("maker_fee_bps", "-1"), "maker_fee_bps"),
+        taker_fee_bps=decimal(top.get("taker_fee_bps", "5"), "taker_fee_bps"),
+        other_accounts=tuple(str(a) for a in top.get("other_accounts", [])),
+        order_service_tokens=tuple(str(t) for t in top.get("order_service_tokens", [])),
+    )
+
+
+def _token(raw: Mapping[str, Any]) -> TokenSpec:
+    return TokenSpec(
+        token=_required_str(raw, "token", "token"),
+        subject=_required_str(raw, "subject", "token"),
+        roles=tuple(str(role) for role in raw.get("roles", [])),
+        active=bool(raw.get("active", True)),
+    )
+
+
+def _required_str(raw: Mapping[str, Any], name: str, where: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {name} is required")
+    return value
+
+
+def _typed(value: Any, like: Any, where: str) -> Any:
+    """``value`` coerced to the type of the default ``like``."""
+    try:
+        if isinstance(like, tuple):
+            low, high = (int(v) for v in value)
+            return (low, high)
+        if isinstance(like, bool):
+            return bool(value)
+        return type(like)(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {value!r} is not a valid {type(like).__name__}") from exc

@@ -19,7 +19,7 @@ class ConfigRepository:
         self._session = session
         self._audit = AuditRepository(session)
 
-    def list_all(self) -> list[ConfigRecord]:
+    def list(self) -> list[ConfigRecord]:
         """Every config, by symbol."""
         rows = self._session.scalars(select(MMConfig).order_by(MMConfig.symbol))
         return [_record(row) for row in rows]

@@ -26,7 +26,7 @@ class PositionRepository:
         row = self._session.scalars(statement).one_or_none()
         return None if row is None else _record(row)
 
-    def list_all(self) -> list[PositionRecord]:
+    def list(self) -> list[PositionRecord]:
         """Every stored position, by symbol."""
         statement = (
             select(MMPosition).order_by(MMPosition.symbol).execution_options(populate_existing=True)

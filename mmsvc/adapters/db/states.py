@@ -16,6 +16,9 @@ from mmsvc.adapters.db.records import (
     SymbolState,
 )
 
+# Named outside the class, whose `list` method would shadow the builtin.
+Symbols = list[str]
+
 
 class StateRepository:
     """Reads and writes mm_states inside the caller's transaction; never commits."""
@@ -33,7 +36,7 @@ class StateRepository:
         row = self._session.scalars(_select(symbol).with_for_update()).one_or_none()
         return None if row is None else _record(row)
 
-    def list_all(self) -> list[StateRecord]:
+    def list(self) -> list[StateRecord]:
         """Every symbol's state, by symbol."""
         rows = self._session.scalars(select(MMState).order_by(MMState.symbol))
         return [_record(row) for row in rows]
@@ -74,11 +77,11 @@ class StateRepository:
         """ACTIVE becomes PAUSED; PAUSED and HALTED stay as they are (worker restart, D3)."""
         return bool(self._pause_active(reason, actor, MMState.symbol == symbol))
 
-    def set_all_paused_at_startup(self, *, reason: str, actor: str = "system") -> list[str]:
+    def set_all_paused_at_startup(self, *, reason: str, actor: str = "system") -> Symbols:
         """Every ACTIVE symbol becomes PAUSED, HALTED stays HALTED (D3); the symbols changed."""
         return self._pause_active(reason, actor)
 
-    def _pause_active(self, reason: str, actor: str, *where: ColumnElement[bool]) -> list[str]:
+    def _pause_active(self, reason: str, actor: str, *where: ColumnElement[bool]) -> Symbols:
         statement = (
             update(MMState)
             .where(MMState.state == SymbolState.ACTIVE.value, *where)

@@ -21,12 +21,18 @@ class ConfigRepository:
 
     def list(self) -> list[ConfigRecord]:
         """Every config, by symbol."""
-        rows = self._session.scalars(select(MMConfig).order_by(MMConfig.symbol))
+        statement = select(MMConfig).order_by(MMConfig.symbol)
+        rows = self._session.scalars(statement.execution_options(populate_existing=True))
         return [_record(row) for row in rows]
 
     def get(self, symbol: str, *, for_update: bool = False) -> ConfigRecord | None:
         """The config of `symbol`, or None; `for_update` locks the row until commit."""
-        statement = select(MMConfig).where(MMConfig.symbol == symbol)
+        # populate_existing: a row read again must show what the database holds now.
+        statement = (
+            select(MMConfig)
+            .where(MMConfig.symbol == symbol)
+            .execution_options(populate_existing=True)
+        )
         if for_update:
             statement = statement.with_for_update()
         row = self._session.scalars(statement).one_or_none()

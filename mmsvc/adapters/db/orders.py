@@ -26,12 +26,13 @@ from mmsvc.adapters.db.records import (
     Side,
 )
 
+# How far an order has come; no write moves it to a lower rank.
 _RANK = {
     OrderStatus.PENDING: 0,
-    OrderStatus.UNKNOWN: 0,
-    OrderStatus.NEW: 1,
-    OrderStatus.PARTIALLY_FILLED: 2,
-    **dict.fromkeys(FINAL_STATUSES, 3),
+    OrderStatus.UNKNOWN: 1,
+    OrderStatus.NEW: 2,
+    OrderStatus.PARTIALLY_FILLED: 3,
+    **dict.fromkeys(FINAL_STATUSES, 4),
 }
 
 

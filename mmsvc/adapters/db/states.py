@@ -38,7 +38,8 @@ class StateRepository:
 
     def list(self) -> list[StateRecord]:
         """Every symbol's state, by symbol."""
-        rows = self._session.scalars(select(MMState).order_by(MMState.symbol))
+        statement = select(MMState).order_by(MMState.symbol)
+        rows = self._session.scalars(statement.execution_options(populate_existing=True))
         return [_record(row) for row in rows]
 
     def set(

@@ -446,8 +446,11 @@ def _flag(query: Query, name: str) -> bool:
 
 
 def _page(items: list[Any], query: Query) -> list[Any]:
-    offset = max(int(query.get("offset", "0") or 0), 0)
-    limit = int(query.get("limit", "-1") or -1)
+    try:
+        offset = max(int(query.get("offset") or 0), 0)
+        limit = int(query.get("limit") or -1)
+    except ValueError as exc:
+        raise RegistryError(400, 400, f"Bad offset or limit: {exc}") from exc
     return items[offset:] if limit < 0 else items[offset : offset + limit]
 
 
@@ -727,10 +730,19 @@ class RegistryHandler(BaseHTTPRequestHandler):
             log.exception("store error on %s %s", method, self.path)
             status = 500
             payload = {"error_code": 50001, "message": "Error in the backend data store"}
+        # Any other failure still gets an answer, so the keep-alive connection
+        # stays in step instead of being dropped mid-request.
+        except Exception:
+            log.exception("internal error on %s %s", method, self.path)
+            status, payload = 500, {"error_code": 500, "message": "Internal Server Error"}
         self._send(status, payload)
 
     def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as exc:
+            self.close_connection = True  # the body's end is unknown
+            raise RegistryError(400, 400, "Bad Content-Length") from exc
         if length <= 0:
             return None
         raw = self.rfile.read(length)

@@ -174,6 +174,17 @@ def test_an_invalid_version_answers_422_with_error_code_42202(raw: Http) -> None
     assert body["error_code"] == 42202
 
 
+def test_a_bad_request_is_answered_and_the_connection_stays_usable(raw: Http) -> None:
+    status, _, body = raw.call("GET", "/subjects?offset=abc")
+    assert (status, body["error_code"]) == (400, 400)
+
+    status, _, body = raw.call("POST", "/subjects/x-value/versions", {"schema": 42})
+    assert (status, body["error_code"]) == (422, 42201)
+
+    status, _, body = raw.call("GET", "/schemas/types")
+    assert (status, body) == (200, ["AVRO"])
+
+
 def test_soft_then_permanent_delete_of_a_subject(client: SchemaRegistryClient) -> None:
     subject = unique_subject()
     schema_id = client.register_schema(subject, Schema(record_schema("Gone"), "AVRO"))

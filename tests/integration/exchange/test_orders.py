@@ -1,0 +1,221 @@
+"""The Order Service and matching of the simulator, over HTTP and engine.event.v1."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+
+from mmsvc.adapters.kafka import topics
+from mmsvc.devstack.exchange.config import load_config
+from tests.integration.exchange.conftest import below_touch, order_body
+
+pytestmark = pytest.mark.integration
+
+ENGINE = topics.ENGINE_EVENTS
+
+
+def place(sim, session, body) -> requests.Response:
+    return session.post(f"{sim.order_service_url}/v1/orders", json=body, timeout=5)
+
+
+def events_of(reader, account: str, count: int, timeout: float = 10) -> list[dict]:
+    seen = reader.read_until(
+        lambda _s: len(reader.of(ENGINE, account_id=account)) >= count, timeout
+    )
+    assert seen
+    return reader.of(ENGINE, account_id=account)
+
+
+def test_resting_order_crossed_by_the_market_is_accepted_then_filled(
+    sim, session, account, reader_factory
+):
+    reader = reader_factory([ENGINE], ["BTCUSDT"])
+    price = below_touch(sim, "BTCUSDT", 1)
+    placed = place(sim, session, order_body(account, price=price, quantity="0.0005"))
+    assert placed.status_code == 201
+    assert placed.json() == {
+        "order_id": placed.json()["order_id"],
+        "client_order_id": placed.json()["client_order_id"],
+        "status": "NEW",
+    }
+
+    sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -30}).raise_for_status()
+
+    accepted, filled = events_of(reader, account, 2)[:2]
+    assert accepted["event_type"] == "ACCEPTED"
+    assert accepted["order_id"] == placed.json()["order_id"]
+    assert accepted["remaining_quantity"] == "0.0005"
+    assert filled["event_type"] == "FILL"
+    assert filled["fill_price"] == price
+    assert filled["fill_quantity"] == "0.0005"
+    assert filled["remaining_quantity"] == "0"
+    assert filled["liquidity"] == "MAKER"
+    assert filled["fee_asset"] == "USDT"
+    assert Decimal(filled["fee"]) < 0  # the maker rebate of the default config
+    assert accepted["event_id"] != filled["event_id"]
+
+
+def test_a_large_order_fills_partially_trade_by_trade(sim, session, account, reader_factory):
+    reader = reader_factory([ENGINE], ["BTCUSDT"])
+    price = below_touch(sim, "BTCUSDT", 1)
+    placed = place(sim, session, order_body(account, price=price, quantity="0.5000"))
+    assert placed.status_code == 201
+    for _ in range(3):  # each move down trades once through the order's price
+        sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -5}).raise_for_status()
+
+    events = events_of(reader, account, 4)
+    fills = [e for e in events if e["event_type"] == "FILL"]
+    remaining = [Decimal(f["remaining_quantity"]) for f in fills]
+    assert len(fills) >= 3
+    assert remaining == sorted(remaining, reverse=True)
+    assert sum(Decimal(f["fill_quantity"]) for f in fills) == Decimal("0.5") - remaining[-1]
+    assert remaining[-1] > 0
+    canceled = session.delete(f"{sim.order_service_url}/v1/orders/{placed.json()['order_id']}")
+    assert canceled.json() == {"order_id": placed.json()["order_id"], "status": "CANCELED"}
+
+
+def test_repeated_client_order_id_returns_the_first_order(sim, session, account, reader_factory):
+    reader = reader_factory([ENGINE], ["BTCUSDT"])
+    body = order_body(account, price=below_touch(sim, "BTCUSDT", 200))
+    first = place(sim, session, body)
+    again = place(sim, session, body)
+    changed = place(sim, session, {**body, "price": below_touch(sim, "BTCUSDT", 300)})
+
+    assert first.status_code == again.status_code == changed.status_code == 201
+    assert first.json() == again.json() == changed.json()
+    listed = session.get(f"{sim.order_service_url}/v1/orders", params={"account_id": account})
+    assert [o["order_id"] for o in listed.json()["orders"]] == [first.json()["order_id"]]
+    reader.read_for(1.0)
+    assert [e["event_type"] for e in reader.of(ENGINE, account_id=account)] == ["ACCEPTED"]
+
+
+def test_off_tick_price_is_rejected_with_the_contract_error_body(
+    sim, session, account, reader_factory
+):
+    reader = reader_factory([ENGINE], ["BTCUSDT"])
+    body = order_body(account, price="60000.05")
+    rejected = place(sim, session, body)
+
+    assert rejected.status_code == 422
+    assert set(rejected.json()) == {"error"}
+    assert set(rejected.json()["error"]) == {"code", "message"}
+    assert rejected.json()["error"]["code"] == "INVALID_TICK_SIZE"
+    (event,) = events_of(reader, account, 1)
+    assert event["event_type"] == "REJECTED"
+    assert event["client_order_id"] == body["client_order_id"]
+    assert event["reason"] == "INVALID_TICK_SIZE"
+
+
+def test_post_only_order_that_would_cross_is_rejected(sim, session, account):
+    best_ask = sim.market("BTCUSDT")["best_ask"]
+    rejected = place(sim, session, order_body(account, price=best_ask))
+    assert rejected.status_code == 422
+    assert rejected.json()["error"]["code"] == "POST_ONLY_WOULD_CROSS"
+
+
+def test_crossing_gtc_order_takes_liquidity_at_the_book_price(
+    sim, session, account, reader_factory
+):
+    reader = reader_factory([ENGINE], ["ETHUSDT"])
+    best_ask = Decimal(sim.market("ETHUSDT")["best_ask"])
+    body = order_body(
+        account,
+        symbol="ETHUSDT",
+        time_in_force="GTC",
+        price=str(best_ask + Decimal("1.00")),
+        quantity="0.005",
+    )
+    assert place(sim, session, body).status_code == 201
+    accepted, filled = events_of(reader, account, 2)[:2]
+    assert (accepted["event_type"], filled["event_type"]) == ("ACCEPTED", "FILL")
+    assert filled["liquidity"] == "TAKER"
+    assert Decimal(filled["fill_price"]) <= best_ask + Decimal("1.00")
+    assert Decimal(filled["fee"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"quantity": "0.00015"}, "INVALID_LOT_SIZE"),
+        ({"quantity": "0.0001", "price": "40000.0"}, "MIN_NOTIONAL"),
+        ({"account_type": "RETAIL"}, "INVALID_ACCOUNT_TYPE"),
+        ({"symbol": "NOPEUSDT"}, "UNKNOWN_SYMBOL"),
+    ],
+)
+def test_business_rules_reject_with_422(sim, session, account, overrides, code):
+    rejected = place(sim, session, order_body(account, **overrides))
+    assert rejected.status_code == 422
+    assert rejected.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"price": 60000.0}, {"side": "HOLD"}, {"type": "MARKET"}, {"client_order_id": None}],
+)
+def test_malformed_orders_are_400(sim, session, account, overrides):
+    rejected = place(sim, session, order_body(account, **overrides))
+    assert rejected.status_code == 400
+    assert set(rejected.json()["error"]) == {"code", "message"}
+
+
+def test_cancel_all_cancels_and_emits_canceled(sim, session, account, reader_factory):
+    reader = reader_factory([ENGINE], ["BTCUSDT", "ETHUSDT"])
+    btc = below_touch(sim, "BTCUSDT", 200)
+    eth = below_touch(sim, "ETHUSDT", 200)
+    ids = [
+        place(sim, session, order_body(account, price=btc)).json()["order_id"],
+        place(sim, session, order_body(account, price=btc)).json()["order_id"],
+        place(
+            sim, session, order_body(account, symbol="ETHUSDT", price=eth, quantity="0.01")
+        ).json()["order_id"],
+    ]
+    url = f"{sim.order_service_url}/v1/orders"
+    open_btc = session.get(
+        url, params={"account_id": account, "symbol": "BTCUSDT", "status": "OPEN"}
+    )
+    assert len(open_btc.json()["orders"]) == 2
+
+    by_symbol = session.post(f"{url}/cancel-all", json={"account_id": account, "symbol": "BTCUSDT"})
+    rest = session.post(f"{url}/cancel-all", json={"account_id": account})
+
+    assert (by_symbol.json(), rest.json()) == ({"canceled": 2}, {"canceled": 1})
+    assert session.get(url, params={"account_id": account, "status": "OPEN"}).json() == {
+        "orders": []
+    }
+    events = events_of(reader, account, 6)
+    assert sorted(e["order_id"] for e in events if e["event_type"] == "CANCELED") == sorted(ids)
+
+
+def test_cancel_of_an_unknown_or_final_order_is_404(sim, session, account):
+    order_id = place(
+        sim, session, order_body(account, price=below_touch(sim, "BTCUSDT", 200))
+    ).json()["order_id"]
+    url = f"{sim.order_service_url}/v1/orders"
+    assert session.delete(f"{url}/{order_id}").status_code == 200
+    assert session.delete(f"{url}/{order_id}").status_code == 404
+    assert session.delete(f"{url}/no-such-order").json()["error"]["code"] == "ORDER_NOT_FOUND"
+
+
+def test_events_of_other_accounts_are_mixed_in(sim, reader_factory):
+    other_accounts = set(load_config().other_accounts)
+    reader = reader_factory([ENGINE], ["BTCUSDT", "ETHUSDT", "SOL-PERP"])
+    seen = reader.read_until(
+        lambda s: any(x.record["account_id"] in other_accounts for x in s), timeout=15
+    )
+    assert {x.record["event_type"] for x in seen} & {"FILL", "ACCEPTED", "CANCELED"}
+
+
+def test_order_service_answers_well_under_5_ms_on_a_keep_alive_connection(sim, session, account):
+    price = below_touch(sim, "BTCUSDT", 200)
+    place(sim, session, order_body(account, price=price))  # connect once
+    durations = []
+    for _ in range(30):
+        started = time.perf_counter()
+        assert place(sim, session, order_body(account, price=price)).status_code == 201
+        durations.append(time.perf_counter() - started)
+    assert statistics.median(durations) < 0.005
+    session.post(f"{sim.order_service_url}/v1/orders/cancel-all", json={"account_id": account})

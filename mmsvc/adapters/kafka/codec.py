@@ -113,8 +113,15 @@ class AvroCodec:
             raise EncodeError(topic, str(exc)) from exc
         return out.getvalue()
 
-    def decode(self, topic: str, data: bytes) -> dict[str, Any]:
-        """The record in ``data``; DecodeError for any bytes that are not a valid value."""
+    def decode(self, topic: str, data: bytes | None) -> dict[str, Any]:
+        """The record in ``data``; DecodeError for any bytes that are not a valid value.
+
+        A null value (tombstone) is a DecodeError too. A registry failure other
+        than an unknown schema id propagates unchanged: it says nothing about
+        the bytes, and a retry may succeed.
+        """
+        if data is None:
+            raise DecodeError(topic, "null value")
         if len(data) < HEADER.size:
             raise DecodeError(topic, f"{len(data)} bytes is shorter than the 5-byte header")
         magic, schema_id = HEADER.unpack_from(data)
@@ -198,7 +205,7 @@ _EVENT_TYPE_FIELD: Final = 1
 _ACCOUNT_ID_FIELD: Final = 5
 
 
-def engine_event_account_id(data: bytes) -> str | None:
+def engine_event_account_id(data: bytes | None) -> str | None:
     """account_id of an engine.event.v1 value, reading only its first six fields.
 
     Far cheaper than a full decode, for dropping other accounts' events
@@ -208,9 +215,9 @@ def engine_event_account_id(data: bytes) -> str | None:
     the worker's full decode re-checks every event it keeps. Returns None for
     bytes it cannot read; never raises.
     """
-    end = len(data)
-    if end < HEADER.size or data[0] != MAGIC:
+    if data is None or len(data) < HEADER.size or data[0] != MAGIC:
         return None
+    end = len(data)
     pos = HEADER.size
     try:
         for field in range(_ACCOUNT_ID_FIELD + 1):

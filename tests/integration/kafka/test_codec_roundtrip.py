@@ -222,6 +222,7 @@ def valid_value(codec: AvroCodec) -> bytes:
 @pytest.mark.parametrize(
     ("name", "corrupt"),
     [
+        ("null value", lambda v: None),
         ("empty", lambda v: b""),
         ("shorter than the header", lambda v: v[:4]),
         ("header only", lambda v: v[:5]),

@@ -128,6 +128,7 @@ def leading_fields(
 @pytest.mark.parametrize(
     ("name", "data"),
     [
+        ("null value", None),
         ("empty", b""),
         ("shorter than the header", b"\x00\x00\x00"),
         ("header only", header()),
@@ -139,7 +140,7 @@ def leading_fields(
         ("unterminated varint", header() + b"\xff" * 12),
     ],
 )
-def test_malformed_bytes_give_none(name: str, data: bytes) -> None:
+def test_malformed_bytes_give_none(name: str, data: bytes | None) -> None:
     assert engine_event_account_id(data) is None
 
 

@@ -124,3 +124,9 @@ def ensure_database(admin_url: str, name: str, *, recreate: bool = False) -> str
             conn.execute(f'CREATE DATABASE "{name}"')
     parts = urlsplit(admin_url)
     return f"postgresql+psycopg://{parts.netloc}/{name}"
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (and end its sessions); nothing when it does not exist."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

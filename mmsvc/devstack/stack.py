@@ -188,6 +188,19 @@ def running_pids(run_dir: Path) -> dict[str, int]:
     return alive
 
 
+def stop_process(run_dir: Path, name: str, grace: float = 10.0) -> None:
+    """Stop one named process of ``run_dir`` (SIGTERM, then SIGKILL after ``grace``)."""
+    pid_file = run_dir / "pids" / f"{name}.pid"
+    pid = running_pids(run_dir).get(name)
+    if pid is not None:
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and name in running_pids(run_dir):
+            time.sleep(0.05)
+        _signal_group(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)

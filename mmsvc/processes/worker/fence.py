@@ -22,12 +22,12 @@ import psycopg
 from mmsvc.adapters.db.engine import sqlalchemy_url
 
 _PR_SET_PDEATHSIG = 1
-_LOCK_NAMESPACE = 0x6D6D  # "mm": keeps our keys apart from other users of advisory locks
+_LOCK_PERSON = b"mmsvc-fence"  # keeps our keys apart from other users of advisory locks
 
 
 def lock_key(symbol: str) -> int:
-    """A stable signed 32-bit key for the symbol's advisory lock."""
-    digest = hashlib.blake2b(symbol.encode(), digest_size=4).digest()
+    """A stable signed 64-bit key for the symbol's advisory lock (collisions: ~2^-64)."""
+    digest = hashlib.blake2b(symbol.encode(), digest_size=8, person=_LOCK_PERSON).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -48,9 +48,7 @@ class SymbolLock:
         deadline = time.monotonic() + timeout_s
         self._conn = psycopg.connect(self._url, autocommit=True, application_name="mmsvc-fence")
         while True:
-            row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NAMESPACE, self._key)
-            ).fetchone()
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
             if row is not None and row[0]:
                 return True
             if time.monotonic() >= deadline:
@@ -70,9 +68,7 @@ class SymbolLock:
     def release(self) -> None:
         if self._conn is not None and not self._conn.closed:
             with contextlib.suppress(psycopg.Error):
-                self._conn.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NAMESPACE, self._key)
-                )
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
             self._conn.close()
 
 

@@ -1,0 +1,3 @@
+from mmsvc.processes.worker.main import main
+
+main()

@@ -1,0 +1,426 @@
+"""The worker process of one symbol: composition root and event loop.
+
+It wires the trading core to its adapters and loops over its PULL socket (data
+from the supervisor), its DEALER socket (commands) and its timers. It quotes
+only while ACTIVE, fenced by its advisory lock (ARCHITECTURE D17), and on any
+uncertainty (stale or unknown book, a failed request, a lost database, a lost
+supervisor or lock) it pulls the symbol's quotes. A kill halts the symbol,
+records the risk event with the state, and cancels until the Order Service
+confirms nothing is open (D7); a HALTED worker keeps its book and inventory
+current but sends nothing but cancels (D6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+import zmq
+from sqlalchemy.exc import SQLAlchemyError
+
+from mmsvc.adapters.db.engine import make_engine, make_session_factory
+from mmsvc.adapters.kafka import topics
+from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
+from mmsvc.adapters.kafka.producer import KafkaPublisher, producer_config
+from mmsvc.adapters.metadata.client import MetadataClient, MetadataError
+from mmsvc.adapters.order_service.client import OrderServiceClient
+from mmsvc.adapters.status.redis_store import StatusStore
+from mmsvc.adapters.zmq import protocol
+from mmsvc.config import Settings, load_or_exit
+from mmsvc.domain.model import InstrumentStatus, ServiceLimits, SymbolState
+from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.processes.worker.commands import CommandHandler
+from mmsvc.processes.worker.execution import OrderExecution
+from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
+from mmsvc.processes.worker.killing import KillSwitch
+from mmsvc.processes.worker.shadow import ShadowQuotes
+from mmsvc.processes.worker.status import live_status
+from mmsvc.processes.worker.store import WorkerStore
+from mmsvc.processes.worker.trader import SymbolTrader, fill_from_event, instrument_from_record
+
+log = logging.getLogger("mmsvc.worker")
+
+HEARTBEAT_S = 0.5
+STATUS_S = 0.25
+FENCE_CHECK_S = 1.0
+SUPERVISOR_SILENT_S = 5.0
+LOCK_WAIT_S = 30.0
+EXIT_LOST_SUPERVISOR = 3
+EXIT_LOST_DATABASE = 4
+EXIT_LOST_LOCK = 5
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def service_limits(settings: Settings) -> ServiceLimits:
+    """The spec's service-wide thresholds, in the core's milliseconds."""
+    return ServiceLimits(
+        market_data_staleness_ms=int(settings.market_data_staleness_threshold_s * 1000),
+        kafka_lag_threshold_ms=int(settings.kill_switch_kafka_lag_threshold_s * 1000),
+        reject_storm_count=settings.kill_switch_reject_storm_count,
+        reject_storm_window_ms=int(settings.kill_switch_reject_storm_window_s * 1000),
+        response_timeout_ms=settings.kill_switch_response_timeout_ms,
+        max_orders_per_second=settings.max_orders_per_second,
+    )
+
+
+class Worker:
+    """One symbol's loop: market data in, decisions out, commands answered."""
+
+    def __init__(self, settings: Settings, symbol: str) -> None:
+        self.settings = settings
+        self.symbol = symbol
+        self.shadow = settings.shadow_mode
+        self.engine = make_engine(settings.postgres_url, application_name=f"mmsvc-{symbol}")
+        self.store = WorkerStore(make_session_factory(self.engine), symbol, shadow=self.shadow)
+        self.codec = AvroCodec(settings.schema_registry_url)
+        self.status = StatusStore(settings.redis_url, settings.redis_prefix)
+        self.lock = SymbolLock(settings.postgres_url, symbol)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.running = True
+        self.exit_code = 0
+        self.fees_paid = Decimal(0)
+        self.last_requote_ms = 0
+        self.supervisor_seen = time.monotonic()
+        self.trader: SymbolTrader
+        self.execution: OrderExecution | None = None
+        self.shadow_quotes: ShadowQuotes | None = None
+        self.kill: KillSwitch
+        self.commands: CommandHandler
+
+    # ----------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Fence, load from PostgreSQL, learn the instrument, connect, say hello."""
+        if not self.lock.acquire(LOCK_WAIT_S):
+            raise SystemExit(f"{self.symbol}: another process holds the symbol's lock (D17)")
+        config = self.store.load_config()
+        if config is None:
+            raise SystemExit(f"{self.symbol}: no config row")
+        state, triggers = self.store.restart_state()
+        limits = service_limits(self.settings)
+        self.trader = SymbolTrader(config, limits, state, triggers=triggers)
+        self._load_instrument()
+        if self.shadow:  # D18: no Order Service call at all, simulated quotes instead
+            publisher = KafkaPublisher(producer_config(self.settings.kafka_brokers))
+            self.shadow_quotes = ShadowQuotes(self.codec, publisher)
+        else:
+            self.execution = OrderExecution(
+                self._order_client(),
+                self.store,
+                self.trader,
+                TokenBucket(limits.max_orders_per_second, now_ms()),
+                now_ms,
+            )
+            self.execution.start_flatten()  # whatever rested before this start is uncertain
+        self.kill = KillSwitch(self)
+        self.commands = CommandHandler(self)
+        self._connect()
+
+    def _order_client(self) -> OrderServiceClient:
+        s = self.settings
+        return OrderServiceClient(
+            s.order_service_url,
+            s.system_account_id,
+            s.system_user_id,
+            s.kill_switch_response_timeout_s,
+        )
+
+    def _load_instrument(self) -> None:
+        """Tick and lot from the Metadata Service; unknown waits for created (D4)."""
+        try:
+            with MetadataClient(self.settings.metadata_service_grpc_url) as metadata:
+                instrument = metadata.get_instrument(self.symbol)
+        except MetadataError:
+            log.warning(
+                "metadata unavailable at start; waiting for md.instrument.*",
+                extra={"symbol": self.symbol},
+            )
+            return
+        if instrument is not None:
+            self.attach_instrument(instrument)
+
+    def attach_instrument(self, instrument: Any) -> None:
+        first = self.trader.inventory is None
+        self.trader.on_instrument(instrument)
+        if first:
+            inventory, self.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
+            self.trader.inventory = inventory
+
+    def _connect(self) -> None:
+        socket_dir = self.settings.worker_endpoint_dir
+        self.data = self.ctx.socket(zmq.PULL)
+        self.data.setsockopt(zmq.RCVHWM, 1000)
+        self.data.setsockopt(zmq.LINGER, 0)
+        self.data.connect(protocol.data_endpoint(socket_dir, self.symbol))
+        self.control = self.ctx.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.IDENTITY, self.symbol.encode())
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.connect(protocol.worker_control_endpoint(socket_dir))
+        self.send({"t": protocol.HELLO, "pid": os.getpid()})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.control.send(protocol.dumps(message))
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        """Serve sockets and timers until stopped; any lost dependency ends in cancels."""
+        poller = zmq.Poller()
+        poller.register(self.data, zmq.POLLIN)
+        poller.register(self.control, zmq.POLLIN)
+        next_beat = next_status = next_fence = 0.0
+        while self.running:
+            events = dict(poller.poll(self._poll_timeout_ms()))
+            if self.control in events:
+                self._drain_control()
+            if self.data in events:
+                self._drain_data()
+            self._after_io()
+            mono = time.monotonic()
+            if mono >= next_beat:
+                self.send({"t": protocol.HEARTBEAT})
+                next_beat = mono + HEARTBEAT_S
+                self._check_supervisor(mono)
+            if mono >= next_status:
+                self.publish_status()
+                next_status = mono + STATUS_S
+            if mono >= next_fence:
+                self._check_fence()
+                next_fence = mono + FENCE_CHECK_S
+
+    def _poll_timeout_ms(self) -> int:
+        busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
+        return 1 if busy else max(1, min(50, self.trader.config.quote_interval_ms))
+
+    def _drain_data(self) -> None:
+        acks: list[list[Any]] = []
+        for _ in range(500):
+            try:
+                frames = self.data.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            frame = protocol.unpack_data(frames)
+            self._on_data(frame)
+            if frame.must_ack:
+                acks.append([frame.topic, frame.partition, frame.offset])
+        if acks:
+            self.send({"t": protocol.ACK, "d": acks})
+
+    def _on_data(self, frame: protocol.DataFrame) -> None:
+        try:
+            record = self.codec.decode(frame.topic, frame.value)
+        except DecodeError:
+            log.warning(
+                "undecodable message skipped",
+                extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
+            )
+            return
+        if record.get("symbol") != self.symbol:
+            return
+        handler = _HANDLERS.get(frame.topic)
+        if handler is not None:
+            handler(self, record)
+
+    def on_snapshot(self, record: dict[str, Any]) -> None:
+        self.trader.on_snapshot(record)
+        self.market_moved()
+
+    def on_delta(self, record: dict[str, Any]) -> None:
+        self.trader.on_delta(record)
+        self.market_moved()
+
+    def on_mark(self, record: dict[str, Any]) -> None:
+        self.trader.on_mark(record)
+
+    def on_trade(self, record: dict[str, Any]) -> None:
+        """Trades carry no state the quote needs beyond the book; kept for observability."""
+
+    def on_instrument(self, record: dict[str, Any]) -> None:
+        self.attach_instrument(instrument_from_record(record))
+        self.market_moved()
+
+    def on_halt(self, record: dict[str, Any]) -> None:
+        self.trader.set_instrument_status(InstrumentStatus.HALTED)
+        self.market_moved(force=True)
+
+    def on_resume(self, record: dict[str, Any]) -> None:
+        self.trader.set_instrument_status(InstrumentStatus.TRADING)  # reset is still manual
+
+    def on_engine_event(self, record: dict[str, Any]) -> None:
+        """Our account's order events; a fill is committed before it is acknowledged (D1)."""
+        if record.get("account_id") != self.settings.system_account_id:
+            return  # the supervisor's peek is cheap; this is the exact check (D14)
+        if record["event_type"] == "FILL":
+            self._on_fill(record)
+            return
+        status = self.trader.on_order_event(record)
+        cid = record["client_order_id"]
+        if record["event_type"] == "REJECTED":
+            self.kill.consider(self.trader.rejects.record(cid, now_ms()))
+        self._store_event(cid, record)
+        late = status is not None and record["event_type"] == "ACCEPTED"
+        if late and self.trader.state is not SymbolState.ACTIVE and self.execution is not None:
+            self.execution.cancel_late(record["order_id"])
+
+    def _store_event(self, cid: str, record: dict[str, Any]) -> None:
+        try:
+            status = {"ACCEPTED": "NEW"}.get(record["event_type"], record["event_type"])
+            self.store.order_status(
+                cid, status, order_id=record["order_id"], reason=record.get("reason")
+            )
+        except ValueError:
+            pass  # a client_order_id that is not one of our UUIDs: nothing to update
+
+    def _on_fill(self, record: dict[str, Any]) -> None:
+        assert self.trader.inventory is not None or self.trader.instrument is None
+        if self.trader.inventory is None:
+            log.error("fill before the instrument is known", extra={"symbol": self.symbol})
+            return
+        fill = fill_from_event(record)
+        if self.trader.inventory.has_seen(fill.event_id):
+            return
+        remaining = Decimal(record["remaining_quantity"])
+        inventory = self.trader.inventory
+        if not self.trader.on_fill(fill, record["client_order_id"], remaining):
+            return
+        self.fees_paid += inventory.fee_in_quote(fill)
+        self.store.record_fill(fill, record, inventory, self.fees_paid)
+        self.market_moved(force=True)
+
+    # ------------------------------------------------------------- decisions
+
+    def market_moved(self, force: bool = False) -> None:
+        """Requote on a market change, at most once per quote_interval_ms (D13)."""
+        now = now_ms()
+        if force or now - self.last_requote_ms >= self.trader.config.quote_interval_ms:
+            self.requote(now)
+
+    def _after_io(self) -> None:
+        if self.execution is not None:
+            self._poll_execution(self.execution)
+        now = now_ms()
+        if now - self.last_requote_ms >= self.trader.config.quote_interval_ms:
+            self.requote(now)
+
+    def _poll_execution(self, execution: OrderExecution) -> None:
+        outcome = execution.poll()
+        if outcome is not None:
+            if outcome.kill is not None:
+                self.kill.fire(outcome.kill, actor="system")
+            elif outcome.uncertain is not None:
+                log.error(
+                    "uncertain order state; pulling quotes",
+                    extra={"symbol": self.symbol, "detail": outcome.uncertain},
+                )
+                execution.start_flatten()
+        if execution.poll_flatten() is False:
+            execution.start_flatten()
+
+    def requote(self, now: int) -> None:
+        """One decision of the core, acted on: kill, pull, or the minimal diff."""
+        self.last_requote_ms = now
+        decision = self.trader.decide(now)
+        if decision is None:
+            return
+        if decision.kill is not None:
+            self.kill.fire(decision.kill, actor="system")
+            return
+        self.kill.observe_staleness(decision)
+        if self.shadow_quotes is not None:
+            self.shadow_quotes.publish(decision.quote)
+            return
+        if self.execution is None or self.execution.busy or self.execution.flattening:
+            return
+        self.execution.submit(decision)
+
+    # -------------------------------------------------------- health, status
+
+    def _drain_control(self) -> None:
+        while self.control.poll(0):
+            try:
+                message = protocol.loads(self.control.recv())
+            except ValueError:
+                continue
+            self.supervisor_seen = time.monotonic()
+            if message.get("t") == protocol.COMMAND:
+                status, body = self.commands.handle(message)
+                self.send(
+                    {"t": protocol.REPLY, "id": message.get("id"), "status": status, "body": body}
+                )
+
+    def _check_supervisor(self, mono: float) -> None:
+        if mono - self.supervisor_seen > SUPERVISOR_SILENT_S:
+            log.critical("supervisor lost; canceling and exiting", extra={"symbol": self.symbol})
+            self.stop(EXIT_LOST_SUPERVISOR)
+
+    def _check_fence(self) -> None:
+        if not self.lock.held():
+            log.critical("advisory lock lost; canceling and exiting", extra={"symbol": self.symbol})
+            self.stop(EXIT_LOST_LOCK)
+
+    def publish_status(self) -> None:
+        self.status.publish(self.symbol, live_status(self), ttl_s=10.0)
+
+    def stop(self, code: int = 0) -> None:
+        self.running = False
+        self.exit_code = code
+
+    def shutdown(self) -> None:
+        """Cancel everything for the symbol before exiting (SIGTERM, lost dependency)."""
+        if self.execution is not None:
+            client = self._order_client()
+            result = client.cancel_until_flat(self.symbol, deadline_s=5.0)
+            if result.flat:
+                try:
+                    self.store.cancel_open_orders()
+                except SQLAlchemyError:
+                    log.exception("could not mark orders canceled", extra={"symbol": self.symbol})
+            client.close()
+            self.execution.close()
+        self.lock.release()
+        self.ctx.destroy(linger=0)
+        self.engine.dispose()
+
+
+_HANDLERS = {
+    topics.ORDERBOOK_SNAPSHOT: Worker.on_snapshot,
+    topics.ORDERBOOK_DELTA: Worker.on_delta,
+    topics.TRADES: Worker.on_trade,
+    topics.MARK: Worker.on_mark,
+    topics.ENGINE_EVENTS: Worker.on_engine_event,
+    topics.INSTRUMENT_CREATED: Worker.on_instrument,
+    topics.INSTRUMENT_UPDATED: Worker.on_instrument,
+    topics.INSTRUMENT_HALT: Worker.on_halt,
+    topics.INSTRUMENT_RESUME: Worker.on_resume,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``mmsvc-worker --symbol SYMBOL`` (started by the supervisor)."""
+    parser = argparse.ArgumentParser(prog="mmsvc-worker")
+    parser.add_argument("--symbol", required=True)
+    args = parser.parse_args(argv)
+    settings = load_or_exit(os.environ)
+    logging.basicConfig(level=settings.log_level)
+    die_with_parent(signal.SIGTERM)
+    worker = Worker(settings, args.symbol)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop(0))
+    signal.signal(signal.SIGINT, lambda *_: worker.stop(0))
+    try:
+        worker.start()
+        worker.run()
+    except SQLAlchemyError:
+        log.exception("database lost; canceling and exiting", extra={"symbol": args.symbol})
+        worker.exit_code = EXIT_LOST_DATABASE
+    finally:
+        worker.shutdown()
+    sys.exit(worker.exit_code)

@@ -1,0 +1,259 @@
+"""The worker's PostgreSQL work, on its own session, mapped to the core's values.
+
+Every write that matters commits before the worker acts on it: a PENDING order
+row before its request (ARCHITECTURE D10), a fill with its position in one
+transaction before the fill is acknowledged to the supervisor (D1), a state
+change with its outbox event (D16).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+from decimal import Decimal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmsvc.adapters.db import records as db
+from mmsvc.adapters.db.configs import ConfigRepository
+from mmsvc.adapters.db.fills import FillRepository
+from mmsvc.adapters.db.orders import OrderRepository
+from mmsvc.adapters.db.positions import PositionRepository
+from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.adapters.db.transitions import change_state, halt, record_risk_event
+from mmsvc.domain.inventory import Inventory
+from mmsvc.domain.model import (
+    Fill,
+    KillDecision,
+    Liquidity,
+    MMConfig,
+    NewOrder,
+    RiskTrigger,
+    Side,
+    SymbolState,
+)
+
+_CONFIG_FIELDS = tuple(f for f in MMConfig.__dataclass_fields__ if f != "symbol")
+
+
+def config_from_record(record: db.ConfigRecord) -> MMConfig:
+    """The core's config from an mm_configs row (millisecond fields as integers)."""
+    values = {name: getattr(record, name) for name in _CONFIG_FIELDS}
+    values["staleness_threshold_ms"] = int(values["staleness_threshold_ms"])
+    values["quote_interval_ms"] = int(values["quote_interval_ms"])
+    return MMConfig(symbol=record.symbol, **values)
+
+
+def _fill(record: db.Fill) -> Fill:
+    return Fill(
+        event_id=record.event_id,
+        side=Side(record.side.value),
+        price=record.price,
+        quantity=record.quantity,
+        fee=record.fee,
+        fee_asset=record.fee_asset,
+        liquidity=None if record.liquidity is None else Liquidity(record.liquidity.value),
+        ts_ms=record.ts_ms,
+    )
+
+
+class WorkerStore:
+    """One symbol's reads and writes; each method is one committed transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], symbol: str, *, shadow: bool) -> None:
+        self._sessions = sessions
+        self.symbol = symbol
+        self.shadow = shadow
+
+    def load_config(self) -> MMConfig | None:
+        with self._sessions() as session:
+            record = ConfigRepository(session).get(self.symbol)
+        return None if record is None else config_from_record(record)
+
+    def restart_state(self) -> tuple[SymbolState, list[RiskTrigger]]:
+        """ACTIVE becomes PAUSED, HALTED stays HALTED with its trigger (D3)."""
+        with self._sessions.begin() as session:
+            current = StateRepository(session).lock(self.symbol)
+            if current is None or current.state is db.SymbolState.ACTIVE:
+                change_state(
+                    session,
+                    self.symbol,
+                    db.SymbolState.PAUSED,
+                    reason="worker (re)start: never auto-starts",
+                    actor="system",
+                    shadow=self.shadow,
+                )
+                return SymbolState.PAUSED, []
+            triggers = [] if current.trigger is None else [RiskTrigger(current.trigger.value)]
+            return SymbolState(current.state.value), triggers
+
+    def rebuild_inventory(self, base_asset: str) -> tuple[Inventory, Decimal]:
+        """Inventory rebuilt exactly from the fill history, and the fees paid so far."""
+        with self._sessions() as session:
+            fills = [_fill(f) for f in FillRepository(session).list_for_symbol(self.symbol)]
+        inventory = Inventory.from_fills(self.symbol, base_asset, fills)
+        return inventory, sum((inventory.fee_in_quote(f) for f in fills), Decimal(0))
+
+    def global_kill_active(self) -> bool:
+        with self._sessions() as session:
+            return KillFlagRepository(session).get().active
+
+    def open_order_ids(self) -> list[uuid.UUID]:
+        with self._sessions() as session:
+            return [o.client_order_id for o in OrderRepository(session).list_open(self.symbol)]
+
+    def insert_pending(self, orders: Iterable[tuple[str, NewOrder]]) -> None:
+        """PENDING rows committed before any request is sent (D10)."""
+        with self._sessions.begin() as session:
+            repo = OrderRepository(session)
+            for client_order_id, order in orders:
+                repo.insert_pending(
+                    db.NewOrder(
+                        uuid.UUID(client_order_id),
+                        self.symbol,
+                        db.Side(order.side.value),
+                        order.price,
+                        order.quantity,
+                        order.level,
+                    )
+                )
+
+    def order_status(
+        self,
+        client_order_id: str,
+        status: str,
+        *,
+        order_id: str | None = None,
+        reason: str | None = None,
+        filled: Decimal | None = None,
+    ) -> db.OrderUpdate | None:
+        """Move an order forward (never backward); None when the order is not in our table."""
+        with self._sessions.begin() as session:
+            repo = OrderRepository(session)
+            cid = uuid.UUID(client_order_id)
+            if status == db.OrderStatus.UNKNOWN.value:
+                return repo.mark_unknown(cid)
+            return repo.apply_event(
+                cid,
+                db.OrderStatus(status),
+                order_id=order_id,
+                reject_reason=reason,
+                filled_quantity=filled,
+            )
+
+    def cancel_open_orders(self) -> int:
+        """Mark every open row CANCELED once the Order Service confirmed none is open (D7)."""
+        with self._sessions.begin() as session:
+            repo = OrderRepository(session)
+            opened = repo.list_open(self.symbol)
+            for order in opened:
+                repo.apply_event(order.client_order_id, db.OrderStatus.CANCELED)
+        return len(opened)
+
+    def record_fill(
+        self, fill: Fill, event: dict[str, object], inventory: Inventory, fees_paid: Decimal
+    ) -> bool:
+        """The fill row and the position after it, in one transaction; False if seen before."""
+        with self._sessions.begin() as session:
+            new = FillRepository(session).insert_if_new(
+                db.Fill(
+                    fill.event_id,
+                    self.symbol,
+                    str(event["order_id"]),
+                    str(event["client_order_id"]),
+                    db.Side(fill.side.value),
+                    fill.price,
+                    fill.quantity,
+                    fill.fee,
+                    fill.fee_asset,
+                    None if fill.liquidity is None else db.Liquidity(fill.liquidity.value),
+                    fill.ts_ms,
+                )
+            )
+            if not new:
+                return False
+            self._apply_fill_to_order(session, event)
+            PositionRepository(session).upsert(
+                db.PositionRecord(
+                    self.symbol,
+                    inventory.quantity,
+                    inventory.avg_entry or Decimal(0),
+                    inventory.realized_pnl,
+                    fees_paid,
+                )
+            )
+        return True
+
+    def _apply_fill_to_order(self, session: Session, event: dict[str, object]) -> None:
+        try:
+            cid = uuid.UUID(str(event["client_order_id"]))
+        except ValueError:
+            return  # not an id of ours: the fill still counts, the order row does not exist
+        remaining = Decimal(str(event["remaining_quantity"]))
+        quantity = Decimal(str(event["quantity"]))
+        status = db.OrderStatus.FILLED if remaining <= 0 else db.OrderStatus.PARTIALLY_FILLED
+        OrderRepository(session).apply_event(
+            cid, status, filled_quantity=quantity - remaining, order_id=str(event["order_id"])
+        )
+
+    def set_state(self, state: SymbolState, *, reason: str, actor: str) -> bool:
+        """Record a state change and its event; True when it really changed."""
+        with self._sessions.begin() as session:
+            change = change_state(
+                session,
+                self.symbol,
+                db.SymbolState(state.value),
+                reason=reason,
+                actor=actor,
+                shadow=self.shadow,
+            )
+        return change.changed
+
+    def enable(self, *, actor: str) -> None:
+        """enabled=true and ACTIVE, together (issue 6: enable sets enabled and activates)."""
+        with self._sessions.begin() as session:
+            ConfigRepository(session).update(self.symbol, actor, {"enabled": True})
+            change_state(
+                session,
+                self.symbol,
+                db.SymbolState.ACTIVE,
+                reason="enable",
+                actor=actor,
+                shadow=self.shadow,
+            )
+
+    def halt(
+        self, kill: KillDecision, *, actor: str, position: Decimal, pnl: Decimal, publish: bool
+    ) -> bool:
+        """HALTED with its trigger and (unless a global kill) its risk event (D7)."""
+        with self._sessions.begin() as session:
+            change = halt(
+                session,
+                self.symbol,
+                db.RiskTrigger(kill.trigger.value),
+                detail=kill.detail,
+                actor=actor,
+                shadow=self.shadow,
+                position_usdt=position,
+                pnl_usdt=pnl,
+                publish_risk_event=publish,
+            )
+        return change.changed
+
+    def stale_episode(self, detail: str, position: Decimal, pnl: Decimal) -> None:
+        """One STALE_DATA risk event per episode; it halts nothing (D7)."""
+        with self._sessions.begin() as session:
+            record_risk_event(
+                session,
+                self.symbol,
+                db.RiskTrigger.STALE_DATA,
+                detail=detail,
+                position_usdt=position,
+                pnl_usdt=pnl,
+                shadow=self.shadow,
+            )
+
+    def config_as_dict(self) -> dict[str, object]:
+        config = self.load_config()
+        return {} if config is None else asdict(config)

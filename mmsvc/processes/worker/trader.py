@@ -1,0 +1,255 @@
+"""One symbol's trading state, fed with decoded messages, asked for decisions. No I/O.
+
+The worker process owns one :class:`SymbolTrader`. It turns the decoded Avro
+records of CONTRACTS.md into the core's values (Decimal from the wire on) and
+keeps what the core needs to decide: book, mark, volatility, inventory, our
+open orders, the symbol's state and its active kill-switch triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from mmsvc.domain.book import BookChange, BookSide, OrderBook
+from mmsvc.domain.engine import MarketInputs, QuoteDecision, decide
+from mmsvc.domain.inventory import Inventory, valuation_price
+from mmsvc.domain.killswitch import RejectStorm, StaleEpisodes
+from mmsvc.domain.model import (
+    Fill,
+    Instrument,
+    InstrumentKind,
+    InstrumentStatus,
+    Liquidity,
+    MarkPrice,
+    MMConfig,
+    NewOrder,
+    Order,
+    OrderStatus,
+    Quote,
+    RiskTrigger,
+    ServiceLimits,
+    Side,
+    SymbolState,
+)
+from mmsvc.domain.volatility import VolatilityEstimator
+
+_FINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+_EVENT_STATUS = {
+    "ACCEPTED": OrderStatus.NEW,
+    "REJECTED": OrderStatus.REJECTED,
+    "CANCELED": OrderStatus.CANCELED,
+    "EXPIRED": OrderStatus.EXPIRED,
+}
+
+
+def instrument_from_record(record: Mapping[str, Any]) -> Instrument:
+    """An Instrument from an md.instrument.created/updated record (or the gRPC adapter's dict)."""
+    return Instrument(
+        symbol=record["symbol"],
+        base_asset=record["base_asset"],
+        quote_asset=record["quote_asset"],
+        kind=InstrumentKind(record["kind"]),
+        tick_size=Decimal(record["tick_size"]),
+        lot_size=Decimal(record["lot_size"]),
+        min_notional=Decimal(record["min_notional"]),
+        status=InstrumentStatus(record["status"]),
+    )
+
+
+def fill_from_event(event: Mapping[str, Any]) -> Fill:
+    """A Fill from an engine.event.v1 FILL record of our account."""
+    liquidity = event.get("liquidity")
+    return Fill(
+        event_id=event["event_id"],
+        side=Side(event["side"]),
+        price=Decimal(event["fill_price"]),
+        quantity=Decimal(event["fill_quantity"]),
+        fee=Decimal(event.get("fee") or "0"),
+        fee_asset=event.get("fee_asset"),
+        liquidity=None if liquidity is None else Liquidity(liquidity),
+        ts_ms=int(event["ts_ms"]),
+    )
+
+
+def _levels(levels: list[Mapping[str, str]]) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(lv["price"]), Decimal(lv["size"])) for lv in levels]
+
+
+@dataclass(slots=True)
+class SymbolTrader:
+    """Everything one worker knows about its symbol, and the core's decision on it."""
+
+    config: MMConfig
+    limits: ServiceLimits
+    state: SymbolState
+    instrument: Instrument | None = None
+    inventory: Inventory | None = None
+    triggers: list[RiskTrigger] = field(default_factory=list)
+    book: OrderBook = field(init=False)
+    mark: MarkPrice | None = None
+    volatility: VolatilityEstimator = field(default_factory=VolatilityEstimator)
+    orders: dict[str, Order] = field(default_factory=dict)
+    rejects: RejectStorm = field(init=False)
+    stale: StaleEpisodes = field(default_factory=StaleEpisodes)
+    last_quote: Quote | None = None
+
+    def __post_init__(self) -> None:
+        self.book = OrderBook(self.config.symbol)
+        self.rejects = RejectStorm(
+            self.limits.reject_storm_count, self.limits.reject_storm_window_ms
+        )
+
+    @property
+    def symbol(self) -> str:
+        return self.config.symbol
+
+    # ------------------------------------------------------------ market data
+
+    def on_snapshot(self, record: Mapping[str, Any]) -> None:
+        """Replace the book (ignored when older than a known book: D12)."""
+        self.book.apply_snapshot(
+            int(record["sequence"]),
+            _levels(record["bids"]),
+            _levels(record["asks"]),
+            int(record["ts_ms"]),
+        )
+        self._observe_mid(int(record["ts_ms"]))
+
+    def on_delta(self, record: Mapping[str, Any]) -> None:
+        """Apply a delta; a gap makes the book unknown until the next snapshot (D12)."""
+        changes = [
+            BookChange(BookSide(c["side"]), Decimal(c["price"]), Decimal(c["size"]))
+            for c in record["changes"]
+        ]
+        self.book.apply_delta(int(record["sequence"]), changes, int(record["ts_ms"]))
+        self._observe_mid(int(record["ts_ms"]))
+
+    def on_mark(self, record: Mapping[str, Any]) -> None:
+        self.mark = MarkPrice(Decimal(record["mark_price"]), int(record["ts_ms"]))
+
+    def _observe_mid(self, ts_ms: int) -> None:
+        top = self.book.top()
+        if top is not None:
+            self.volatility.observe(top.mid, ts_ms)
+
+    # ------------------------------------------------------------- instrument
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        """Created/updated: tick, lot and status refresh; inventory starts once known."""
+        self.instrument = instrument
+        if self.inventory is None:
+            self.inventory = Inventory(self.symbol, instrument.base_asset)
+
+    def set_instrument_status(self, status: InstrumentStatus) -> None:
+        """Halt or resume by the exchange; a resume never resets the kill switch (spec)."""
+        if self.instrument is not None:
+            self.instrument = replace(self.instrument, status=status)
+
+    # ------------------------------------------------------------------ orders
+
+    def placed(self, client_order_id: str, order: NewOrder) -> None:
+        """An order whose PENDING row is committed and whose request is about to go (D10)."""
+        self.orders[client_order_id] = Order(
+            client_order_id,
+            None,
+            order.side,
+            order.price,
+            order.quantity,
+            status=OrderStatus.PENDING,
+        )
+
+    def acknowledged(self, client_order_id: str, order_id: str) -> Order | None:
+        """201 or ACCEPTED: the order rests; an event may have moved it further already."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return None
+        status = OrderStatus.NEW if order.status is OrderStatus.PENDING else order.status
+        updated = replace(order, order_id=order.order_id or order_id, status=status)
+        self.orders[client_order_id] = updated
+        return updated
+
+    def cancel_sent(self, client_order_id: str) -> None:
+        order = self.orders.get(client_order_id)
+        if order is not None and order.status not in _FINAL:
+            self.orders[client_order_id] = replace(order, status=OrderStatus.PENDING_CANCEL)
+
+    def finished(self, client_order_id: str, status: OrderStatus) -> None:
+        """An order reached a final status: it can no longer fill."""
+        self.orders.pop(client_order_id, None)
+
+    def on_order_event(self, event: Mapping[str, Any]) -> OrderStatus | None:
+        """ACCEPTED/REJECTED/CANCELED/EXPIRED for our order; the resulting status."""
+        cid, status = event["client_order_id"], _EVENT_STATUS[event["event_type"]]
+        if status is OrderStatus.NEW:
+            order = self.acknowledged(cid, event["order_id"])
+            return None if order is None else order.status
+        self.finished(cid, status)
+        return status
+
+    def on_fill(self, fill: Fill, client_order_id: str, remaining: Decimal) -> bool:
+        """Apply a fill once (by event id); False when it was seen before."""
+        assert self.inventory is not None
+        if not self.inventory.apply(fill):
+            return False
+        order = self.orders.get(client_order_id)
+        if order is not None:
+            if remaining <= 0:
+                self.finished(client_order_id, OrderStatus.FILLED)
+            else:
+                filled = order.quantity - remaining
+                self.orders[client_order_id] = replace(order, filled=filled)
+        return True
+
+    def open_orders(self) -> list[Order]:
+        return list(self.orders.values())
+
+    # ---------------------------------------------------------------- decision
+
+    def valuation(self, now_ms: int) -> Decimal | None:
+        """Mark for a fresh perpetual mark, else the (last known) mid (D5)."""
+        if self.instrument is None:
+            return None
+        return valuation_price(
+            self.instrument.kind,
+            self.mark,
+            self.book.last_mid,
+            now_ms,
+            self.limits.market_data_staleness_ms,
+        )
+
+    def decide(self, now_ms: int) -> QuoteDecision | None:
+        """The core's decision now; None while the instrument is unknown (D4)."""
+        if self.instrument is None or self.inventory is None:
+            return None
+        market = MarketInputs(
+            self.book.top(),
+            self.valuation(now_ms),
+            self.volatility.multiplier if self.config.volatility_multiplier else Decimal(1),
+        )
+        decision = decide(
+            self.config,
+            self.instrument,
+            market,
+            self.inventory,
+            self.open_orders(),
+            self.state,
+            self.limits,
+            now_ms,
+        )
+        if decision.quote is not None:
+            self.last_quote = decision.quote
+        return decision
+
+    def position_and_pnl(self, now_ms: int) -> tuple[Decimal, Decimal]:
+        """Position in USDT and total P&L at the valuation price (zero when unknown)."""
+        valuation = self.valuation(now_ms)
+        if self.inventory is None:
+            return Decimal(0), Decimal(0)
+        if valuation is None:
+            return Decimal(0), self.inventory.realized_pnl
+        return self.inventory.position_usdt(valuation), self.inventory.total_pnl(valuation)

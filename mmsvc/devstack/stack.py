@@ -183,9 +183,16 @@ def running_pids(run_dir: Path) -> dict[str, int]:
     for pid_file in sorted((run_dir / "pids").glob("*.pid")):
         with contextlib.suppress(ValueError, OSError):
             pid = int(pid_file.read_text().strip())
+            _reap(pid)
             os.kill(pid, 0)
             alive[pid_file.stem] = pid
     return alive
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child, so a zombie never counts as running."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def stop_process(run_dir: Path, name: str, grace: float = 10.0) -> None:

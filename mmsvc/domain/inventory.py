@@ -9,21 +9,22 @@ from mmsvc.domain.model import ZERO, Fill, InstrumentKind, MarkPrice, Side
 
 
 class Inventory:
-    """Position, cost and realized P&L; each fill counts once, by event_id.
+    """Position and P&L of one symbol; each fill counts once, by event_id.
 
-    The open position's entry cost is kept instead of an average price, so a
-    round trip back to flat realizes exactly the sum of its notionals and fees:
-    no division is ever rounded into the books except on a partial close.
+    Cash, fees and quantity are sums of fills, so total P&L (cash - fees + quantity x
+    price) is exact. Only the split into realized and unrealized needs the entry cost
+    of the open position, which a partial close divides pro rata.
     """
 
-    __slots__ = ("_cost", "_quantity", "_realized", "_seen", "base_asset", "symbol")
+    __slots__ = ("_cash", "_cost", "_fees", "_quantity", "_seen", "base_asset", "symbol")
 
     def __init__(self, symbol: str, base_asset: str) -> None:
         self.symbol = symbol
         self.base_asset = base_asset
         self._quantity = ZERO  # signed: positive is long
+        self._cash = ZERO  # quote asset received minus paid
+        self._fees = ZERO  # quote asset; rebates are negative
         self._cost = ZERO  # signed entry notional of the open position
-        self._realized = ZERO
         self._seen: set[str] = set()
 
     @classmethod
@@ -42,7 +43,12 @@ class Inventory:
     @property
     def realized_pnl(self) -> Decimal:
         """Realized P&L in the quote asset, fees paid subtracted and rebates added."""
-        return self._realized
+        return self._cash + self._cost - self._fees
+
+    @property
+    def fees(self) -> Decimal:
+        """Fees paid in the quote asset, net of rebates."""
+        return self._fees
 
     @property
     def avg_entry(self) -> Decimal | None:
@@ -60,10 +66,12 @@ class Inventory:
         self._seen.add(fill.event_id)
         signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
         if self._quantity == ZERO or (self._quantity > ZERO) == (signed > ZERO):
-            self._open(signed, fill.price)
+            self._cost += signed * fill.price
         else:
             self._close(signed, fill.price)
-        self._realized -= self.fee_in_quote(fill)
+        self._quantity += signed
+        self._cash -= signed * fill.price
+        self._fees += self.fee_in_quote(fill)
         return True
 
     def fee_in_quote(self, fill: Fill) -> Decimal:
@@ -80,29 +88,22 @@ class Inventory:
         return self._quantity * valuation - self._cost
 
     def total_pnl(self, valuation: Decimal) -> Decimal:
-        """Realized plus unrealized P&L (the loss limit's measure, D5)."""
-        return self._realized + self.unrealized_pnl(valuation)
+        """Realized plus unrealized P&L, exactly (the loss limit's measure, D5)."""
+        return self._cash - self._fees + self._quantity * valuation
 
     def position_usdt(self, valuation: Decimal) -> Decimal:
         """Signed position value: quantity x valuation price (D5)."""
         return self._quantity * valuation
 
-    def _open(self, signed: Decimal, price: Decimal) -> None:
-        self._quantity += signed
-        self._cost += signed * price
-
     def _close(self, signed: Decimal, price: Decimal) -> None:
+        """Take the closed share out of the entry cost; a flip opens the rest at price."""
         held = abs(self._quantity)
-        closing = min(abs(signed), held)
-        # Closing all of it removes the whole cost exactly; a part removes its share.
-        removed = self._cost if closing == held else self._cost * closing / held
-        direction = 1 if self._quantity > ZERO else -1
-        self._realized += direction * closing * price - removed
-        self._cost -= removed
-        self._quantity += closing if signed > ZERO else -closing
-        left = abs(signed) - closing
-        if left > ZERO:  # the fill flipped the position: the rest opens the other way
-            self._open(left if signed > ZERO else -left, price)
+        closing = abs(signed)
+        if closing >= held:
+            # Flat or flipped: no cost is left but that of the part opened the other way.
+            self._cost = (self._quantity + signed) * price
+        else:
+            self._cost -= self._cost * closing / held
 
 
 def valuation_price(

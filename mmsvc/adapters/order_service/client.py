@@ -105,7 +105,7 @@ class CancelAllResult:
 
 @dataclass(frozen=True, slots=True)
 class OpenOrder:
-    """One open order as the Order Service lists it."""
+    """One open order as the Order Service lists it; remaining_quantity when it says."""
 
     order_id: str
     client_order_id: str
@@ -114,6 +114,7 @@ class OpenOrder:
     price: Decimal
     quantity: Decimal
     status: str
+    remaining_quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,7 @@ def open_orders_result(resp: HttpAnswer) -> list[OpenOrder] | RequestFailure:
 
 
 def _open_order(raw: Mapping[str, Any]) -> OpenOrder:
+    remaining = raw.get("remaining_quantity")
     return OpenOrder(
         order_id=str(raw["order_id"]),
         client_order_id=str(raw.get("client_order_id", "")),
@@ -266,6 +268,7 @@ def _open_order(raw: Mapping[str, Any]) -> OpenOrder:
         price=Decimal(str(raw["price"])),
         quantity=Decimal(str(raw["quantity"])),
         status=str(raw.get("status", "")),
+        remaining_quantity=None if remaining is None else Decimal(str(remaining)),
     )
 
 

@@ -188,10 +188,30 @@ def test_open_orders_parse_to_decimals() -> None:
         "side": "SELL",
         "price": "65000.10",
         "quantity": "0.001",
-        "status": "NEW",
+        "status": "PARTIALLY_FILLED",
+        "remaining_quantity": "0.0004",
     }
-    assert open_orders_result(_answer(200, {"orders": [raw]})) == [
-        OpenOrder("o-1", "c-1", "BTCUSDT", "SELL", Decimal("65000.10"), Decimal("0.001"), "NEW")
+    assert open_orders_result(_answer(200, {"orders": [raw, {**raw, "order_id": "o-2"}]})) == [
+        OpenOrder(
+            "o-1",
+            "c-1",
+            "BTCUSDT",
+            "SELL",
+            Decimal("65000.10"),
+            Decimal("0.001"),
+            "PARTIALLY_FILLED",
+            Decimal("0.0004"),
+        ),
+        OpenOrder(
+            "o-2",
+            "c-1",
+            "BTCUSDT",
+            "SELL",
+            Decimal("65000.10"),
+            Decimal("0.001"),
+            "PARTIALLY_FILLED",
+            Decimal("0.0004"),
+        ),
     ]
 
 

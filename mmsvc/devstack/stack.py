@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -140,6 +141,32 @@ def start_registry(run_dir: Path, database_url: str) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def start_exchange(run_dir: Path, env: Mapping[str, str], timeout: float = 30) -> dict[str, str]:
+    """Start the exchange simulator against ``env``'s broker and registry; return its URLs."""
+    http, auth, grpc_port, admin = (free_port() for _ in range(4))
+    argv = [sys.executable, "-m", "mmsvc.devstack.exchange", "--kafka", env["KAFKA_BROKERS"]]
+    argv += ["--registry", env["SCHEMA_REGISTRY_URL"], "--http-port", str(http)]
+    argv += ["--auth-port", str(auth), "--grpc-port", str(grpc_port), "--admin-port", str(admin)]
+    proc = start_process(run_dir, "exchange", argv)
+    wait_for_port(admin, "exchange", proc, timeout)
+    admin_url = f"http://127.0.0.1:{admin}"
+    deadline = time.monotonic() + timeout
+    health = f"{admin_url}/health"  # 200 once schemas are registered and snapshots queued
+    while True:
+        # A 503 raises HTTPError, an OSError; the URL is our own http one (S310).
+        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=1):  # noqa: S310
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise StackError("exchange simulator did not become ready; see its log")
+        time.sleep(0.1)
+    return {
+        "ORDER_SERVICE_URL": f"http://127.0.0.1:{http}",
+        "METADATA_SERVICE_GRPC_URL": f"127.0.0.1:{grpc_port}",
+        "AUTH_SERVICE_URL": f"http://127.0.0.1:{auth}",
+        "EXCHANGE_ADMIN_URL": admin_url,
+    }
+
+
 def write_env(run_dir: Path, values: Mapping[str, str]) -> None:
     """Merge ``values`` into ``<run_dir>/stack.env``."""
     merged = {**read_env(run_dir), **values}
@@ -157,7 +184,7 @@ def read_env(run_dir: Path) -> dict[str, str]:
 
 
 def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
-    """Start PostgreSQL/Redis if down, then the broker and registry; return the env."""
+    """Start PostgreSQL/Redis if down, then the broker, registry and exchange simulator."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if running_pids(run_dir):
         raise StackError(f"a dev stack is already running under {run_dir}: `make stop` first")
@@ -173,6 +200,7 @@ def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
         "KAFKA_BROKERS": bootstrap,
         "SCHEMA_REGISTRY_URL": registry_url,
     }
+    env.update(start_exchange(run_dir, env))
     write_env(run_dir, env)
     return env
 

@@ -23,6 +23,7 @@ class _PartitionLag:
     last_ts_ms: int = 0
     consumed_at: float = 0.0
     behind_since: float | None = None
+    peak_age: float = 0.0  # oldest consumed message since the last check, in seconds
 
     def behind(self) -> bool:
         return self.high > self.position
@@ -52,6 +53,11 @@ class LagTracker:
         part.position = max(part.position, offset + 1)
         part.last_ts_ms = ts_ms
         part.consumed_at = now
+        # A backlog can be read in one batch between two checks: the age of what
+        # was consumed is lag that really happened (issue 5: now - message ts).
+        age = now - ts_ms / 1000.0
+        if age > part.peak_age:
+            part.peak_age = age
         if not part.behind():
             part.behind_since = None
 
@@ -72,20 +78,27 @@ class LagTracker:
     def by_topic(self, now: float) -> dict[str, float]:
         """The worst lag of each topic, for the mm_kafka_lag_seconds gauge."""
         worst: dict[str, float] = {}
-        for tp in self._parts:
-            worst[tp[0]] = max(worst.get(tp[0], 0.0), self.lag_s(tp, now))
+        for tp, part in self._parts.items():
+            worst[tp[0]] = max(worst.get(tp[0], 0.0), part.lag_s(now), part.peak_age)
         return worst
 
     def breach(self, now: float) -> tuple[TopicPartition, float] | None:
         """The first partition over the threshold once armed, else None; arms on catch-up."""
         if not self.armed:
             self.armed = bool(self._parts) and all(not p.behind() for p in self._parts.values())
+            self._clear_peaks()
             return None
-        for tp in self._parts:
-            lag = self.lag_s(tp, now)
-            if lag > self.threshold_s:
-                return tp, lag
-        return None
+        found: tuple[TopicPartition, float] | None = None
+        for tp, part in self._parts.items():
+            lag = max(part.lag_s(now), part.peak_age)
+            if lag > self.threshold_s and found is None:
+                found = (tp, lag)
+        self._clear_peaks()
+        return found
+
+    def _clear_peaks(self) -> None:
+        for part in self._parts.values():
+            part.peak_age = 0.0
 
     def forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:

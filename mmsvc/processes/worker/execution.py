@@ -27,6 +27,7 @@ from mmsvc.adapters.order_service.client import (
     PlaceResult,
 )
 from mmsvc.domain.engine import QuoteDecision
+from mmsvc.domain.killswitch import response_timeout
 from mmsvc.domain.model import KillDecision, NewOrder, OrderStatus, RiskTrigger, SymbolState
 from mmsvc.domain.ratelimit import TokenBucket
 from mmsvc.processes.worker.store import WorkerStore
@@ -106,9 +107,15 @@ class OrderExecution:
             self._on_cancel(canceled, outcome)
         return outcome
 
+    def _late(self, what: str, elapsed_s: float, outcome: BatchOutcome) -> None:
+        """An answer that came, but after the budget, is a RESPONSE_TIMEOUT too (spec table)."""
+        budget_ms = self._trader.limits.response_timeout_ms
+        outcome.kill = outcome.kill or response_timeout(int(elapsed_s * 1000), budget_ms, what)
+
     def _on_place(self, result: PlaceResult, outcome: BatchOutcome) -> None:
         cid = result.client_order_id
         outcome.placed_latencies.append(result.elapsed_s)
+        self._late("place", result.elapsed_s, outcome)
         if result.outcome is Outcome.ACCEPTED and result.order_id is not None:
             self._trader.acknowledged(cid, result.order_id)
             self._store.order_status(cid, "NEW", order_id=result.order_id)
@@ -128,6 +135,7 @@ class OrderExecution:
 
     def _on_cancel(self, result: CancelResult, outcome: BatchOutcome) -> None:
         cid = self._cancel_ids.pop(result.order_id, None)
+        self._late("cancel", result.elapsed_s, outcome)
         if result.outcome in (Outcome.CANCELED, Outcome.NOT_FOUND):
             # NOT_FOUND: already final; its engine event says whether it filled.
             if cid is not None:

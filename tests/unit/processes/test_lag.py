@@ -46,3 +46,23 @@ def test_not_armed_until_caught_up_after_start() -> None:
     lag.consumed(TP, offset=999, ts_ms=99_000, now=101.0)
     assert lag.breach(now=101.0) is None
     assert lag.armed is True
+
+
+def test_a_backlog_read_in_one_batch_between_checks_still_counts() -> None:
+    lag = LagTracker(threshold_s=2)
+    lag.consumed(TP, offset=0, ts_ms=100_000, now=100.0)
+    lag.watermark(TP, high=1, now=100.0)
+    assert lag.breach(now=100.0) is None  # armed
+    # the process was stopped for 3 s; on resume it reads the whole backlog at once
+    lag.consumed(TP, offset=5, ts_ms=100_500, now=103.5)
+    lag.watermark(TP, high=6, now=103.5)
+    assert lag.breach(now=103.6) == (TP, 3.0)
+    assert lag.breach(now=103.7) is None  # one breach per episode of old messages
+
+
+def test_replaying_old_messages_before_arming_is_not_lag() -> None:
+    lag = LagTracker(threshold_s=2)
+    lag.consumed(TP, offset=0, ts_ms=0, now=1000.0)  # an hour-old fill replayed at start
+    lag.watermark(TP, high=1, now=1000.0)
+    assert lag.breach(now=1000.0) is None
+    assert lag.breach(now=1000.1) is None

@@ -1,0 +1,68 @@
+"""The admin API's one error shape: ``{"error": {"code", "message", "field"}}`` (+ ``state``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than success; ``field`` names the request field at fault, if any."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.state = state
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        body: dict[str, Any] = {
+            "error": {"code": self.code, "message": self.message, "field": self.field}
+        }
+        if self.state is not None:
+            body["state"] = self.state
+        return body
+
+
+def error_response(error: ApiError) -> tuple[Response, int]:
+    """The Flask response of an ApiError."""
+    return jsonify(error.body()), error.status
+
+
+def install(app: Flask) -> None:
+    """Every error the app can raise answers in the one error shape, never as HTML."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> tuple[Response, int]:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        code = (error.name or "error").upper().replace(" ", "_")
+        status = error.code or 500
+        body = ApiError(status, code, error.description or code).body()
+        response = error.get_response()
+        response.set_data(jsonify(body).get_data())
+        response.mimetype = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error in the admin API")
+        return error_response(ApiError(500, "INTERNAL", "internal error; see the admin log"))

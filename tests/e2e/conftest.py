@@ -1,0 +1,190 @@
+"""The whole service as processes: supervisor (with its workers) and outbox relay.
+
+Against the session's real broker, registry and exchange simulator, on a
+database and a Redis prefix of each test's own, so tests never see each
+other's symbols, states or events.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmsvc.adapters.db.configs import ConfigRepository
+from mmsvc.adapters.db.engine import make_engine, make_session_factory
+from mmsvc.adapters.db.records import ConfigFields, StateRecord
+from mmsvc.adapters.db.states import StateRepository
+from mmsvc.adapters.kafka.codec import AvroCodec
+from mmsvc.adapters.zmq import protocol
+from mmsvc.devstack import services
+from tests.fixtures.db import alembic_config
+from tests.fixtures.exchange import Exchange
+from tests.fixtures.stack import SESSION_TAG
+
+ACCOUNT = "00000000-0000-0000-0000-000000000001"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Service:
+    """A running mmsvc and handles to look at it from outside."""
+
+    env: dict[str, str]
+    sessions: sessionmaker[Session]
+    exchange: Exchange
+    run_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str = "supervisor") -> None:
+        module = {"supervisor": "mmsvc.processes.supervisor.main", "outbox": "mmsvc.processes.outbox"}
+        log = (self.run_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", module[name]], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, name: str = "supervisor", timeout: float = 30) -> int:
+        proc = self.procs.pop(name)
+        proc.terminate()
+        return proc.wait(timeout)
+
+    def command(self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any) -> tuple[int, dict[str, Any]]:
+        """One request on the admin control channel, as the admin process sends it."""
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.env["MMSVC_CONTROL_ENDPOINT"])
+        try:
+            request = {"id": str(uuid.uuid4()), "cmd": cmd, "symbol": symbol, "args": args, "actor": "e2e-test"}
+            sock.send(protocol.dumps(request))
+            if not sock.poll(int(timeout_s * 1000)):
+                raise AssertionError(f"no answer to {cmd}")
+            reply = protocol.loads(sock.recv())
+            return int(reply["status"]), reply["body"]
+        finally:
+            sock.close()
+
+    def state(self, symbol: str) -> StateRecord | None:
+        with self.sessions() as session:
+            return StateRepository(session).get(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        params = {"account_id": ACCOUNT, "status": "OPEN", **({"symbol": symbol} if symbol else {})}
+        import requests
+
+        response = requests.get(f"{self.exchange.order_service_url}/v1/orders", params=params, timeout=5)
+        response.raise_for_status()
+        return list(response.json()["orders"])
+
+    def wait_ready(self, symbols: list[str]) -> None:
+        def ready() -> bool:
+            status, body = self.command(protocol.PING)
+            workers = body.get("workers", {})
+            return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
+
+        wait_for(ready, 60, f"workers of {symbols}")
+        for symbol in symbols:  # the worker answers once it loaded its state
+            wait_for(lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status")
+
+
+def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:
+    values: ConfigFields = {"volatility_multiplier": False, "quote_interval_ms": Decimal(100)}
+    values.update({k: (Decimal(str(v)) if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k != "num_levels" else v) for k, v in fields.items()})  # type: ignore[typeddict-item]
+    with sessions.begin() as session:
+        ConfigRepository(session).create(symbol, "e2e-test", values)
+
+
+class TopicReader:
+    """Reads every message of one topic from the beginning, decoded."""
+
+    def __init__(self, bootstrap: str, registry_url: str, topic: str) -> None:
+        self.codec = AvroCodec(registry_url)
+        self.topic = topic
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        })
+        self.consumer.subscribe([topic])
+        self.records: list[tuple[str | None, dict[str, Any]]] = []
+
+    def poll(self, seconds: float = 1.0) -> list[tuple[str | None, dict[str, Any]]]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(500, 0.2):
+                if message.error() is None:
+                    key = message.key()
+                    self.records.append((None if key is None else key.decode(), self.codec.decode(self.topic, message.value())))
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def service_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_admin_url: str, redis_url: str,
+    kafka_bootstrap: str, registry_url: str, exchange: Exchange,
+) -> Iterator[Callable[..., Service]]:
+    """Builds a Service on a fresh database; everything it started stops afterwards."""
+    made: list[Service] = []
+    name = f"mmsvc_e2e_{SESSION_TAG}_{len(os.listdir(tmp_path.parent))}"
+
+    def make(**overrides: str) -> Service:
+        database_url = services.ensure_database(pg_admin_url, name, recreate=True)
+        from alembic import command
+
+        command.upgrade(alembic_config(database_url), "head")
+        sockets = Path(f"/tmp/mmsvc-e2e-{uuid.uuid4().hex[:8]}")
+        sockets.mkdir()
+        env = {
+            **os.environ,
+            "POSTGRES_URL": database_url, "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}:",
+            "KAFKA_BROKERS": kafka_bootstrap, "SCHEMA_REGISTRY_URL": registry_url,
+            "ORDER_SERVICE_URL": exchange.order_service_url,
+            "METADATA_SERVICE_GRPC_URL": exchange.metadata_grpc_url,
+            "DISABLE_AUTH": "true", "KAFKA_GROUP_ID": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}",
+            "MMSVC_RUN_DIR": str(tmp_path), "MMSVC_WORKER_SOCKET_DIR": str(sockets),
+            "MMSVC_CONTROL_ENDPOINT": f"ipc://{sockets}/control.sock",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+            "KILL_SWITCH_RESPONSE_TIMEOUT_MS": "500",
+            "LOG_LEVEL": "INFO",
+            **overrides,
+        }
+        engine = make_engine(database_url)
+        service = Service(env, make_session_factory(engine), exchange, tmp_path)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        for proc_name in list(service.procs):
+            try:
+                service.stop(proc_name)
+            except subprocess.TimeoutExpired:
+                service.procs.get(proc_name) and service.procs[proc_name].kill()
+        service.sessions.kw["bind"].dispose()
+    exchange.clear_faults()
+    services.drop_database(pg_admin_url, name)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import zmq
-from confluent_kafka import Consumer, TopicPartition
+from alembic import command
+from confluent_kafka import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
@@ -59,7 +61,10 @@ class Service:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str = "supervisor") -> None:
-        module = {"supervisor": "mmsvc.processes.supervisor.main", "outbox": "mmsvc.processes.outbox"}
+        module = {
+            "supervisor": "mmsvc.processes.supervisor.main",
+            "outbox": "mmsvc.processes.outbox",
+        }
         log = (self.run_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module[name]], env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -70,14 +75,22 @@ class Service:
         proc.terminate()
         return proc.wait(timeout)
 
-    def command(self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any) -> tuple[int, dict[str, Any]]:
+    def command(
+        self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any
+    ) -> tuple[int, dict[str, Any]]:
         """One request on the admin control channel, as the admin process sends it."""
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.env["MMSVC_CONTROL_ENDPOINT"])
         try:
-            request = {"id": str(uuid.uuid4()), "cmd": cmd, "symbol": symbol, "args": args, "actor": "e2e-test"}
+            request = {
+                "id": str(uuid.uuid4()),
+                "cmd": cmd,
+                "symbol": symbol,
+                "args": args,
+                "actor": "e2e-test",
+            }
             sock.send(protocol.dumps(request))
             if not sock.poll(int(timeout_s * 1000)):
                 raise AssertionError(f"no answer to {cmd}")
@@ -92,9 +105,9 @@ class Service:
 
     def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         params = {"account_id": ACCOUNT, "status": "OPEN", **({"symbol": symbol} if symbol else {})}
-        import requests
-
-        response = requests.get(f"{self.exchange.order_service_url}/v1/orders", params=params, timeout=5)
+        response = requests.get(
+            f"{self.exchange.order_service_url}/v1/orders", params=params, timeout=5
+        )
         response.raise_for_status()
         return list(response.json()["orders"])
 
@@ -106,14 +119,19 @@ class Service:
 
         wait_for(ready, 60, f"workers of {symbols}")
         for symbol in symbols:  # the worker answers once it loaded its state
-            wait_for(lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status")
+            wait_for(
+                lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status"
+            )
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:
-    values: ConfigFields = {"volatility_multiplier": False, "quote_interval_ms": Decimal(100)}
-    values.update({k: (Decimal(str(v)) if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k != "num_levels" else v) for k, v in fields.items()})  # type: ignore[typeddict-item]
+    """Create a config row as an operator would (volatility off: deterministic prices)."""
+    values: dict[str, Any] = {"volatility_multiplier": False, "quote_interval_ms": Decimal(100)}
+    for name, value in fields.items():
+        plain = isinstance(value, bool) or name == "num_levels"
+        values[name] = value if plain else Decimal(str(value))
     with sessions.begin() as session:
-        ConfigRepository(session).create(symbol, "e2e-test", values)
+        ConfigRepository(session).create(symbol, "e2e-test", ConfigFields(**values))
 
 
 class TopicReader:
@@ -122,10 +140,14 @@ class TopicReader:
     def __init__(self, bootstrap: str, registry_url: str, topic: str) -> None:
         self.codec = AvroCodec(registry_url)
         self.topic = topic
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"e2e-{uuid.uuid4()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         self.consumer.subscribe([topic])
         self.records: list[tuple[str | None, dict[str, Any]]] = []
 
@@ -135,7 +157,12 @@ class TopicReader:
             for message in self.consumer.consume(500, 0.2):
                 if message.error() is None:
                     key = message.key()
-                    self.records.append((None if key is None else key.decode(), self.codec.decode(self.topic, message.value())))
+                    self.records.append(
+                        (
+                            None if key is None else key.decode(),
+                            self.codec.decode(self.topic, message.value()),
+                        )
+                    )
         return self.records
 
     def close(self) -> None:
@@ -144,8 +171,13 @@ class TopicReader:
 
 @pytest.fixture
 def service_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_admin_url: str, redis_url: str,
-    kafka_bootstrap: str, registry_url: str, exchange: Exchange,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_admin_url: str,
+    redis_url: str,
+    kafka_bootstrap: str,
+    registry_url: str,
+    exchange: Exchange,
 ) -> Iterator[Callable[..., Service]]:
     """Builds a Service on a fresh database; everything it started stops afterwards."""
     made: list[Service] = []
@@ -153,20 +185,22 @@ def service_factory(
 
     def make(**overrides: str) -> Service:
         database_url = services.ensure_database(pg_admin_url, name, recreate=True)
-        from alembic import command
-
         command.upgrade(alembic_config(database_url), "head")
         sockets = Path(f"/tmp/mmsvc-e2e-{uuid.uuid4().hex[:8]}")
         sockets.mkdir()
         env = {
             **os.environ,
-            "POSTGRES_URL": database_url, "REDIS_URL": redis_url,
+            "POSTGRES_URL": database_url,
+            "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}:",
-            "KAFKA_BROKERS": kafka_bootstrap, "SCHEMA_REGISTRY_URL": registry_url,
+            "KAFKA_BROKERS": kafka_bootstrap,
+            "SCHEMA_REGISTRY_URL": registry_url,
             "ORDER_SERVICE_URL": exchange.order_service_url,
             "METADATA_SERVICE_GRPC_URL": exchange.metadata_grpc_url,
-            "DISABLE_AUTH": "true", "KAFKA_GROUP_ID": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}",
-            "MMSVC_RUN_DIR": str(tmp_path), "MMSVC_WORKER_SOCKET_DIR": str(sockets),
+            "DISABLE_AUTH": "true",
+            "KAFKA_GROUP_ID": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}",
+            "MMSVC_RUN_DIR": str(tmp_path),
+            "MMSVC_WORKER_SOCKET_DIR": str(sockets),
             "MMSVC_CONTROL_ENDPOINT": f"ipc://{sockets}/control.sock",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
             "KILL_SWITCH_RESPONSE_TIMEOUT_MS": "500",

@@ -56,8 +56,7 @@ class LagTracker:
         # A backlog can be read in one batch between two checks: the age of what
         # was consumed is lag that really happened (issue 5: now - message ts).
         age = now - ts_ms / 1000.0
-        if age > part.peak_age:
-            part.peak_age = age
+        part.peak_age = max(part.peak_age, age)
         if not part.behind():
             part.behind_since = None
 

@@ -2,7 +2,26 @@
 
 Not a TradeX contract: tests and demos use it to provoke from outside what the
 service must survive (ARCHITECTURE D21). Errors use the same {error: {code,
-message}} body as the Order Service.
+message}} body as the Order Service. Routes:
+
+    GET    /health                            200 {ready: true} once ready, 503 before
+    GET    /v1/faults                         the knobs in force
+    POST   /v1/faults                         set some knobs: {order_latency_ms, reject_rate,
+                                              refuse_connections, feed_paused, paused_symbols,
+                                              metadata_unavailable}
+    DELETE /v1/faults                         every knob back to healthy
+    GET    /v1/instruments                    every market: status, mid, touch, sequence, params
+    POST   /v1/instruments                    list one (instrument fields + mid + market
+                                              params): md.instrument.created.v1
+    PATCH  /v1/instruments/{symbol}           tick/lot/min notional/...: md.instrument.updated.v1
+    POST   /v1/instruments/{symbol}/halt      {reason?}: HALTED, md.instrument.halt.v1
+    POST   /v1/instruments/{symbol}/resume    {reason?}: TRADING, md.instrument.resume.v1
+    GET    /v1/markets/{symbol}               mid, touch, sequence, params
+    PATCH  /v1/markets/{symbol}               {msgs_per_s, volatility_bps, jump_probability, ...}
+    POST   /v1/markets/{symbol}/move          {mid} or {bps}: jump there, trading through
+    POST   /v1/markets/{symbol}/snapshot      send a book snapshot now
+    POST   /v1/markets/{symbol}/gap           {count?}: skip sequence numbers (a feed gap)
+    GET    /v1/orders?account_id=&symbol=&status=   the venue's orders, without injected faults
 """
 
 from __future__ import annotations

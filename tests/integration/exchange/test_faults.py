@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from decimal import Decimal
 
 import grpc
 import pytest
@@ -170,3 +171,42 @@ def test_unknown_fault_knob_is_400_and_faults_read_back(sim):
     assert response.status_code == 400
     assert sim.set_faults(reject_rate=0.25)["reject_rate"] == 0.25
     assert sim.admin("GET", "/v1/faults").json()["reject_rate"] == 0.25
+
+
+def test_paused_symbols_holds_back_only_those_symbols(sim):
+    sim.set_faults(paused_symbols=["BTCUSDT"])
+    before = {s: sim.market(s)["sequence"] for s in ("BTCUSDT", "ETHUSDT")}
+    time.sleep(0.6)  # 20 messages a second: ETHUSDT moves on meanwhile
+    after = {s: sim.market(s)["sequence"] for s in ("BTCUSDT", "ETHUSDT")}
+    assert after["BTCUSDT"] == before["BTCUSDT"]
+    assert after["ETHUSDT"] > before["ETHUSDT"]
+
+
+def test_instrument_update_is_announced_and_regrids_the_book(sim, reader_factory):
+    symbol = "UPDTEST"
+    reader = reader_factory([topics.INSTRUMENT_UPDATED, topics.ORDERBOOK_SNAPSHOT], [symbol])
+    body = {"symbol": symbol, "base_asset": "UPD", "quote_asset": "USDT", "kind": "PERPETUAL"}
+    body |= {"tick_size": "0.01", "lot_size": "0.1", "min_notional": "5", "mid": "20"}
+    assert sim.admin("POST", "/v1/instruments", body).status_code == 201
+    updated_at = now_ms()
+    patched = sim.admin("PATCH", f"/v1/instruments/{symbol}", {"tick_size": "0.05"})
+    assert patched.status_code == 200
+    sim.admin("POST", f"/v1/markets/{symbol}/snapshot").raise_for_status()
+    reader.read_until(
+        lambda _s: (
+            reader.of(topics.INSTRUMENT_UPDATED)
+            and any(s["ts_ms"] >= updated_at for s in reader.of(topics.ORDERBOOK_SNAPSHOT))
+        ),
+        timeout=10,
+    )
+    (update,) = reader.of(topics.INSTRUMENT_UPDATED)
+    assert (update["tick_size"], update["kind"], update["status"]) == (
+        "0.05",
+        "PERPETUAL",
+        "TRADING",
+    )
+    latest = max(reader.of(topics.ORDERBOOK_SNAPSHOT), key=lambda s: s["sequence"])
+    assert all(Decimal(r["price"]) % Decimal("0.05") == 0 for r in latest["bids"] + latest["asks"])
+    with MetadataClient(sim.metadata_grpc_url) as metadata:
+        served = metadata.get_instrument(symbol)
+    assert served is not None and served.tick_size == Decimal("0.05")

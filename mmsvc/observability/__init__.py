@@ -1,0 +1,1 @@
+"""Logs and traces of every mmsvc process (metrics live in mmsvc.adapters.metrics)."""

@@ -120,3 +120,4 @@ class Simulator:
         self.feed.join(2)
         self.sink.close()
         self.codec.close()
+        log.info("exchange simulator stopped (%d messages delivered)", self.sink.produced)

@@ -92,14 +92,13 @@ def enforce_position_limit(
     orders alone already break it, kept orders are canceled outermost first until
     what will remain fits.
     """
+    committed = _committed(open_orders, position_qty, valuation)
+    if _everything_fits(diff.place, committed, max_position_usdt):
+        return LimitedQuote(quote, diff)  # the usual case, decided in one pass
     keep, cancel, place = list(diff.keep), list(diff.cancel), list(diff.place)
     dropped: set[tuple[int, Side]] = set()
-    for side in (Side.BUY, Side.SELL):
+    for side, (qty, price) in committed.items():
         sign = 1 if side is Side.BUY else -1
-        committed = [o for o in open_orders if o.is_open and o.side is side]
-        qty = position_qty + sign * sum((o.remaining for o in committed), ZERO)
-        price = max((o.price for o in committed), default=valuation)
-        price = max(price, valuation)
         ours = [p for p in place if p.side is side]
         fitting = _fitting_placements(ours, qty, price, sign, max_position_usdt)
         for p in ours[fitting:]:
@@ -110,10 +109,45 @@ def enforce_position_limit(
                 keep.remove(k)
                 cancel.append(k.order)
                 dropped.add((k.level, side))
-    if not dropped:
-        return LimitedQuote(quote, diff)
     limited = RequoteDiff(tuple(keep), tuple(cancel), tuple(place))
     return LimitedQuote(_without(quote, dropped), limited)
+
+
+_Exposure = dict[Side, tuple[Decimal, Decimal]]  # side -> (worst-case quantity, price)
+
+
+def _committed(
+    open_orders: Sequence[Order], position_qty: Decimal, valuation: Decimal
+) -> _Exposure:
+    """Each side's worst case from the position and the open orders alone."""
+    buy_qty = sell_qty = position_qty
+    buy_price = sell_price = valuation
+    for o in open_orders:
+        if not o.is_open:
+            continue
+        if o.side is Side.BUY:
+            buy_qty += o.remaining
+            buy_price = max(buy_price, o.price)
+        else:
+            sell_qty -= o.remaining
+            sell_price = max(sell_price, o.price)
+    return {Side.BUY: (buy_qty, buy_price), Side.SELL: (sell_qty, sell_price)}
+
+
+def _everything_fits(place: Sequence[NewOrder], committed: _Exposure, max_usdt: Decimal) -> bool:
+    """True when both sides stay within the limit with every placement filled."""
+    buy_qty, buy_price = committed[Side.BUY]
+    sell_qty, sell_price = committed[Side.SELL]
+    for p in place:
+        if p.side is Side.BUY:
+            buy_qty += p.quantity
+            buy_price = max(buy_price, p.price)
+        else:
+            sell_qty -= p.quantity
+            sell_price = max(sell_price, p.price)
+    return worst_case_fits(buy_qty, buy_price, max_usdt) and worst_case_fits(
+        sell_qty, sell_price, max_usdt
+    )
 
 
 def _fitting_placements(
@@ -158,8 +192,7 @@ def _kept_to_cancel(
 
 def _without(quote: Quote, dropped: set[tuple[int, Side]]) -> Quote:
     levels = tuple(
-        replace(
-            lv,
+        lv._replace(
             bid=None if (lv.level, Side.BUY) in dropped else lv.bid,
             ask=None if (lv.level, Side.SELL) in dropped else lv.ask,
         )

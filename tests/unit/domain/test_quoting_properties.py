@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mmsvc.domain.book import TopOfBook
-from mmsvc.domain.model import Instrument, MMConfig, PriceSize, Quote
-from mmsvc.domain.quoting import compute_quote
-from tests.unit.domain.strategies import configs, instruments, multipliers, tops
+from mmsvc.domain.model import Instrument, MMConfig, PriceSize, Quote, plain
+from mmsvc.domain.quoting import ceil_to, compute_quote, floor_to
+from tests.unit.domain.strategies import configs, instruments, multipliers, steps, tops
 
 D = Decimal
 
@@ -100,3 +100,15 @@ def test_every_level_is_quoted_when_the_order_size_allows_a_lot(s: tuple) -> Non
     quote = compute_quote(replace(cfg, order_size_usdt=size), inst, book, position, vol, 0)
     assert len(quote.levels) == cfg.num_levels
     assert all(lv.bid is not None and lv.ask is not None for lv in quote.levels)
+
+
+@given(st.decimals(D(-1_000_000), D(1_000_000), places=8), steps(-6, 2))
+def test_rounding_helpers_agree_with_decimal_quantize(value: Decimal, step: Decimal) -> None:
+    step = plain(step)  # as Instrument keeps its tick and lot
+    down = (value / step).quantize(D(1), rounding=ROUND_FLOOR) * step
+    up = (value / step).quantize(D(1), rounding=ROUND_CEILING) * step
+    assert floor_to(value, step) == down and ceil_to(value, step) == up
+    assert floor_to(value, step) <= value <= ceil_to(value, step)
+    for rounded in (floor_to(value, step), ceil_to(value, step)):
+        assert "E" not in str(rounded)
+        assert not (rounded == 0 and rounded.is_signed())  # never prints as -0

@@ -1,0 +1,51 @@
+"""Run every tests/bench/bench_*.py module's run() -> dict, print it, save bench-results/.
+
+python -m tests.bench            # every benchmark
+python -m tests.bench quote      # only bench_quote.py
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+from pathlib import Path
+
+import tests.bench
+
+RESULTS_DIR = Path("bench-results")
+
+
+def benchmark_names() -> list[str]:
+    """The suffixes of every bench_*.py module beside this one, sorted."""
+    return sorted(
+        info.name.removeprefix("bench_")
+        for info in pkgutil.iter_modules(tests.bench.__path__)
+        if info.name.startswith("bench_")
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the named benchmarks (all by default); return a process exit code."""
+    names = argv or benchmark_names()
+    unknown = sorted(set(names) - set(benchmark_names()))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {benchmark_names()}")
+        return 2
+    RESULTS_DIR.mkdir(exist_ok=True)
+    for name in names:
+        module = importlib.import_module(f"tests.bench.bench_{name}")
+        print(f"== {name}: {(module.__doc__ or '').strip().splitlines()[0]}", flush=True)
+        figures = module.run()
+        width = max(map(len, figures))
+        for key, value in figures.items():
+            print(f"  {key:<{width}}  {value}")
+        path = RESULTS_DIR / f"{name}.json"
+        path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        print(f"  -> {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -26,13 +26,7 @@ from mmsvc.domain.model import (
 )
 from mmsvc.domain.quoting import compute_quote
 from mmsvc.domain.requote import KeptOrder, diff_quote
-from mmsvc.domain.risk import (
-    enforce_position_limit,
-    exposure_breach,
-    loss_breach,
-    market_halt,
-    stale_reason,
-)
+from mmsvc.domain.risk import enforce_position_limit, post_trade_breach, stale_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +35,9 @@ class QuoteDecision:
 
     ``pulled`` says why no quote was made (state, stale data, a kill); ``stale`` is
     set when the cause is STALE_DATA, which pulls quotes but halts nothing (D7).
+    ``cancel`` may hold a PENDING order with no order_id yet: cancel it once it is
+    acknowledged (D10). ``place`` is innermost level first, so a rate limiter that
+    defers the tail defers the outer levels.
     """
 
     quote: Quote | None
@@ -75,7 +72,7 @@ def decide(
     if state is SymbolState.HALTED:
         return _pull(open_orders, "symbol HALTED")  # D6: cancels only
     valuation = market.valuation
-    kill = _breach(config, instrument, inventory, valuation)
+    kill = post_trade_breach(config, instrument, inventory, valuation)
     if kill is not None:
         return _pull(open_orders, f"{kill.trigger.value}: {kill.detail}", kill=kill)
     if state is not SymbolState.ACTIVE:
@@ -87,18 +84,6 @@ def decide(
     if reason is not None or top is None or valuation is None:
         return _pull(open_orders, f"{RiskTrigger.STALE_DATA.value}: {reason}", stale=True)
     return _quote(config, instrument, market, top, inventory, open_orders, valuation, now_ms)
-
-
-def _breach(
-    config: MMConfig, instrument: Instrument, inventory: Inventory, valuation: Decimal | None
-) -> KillDecision | None:
-    """The first kill-switch condition that holds; checked while PAUSED too."""
-    halt = market_halt(instrument)
-    if halt is not None or valuation is None:
-        return halt
-    return exposure_breach(inventory.position_usdt(valuation), config) or loss_breach(
-        inventory.total_pnl(valuation), config
-    )
 
 
 def _quote(

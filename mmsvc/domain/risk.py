@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from mmsvc.domain.book import TopOfBook
+from mmsvc.domain.inventory import Inventory
 from mmsvc.domain.model import (
     ZERO,
     Instrument,
@@ -61,6 +62,18 @@ def market_halt(instrument: Instrument) -> KillDecision | None:
     if instrument.halted:
         return KillDecision(RiskTrigger.MARKET_HALT, f"{instrument.symbol} halted by the exchange")
     return None
+
+
+def post_trade_breach(
+    config: MMConfig, instrument: Instrument, inventory: Inventory, valuation: Decimal | None
+) -> KillDecision | None:
+    """The first kill-switch condition that holds now: market halt, exposure, then loss."""
+    halt = market_halt(instrument)
+    if halt is not None or valuation is None:
+        return halt
+    return exposure_breach(inventory.position_usdt(valuation), config) or loss_breach(
+        inventory.total_pnl(valuation), config
+    )
 
 
 def worst_case_fits(quantity: Decimal, price: Decimal, max_position_usdt: Decimal) -> bool:

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -80,4 +81,9 @@ def _ready_then_wait() -> None:
 
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
-    {"worker": worker, "supervisor": supervisor, "traced": traced}[role](*args)
+    roles: dict[str, Callable[..., None]] = {
+        "worker": worker,
+        "supervisor": supervisor,
+        "traced": traced,
+    }
+    roles[role](*args)

@@ -33,7 +33,7 @@ class Collector(ThreadingHTTPServer):
         self.auth: list[str | None] = []
 
     def spans(self) -> list[Span]:
-        found = []
+        found: list[Span] = []
         for body in self.bodies:
             request = ExportTraceServiceRequest.FromString(body)
             for resource in request.resource_spans:

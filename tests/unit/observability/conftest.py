@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,13 +21,14 @@ from mmsvc.observability.logs import configure_logging
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """Configure JSON logging into a buffer; the callable returns the lines parsed so far."""
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    saved = (list(root.handlers), root.level, sys.excepthook, threading.excepthook)
     buffer = io.StringIO()
     configure_logging("mmsvc", "DEBUG", "worker", symbol="BTCUSDT", stream=buffer)
     yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
     logging.captureWarnings(False)
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
+    sys.excepthook, threading.excepthook = saved[2], saved[3]
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,7 +33,8 @@ def test_a_line_is_one_json_object_with_the_required_fields(log_lines: Lines) ->
     assert line["symbol"] == "BTCUSDT"
     assert line["levels"] == 2
     assert line["timestamp"].endswith("Z")
-    assert datetime.fromisoformat(line["timestamp"]).utcoffset().total_seconds() == 0
+    offset = datetime.fromisoformat(line["timestamp"]).utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert "trace_id" not in line and "stack_trace" not in line
 
 
@@ -42,8 +45,9 @@ def test_warning_is_spelled_warn_as_in_the_spec(log_lines: Lines) -> None:
 
 
 def test_an_error_line_carries_the_stack_trace(log_lines: Lines) -> None:
+    book: dict[str, int] = {}
     try:
-        {}["missing"]
+        book["missing"]
     except KeyError:
         log.exception("requote failed")
 
@@ -52,6 +56,26 @@ def test_an_error_line_carries_the_stack_trace(log_lines: Lines) -> None:
     assert line["error"] == "KeyError: 'missing'"
     assert line["stack_trace"].startswith("Traceback (most recent call last)")
     assert "test_an_error_line_carries_the_stack_trace" in line["stack_trace"]
+
+
+def test_an_uncaught_exception_is_logged_as_one_json_line(log_lines: Lines) -> None:
+    def crash() -> None:
+        raise RuntimeError("worker loop broke")
+
+    thread = threading.Thread(target=crash, name="order-sender")
+    thread.start()
+    thread.join()
+    try:
+        crash()
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())  # what the interpreter does with an uncaught one
+
+    in_thread, in_main = log_lines()
+    assert in_thread["message"] == "uncaught exception in thread order-sender"
+    for line in (in_thread, in_main):
+        assert line["level"] == "CRITICAL"
+        assert line["error"] == "RuntimeError: worker loop broke"
+        assert "in crash" in line["stack_trace"]
 
 
 def test_symbol_comes_from_extra_then_context_then_the_process(log_lines: Lines) -> None:

@@ -24,6 +24,7 @@ total survives its worker's restart.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
 from mmsvc.adapters.metrics.definitions import ALL_METRICS, KILL_REASONS, STATES, MetricDef
+
+log = logging.getLogger(__name__)
 
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 GAUGE_MODE: Final = "livemostrecent"
@@ -119,7 +122,12 @@ def remove_dead_files(directory: Path) -> list[Path]:
 
 
 def mark_dead(pid: int) -> None:
-    """Drop a dead process's gauges from the exposition; its counters keep counting."""
+    """Drop a dead process's gauges from the exposition; its counters keep counting.
+
+    Call it once the process is reaped and before its replacement starts: the
+    files are named by pid, so a replacement that reused the pid would lose
+    its own gauges.
+    """
     directory = os.environ.get(ENV_DIR)
     if directory:
         # prometheus_client leaves this function unannotated.
@@ -264,6 +272,9 @@ def _create() -> _Metrics:
                 if not Path(directory).is_dir():
                     raise RuntimeError(f"{ENV_DIR}={directory} is not a directory")
                 _use_files()
+                log.info("metrics write to files", extra={"directory": directory})
+            else:
+                log.info("metrics stay in this process: %s is unset", ENV_DIR)
             registry = CollectorRegistry(auto_describe=True)
             _metrics = _Metrics(registry, {d.name: _build(d, registry) for d in ALL_METRICS})
         return _metrics

@@ -5,7 +5,7 @@ Every price, quantity and amount of money is a ``Decimal``; nothing here does I/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
@@ -233,11 +233,11 @@ class Order:
     quantity: Decimal
     filled: Decimal = ZERO
     status: OrderStatus = OrderStatus.NEW
+    # Read on every quote tick by the requote diff and the position limit: computed once.
+    remaining: Decimal = field(init=False, repr=False, compare=False)
 
-    @property
-    def remaining(self) -> Decimal:
-        """The quantity still able to fill."""
-        return self.quantity - self.filled
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remaining", self.quantity - self.filled)
 
     @property
     def is_open(self) -> bool:

@@ -114,7 +114,8 @@ def _sized(price: Decimal, order_size_usdt: Decimal, instrument: Instrument) -> 
     """order_size_usdt / price down to the lot; None below one lot or min_notional."""
     if price <= ZERO:
         return None
-    quantity = floor_to(order_size_usdt / price, instrument.lot_size)
+    lot = instrument.lot_size
+    quantity = order_size_usdt / price // lot * lot  # both positive: // is the floor
     if quantity <= ZERO or quantity * price < instrument.min_notional:
         return None
     return PriceSize(price, quantity)

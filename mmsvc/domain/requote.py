@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,20 +41,30 @@ def diff_quote(
     is never kept. ``remaining`` is the size compared, since that is what rests.
     """
     resting = [o for o in open_orders if o.is_resting]
-    bids, asks = _Candidates(), _Candidates()
-    for o in sorted(resting, key=_price):
-        if o.side is _BUY:
-            if top is None or o.price < top.best_ask:
-                bids.append(o)
-        elif top is None or o.price > top.best_bid:
-            asks.append(o)
+    bids = sorted(
+        (o for o in resting if o.side is _BUY and (top is None or o.price < top.best_ask)),
+        key=_price,
+    )
+    asks = sorted(
+        (o for o in resting if o.side is _SELL and (top is None or o.price > top.best_bid)),
+        key=_price,
+    )
+    factor = price_threshold_bps / BPS
     keep: list[KeptOrder] = []
     place: list[NewOrder] = []
-    for level in quote.levels:
-        if level.bid is not None:
-            _match(level.level, _BUY, level.bid, bids, price_threshold_bps, keep, place)
-        if level.ask is not None:
-            _match(level.level, _SELL, level.ask, asks, price_threshold_bps, keep, place)
+    for level, bid, ask in quote.levels:
+        if bid is not None:
+            order = _take_closest(bids, bid, factor)
+            if order is None:
+                place.append(NewOrder(_BUY, bid.price, bid.quantity, level))
+            else:
+                keep.append(KeptOrder(order, level))
+        if ask is not None:
+            order = _take_closest(asks, ask, factor)
+            if order is None:
+                place.append(NewOrder(_SELL, ask.price, ask.quantity, level))
+            else:
+                keep.append(KeptOrder(order, level))
     if len(keep) == len(resting):
         return RequoteDiff(tuple(keep), (), tuple(place))
     kept = {id(k.order) for k in keep}
@@ -70,49 +79,20 @@ def _price(order: Order) -> Decimal:
     return order.price
 
 
-class _Candidates:
-    """Resting orders of one side in price order, so a lookup only visits its neighbours."""
+def _take_closest(candidates: list[Order], wanted: PriceSize, factor: Decimal) -> Order | None:
+    """Remove and return the same-size order closest to the wanted price within tolerance.
 
-    __slots__ = ("orders", "prices")
-
-    def __init__(self) -> None:
-        self.prices: list[Decimal] = []
-        self.orders: list[Order] = []
-
-    def append(self, order: Order) -> None:
-        self.prices.append(order.price)
-        self.orders.append(order)
-
-    def take_closest(self, price: Decimal, quantity: Decimal, tolerance: Decimal) -> Order | None:
-        """Remove and return the same-size order closest to price within tolerance."""
-        prices, orders = self.prices, self.orders
-        low = bisect_left(prices, price - tolerance)
-        high = bisect_right(prices, price + tolerance, low)
-        best, best_distance = -1, tolerance
-        for index in range(low, high):
-            if orders[index].remaining == quantity:
-                distance = abs(prices[index] - price)
-                if best < 0 or distance < best_distance:
-                    best, best_distance = index, distance
-        if best < 0:
-            return None
-        del prices[best]
-        return orders.pop(best)
-
-
-def _match(
-    level: int,
-    side: Side,
-    wanted: PriceSize,
-    candidates: _Candidates,
-    threshold_bps: Decimal,
-    keep: list[KeptOrder],
-    place: list[NewOrder],
-) -> None:
-    """Keep the closest same-size candidate within the threshold, else place anew."""
+    ``candidates`` are in price order, so the scan stops past the tolerance band.
+    """
     price, quantity = wanted
-    order = candidates.take_closest(price, quantity, price * threshold_bps / BPS)
-    if order is None:
-        place.append(NewOrder(side, price, quantity, level))
-    else:
-        keep.append(KeptOrder(order, level))
+    tolerance = price * factor
+    best, best_distance = -1, tolerance
+    for index, order in enumerate(candidates):
+        distance = order.price - price
+        if distance > tolerance:
+            break
+        if order.remaining == quantity and -tolerance <= distance:
+            distance = abs(distance)
+            if best < 0 or distance < best_distance:
+                best, best_distance = index, distance
+    return None if best < 0 else candidates.pop(best)

@@ -72,6 +72,8 @@ def decide(
     if state is SymbolState.HALTED:
         return _pull(open_orders, "symbol HALTED")  # D6: cancels only
     valuation = market.valuation
+    # Breaches fire while PAUSED too: a price move or a lowered limit breaches a
+    # position whether or not we are quoting (D5).
     kill = post_trade_breach(config, instrument, inventory, valuation)
     if kill is not None:
         return _pull(open_orders, f"{kill.trigger.value}: {kill.detail}", kill=kill)

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         state: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -29,6 +31,7 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.state = state
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         """The JSON body of this error."""
@@ -40,20 +43,23 @@ class ApiError(Exception):
         return body
 
 
-def error_response(error: ApiError) -> tuple[Response, int]:
+def error_response(error: ApiError) -> Response:
     """The Flask response of an ApiError."""
-    return jsonify(error.body()), error.status
+    response = jsonify(error.body())
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
 
 
 def install(app: Flask) -> None:
     """Every error the app can raise answers in the one error shape, never as HTML."""
 
     @app.errorhandler(ApiError)
-    def _api_error(error: ApiError) -> tuple[Response, int]:
+    def _api_error(error: ApiError) -> Response:
         return error_response(error)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Response:
+    def _http_error(error: HTTPException) -> WerkzeugResponse:
         code = (error.name or "error").upper().replace(" ", "_")
         status = error.code or 500
         body = ApiError(status, code, error.description or code).body()
@@ -63,6 +69,6 @@ def install(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> tuple[Response, int]:
+    def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error in the admin API")
         return error_response(ApiError(500, "INTERNAL", "internal error; see the admin log"))

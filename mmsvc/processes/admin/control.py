@@ -1,0 +1,199 @@
+"""Symbol control and emergency controls, carried to the workers by the supervisor."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from mmsvc.adapters.auth import Role
+from mmsvc.adapters.db.records import SymbolState
+from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
+from mmsvc.processes.admin import emergency, schemas, supervisor
+from mmsvc.processes.admin.auth import actor, requires
+from mmsvc.processes.admin.configs import load
+from mmsvc.processes.admin.context import ctx
+from mmsvc.processes.admin.errors import ApiError
+from mmsvc.processes.admin.views import state_view
+
+log = logging.getLogger(__name__)
+bp = Blueprint("control", __name__)
+
+# A kill that waits on a hung supervisor is a kill delayed: past this, the admin
+# process does it itself (D7); the supervisor finishing later records nothing twice.
+KILL_TIMEOUT_S = 3.0
+
+
+def _state_of(symbol: str) -> dict[str, Any]:
+    with ctx().read() as session:
+        config = load(session, symbol)
+        state = StateRepository(session).get(symbol)
+    if state is None:
+        raise ApiError(502, "NO_STATE", f"{symbol} has no state row after the command")
+    return state_view(symbol, config.enabled, state)
+
+
+def _transition(symbol: str, command: str) -> Response:
+    with ctx().read() as session:
+        load(session, symbol)
+        flag = KillFlagRepository(session).get()
+        current = StateRepository(session).get(symbol)
+    if command != protocol.PAUSE and flag.active:
+        raise ApiError(
+            409,
+            "GLOBAL_KILL_ACTIVE",
+            "the global kill switch is set: POST /v1/mm/reset first (D3)",
+            state=None if current is None else current.state.value,
+        )
+    status, body = supervisor.ask(command, symbol=symbol, args={"reason": command})
+    if status >= 300:
+        raise supervisor.refusal(status, body)
+    log.info("symbol %s", command, extra={"actor": actor(), "symbol": symbol})
+    return jsonify(_state_of(symbol))
+
+
+@bp.post("/v1/mm-configs/<symbol>/enable")
+@requires(Role.OPERATE)
+def enable(symbol: str) -> Response:
+    """enabled=true and PAUSED -> ACTIVE; 409 with the state otherwise."""
+    return _transition(symbol, protocol.ENABLE)
+
+
+@bp.post("/v1/mm-configs/<symbol>/pause")
+@requires(Role.OPERATE)
+def pause(symbol: str) -> Response:
+    """ACTIVE -> PAUSED, its orders canceled; 409 with the state otherwise."""
+    return _transition(symbol, protocol.PAUSE)
+
+
+@bp.post("/v1/mm-configs/<symbol>/resume")
+@requires(Role.OPERATE)
+def resume(symbol: str) -> Response:
+    """PAUSED -> ACTIVE when enabled; 409 with the state otherwise."""
+    return _transition(symbol, protocol.RESUME)
+
+
+@bp.post("/v1/mm/emergency/kill")
+@requires(Role.ADMIN)
+def kill() -> Response:
+    """Kill every symbol, or the one named; works with the supervisor down (D7)."""
+    wanted = schemas.kill_request(schemas.json_object(request.get_data(), optional=True))
+    if wanted.symbol is not None:
+        with ctx().read() as session:
+            load(session, wanted.symbol)
+    detail = wanted.reason or f"manual emergency kill by {actor()}"
+    log.critical("emergency kill", extra={"actor": actor(), "symbol": wanted.symbol})
+    no_answer: list[str] = []
+    try:
+        _, body = ctx().control.request(
+            protocol.KILL,
+            actor=actor(),
+            symbol=wanted.symbol,
+            reason=detail,
+            args={"trigger": "MANUAL", "detail": detail},
+            timeout_s=KILL_TIMEOUT_S,
+        )
+        no_answer = supervisor.symbols(body.get("no_answer"))
+        handled = _killed(wanted.symbol)
+    except SupervisorUnavailableError:
+        log.error("supervisor unavailable: the admin process kills (D7)")
+        handled = False
+    flat: bool | None = None
+    if not handled:
+        flat = emergency.kill(ctx(), wanted.symbol, detail, actor()).orders_flat
+    return jsonify(_kill_result(wanted.symbol, handled, no_answer, flat))
+
+
+def _killed(symbol: str | None) -> bool:
+    """True when PostgreSQL shows the kill done: the flag set, or the symbol HALTED."""
+    with ctx().read() as session:
+        if symbol is None:
+            return KillFlagRepository(session).get().active
+        state = StateRepository(session).get(symbol)
+    return state is not None and state.state is SymbolState.HALTED
+
+
+def _kill_result(
+    symbol: str | None, by_supervisor: bool, no_answer: list[str], flat: bool | None
+) -> dict[str, Any]:
+    with ctx().read() as session:
+        flag = KillFlagRepository(session).get()
+        halted = sorted(
+            s.symbol
+            for s in StateRepository(session).list()
+            if s.state is SymbolState.HALTED and symbol in (None, s.symbol)
+        )
+    return {
+        "scope": "ALL" if symbol is None else "SYMBOL",
+        "symbol": symbol,
+        "handled_by": "supervisor" if by_supervisor else "admin",
+        "kill_switch_active": flag.active,
+        "halted": halted,
+        "no_answer": no_answer,
+        "orders_flat": flat,
+    }
+
+
+@bp.post("/v1/mm/emergency/flatten")
+@requires(Role.ADMIN)
+def flatten() -> Response:
+    """Cancel every order on every symbol and pause every ACTIVE one."""
+    log.warning("flatten", extra={"actor": actor()})
+    status, body = supervisor.ask(protocol.FLATTEN)
+    if status >= 300:
+        raise supervisor.refusal(status, body)
+    return jsonify(
+        {
+            "ok": supervisor.symbols(body.get("ok")),
+            "refused": supervisor.reasons(body.get("refused")),
+            "no_answer": supervisor.symbols(body.get("no_answer")),
+        }
+    )
+
+
+@bp.post("/v1/mm/reset")
+@requires(Role.ADMIN)
+def reset() -> tuple[Response, int]:
+    """HALTED -> PAUSED where each trigger's condition is gone (D9); 409 when none was reset."""
+    symbol = schemas.reset_request(schemas.json_object(request.get_data(), optional=True))
+    with ctx().read() as session:
+        if symbol is not None:
+            load(session, symbol)
+        flag_before = KillFlagRepository(session).get().active
+    status, body = supervisor.ask(protocol.RESET, symbol=symbol)
+    if status not in (200, 409):
+        raise supervisor.refusal(status, body)
+    with ctx().read() as session:
+        cleared = flag_before and not KillFlagRepository(session).get().active
+    result = _reset_result(symbol, status, body, cleared)
+    log.warning("reset", extra={"actor": actor(), "symbol": symbol, "reset": result["reset"]})
+    return jsonify(result), 200 if result["reset"] or cleared else 409
+
+
+def _reset_result(
+    symbol: str | None, status: int, body: dict[str, Any], cleared: bool
+) -> dict[str, Any]:
+    if symbol is not None:
+        ok = status == 200
+        refused = {} if ok else {symbol: supervisor.reason_of(body)}
+        done = [symbol] if ok else []
+    else:
+        done = supervisor.symbols(body.get("ok"))
+        refused = supervisor.reasons(body.get("refused"))
+    reason = None
+    if not done and not cleared:
+        reason = (
+            supervisor.reason_of(body)
+            if "error" in body
+            else "nothing was reset: no symbol is HALTED and the global kill switch is not set"
+        )
+    return {
+        "reset": done,
+        "refused": refused,
+        "no_answer": supervisor.symbols(body.get("no_answer")),
+        "global_flag_cleared": cleared,
+        "reason": reason,
+    }

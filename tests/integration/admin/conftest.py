@@ -1,0 +1,196 @@
+"""The admin API under real gunicorn, over real HTTP, on the session's PostgreSQL and Redis.
+
+The app runs as ``gunicorn -c python:mmsvc.processes.admin.gunicorn_conf
+mmsvc.processes.admin.wsgi:app`` on a free port, with the exchange simulator's
+Auth Service (its dev tokens per role) and Order Service, a Redis prefix of its
+own, and a control endpoint where no supervisor listens: these tests cover
+what the admin process does without one (D7). Each test leaves the database
+and the Redis prefix empty.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from mmsvc.adapters.db.configs import ConfigRepository
+from mmsvc.adapters.db.records import ConfigFields, RiskTrigger, SymbolState
+from mmsvc.adapters.db.states import StateRepository
+from mmsvc.adapters.db.transitions import halt
+from mmsvc.devstack import stack
+from tests.fixtures.exchange import Exchange
+
+# Dev tokens of the simulator's Auth Service (mmsvc/devstack/exchange/default.toml).
+READ = "dev-read-token"
+OPERATE = "dev-operate-token"
+ADMIN = "dev-admin-token"
+NO_ROLE = "dev-norole-token"
+REVOKED = "dev-revoked-token"
+ADMIN_SUBJECT = "admin@tradex.dev"
+
+TABLES = (
+    "mm_configs",
+    "mm_states",
+    "mm_kill_switch",
+    "mm_orders",
+    "mm_fills",
+    "mm_positions",
+    "outbox",
+    "mm_audit",
+)
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The running admin API and a few helpers to call it as a given role."""
+
+    url: str
+    env: dict[str, str]
+    prefix: str
+    process: subprocess.Popen[bytes]
+
+    def call(
+        self, method: str, path: str, token: str | None = ADMIN, body: Any = None, **kw: Any
+    ) -> requests.Response:
+        """One request; `token` None sends no Authorization header."""
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        headers.update(kw.pop("headers", {}))
+        return requests.request(
+            method, f"{self.url}{path}", json=body, headers=headers, timeout=30, **kw
+        )
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the admin API did not answer within {timeout:.0f}s")
+
+
+@pytest.fixture(scope="session")
+def admin_env(
+    run_dir: Path,
+    database_url: str,
+    redis_url: str,
+    kafka_bootstrap: str,
+    registry_url: str,
+    exchange: Exchange,
+) -> dict[str, str]:
+    """The admin process's environment; its supervisor endpoint has nobody behind it."""
+    home = run_dir / f"admin-{uuid.uuid4().hex[:8]}"
+    home.mkdir()
+    return {
+        "POSTGRES_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"mmsvc-admin-test:{uuid.uuid4().hex}:",
+        "KAFKA_BROKERS": kafka_bootstrap,
+        "SCHEMA_REGISTRY_URL": registry_url,
+        "AUTH_SERVICE_URL": exchange.auth_service_url,
+        "ORDER_SERVICE_URL": exchange.order_service_url,
+        "METADATA_SERVICE_GRPC_URL": exchange.metadata_grpc_url,
+        "HTTP_PORT": str(stack.free_port()),
+        "MMSVC_RUN_DIR": str(home),
+        "MMSVC_CONTROL_ENDPOINT": f"ipc://{home}/control.sock",
+        "MAX_SYMBOLS": "5",
+        "ADMIN_WORKERS": "2",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """gunicorn serving the admin API, stopped at the end of the session."""
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:mmsvc.processes.admin.gunicorn_conf",
+        "mmsvc.processes.admin.wsgi:app",
+    ]
+    proc = stack.start_process(run_dir, "admin-api", argv, env=admin_env)
+    url = f"http://127.0.0.1:{admin_env['HTTP_PORT']}"
+    try:
+        _wait_healthy(url, proc, run_dir / "logs" / "admin-api.log")
+        yield Admin(url, admin_env, admin_env["REDIS_KEY_PREFIX"], proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def store_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A Redis client, to look at and seed what the workers would write."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean(admin: Admin, db_engine: Engine, store_redis: redis.Redis) -> Iterator[None]:
+    """Each test starts and ends with empty tables and an empty Redis prefix."""
+    _wipe(admin, db_engine, store_redis)
+    yield
+    _wipe(admin, db_engine, store_redis)
+
+
+def _wipe(admin: Admin, db_engine: Engine, client: redis.Redis) -> None:
+    with db_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    keys = list(client.scan_iter(match=f"{admin.prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def seed_config(
+    db_engine: Engine, symbol: str, state: SymbolState = SymbolState.PAUSED, **fields: Any
+) -> None:
+    """A committed config and state, as a worker's start-up leaves them."""
+    with Session(db_engine) as session, session.begin():
+        ConfigRepository(session).create(symbol, "seed", ConfigFields(**fields))  # type: ignore[typeddict-item]
+        states = StateRepository(session)
+        states.set(symbol, SymbolState.PAUSED, reason="seed", actor="seed")
+        if state is SymbolState.ACTIVE:
+            states.set(symbol, state, reason="seed", actor="seed")
+        elif state is SymbolState.HALTED:
+            halt(
+                session,
+                symbol,
+                RiskTrigger.EXPOSURE,
+                detail="seed",
+                actor="seed",
+                shadow=False,
+                position_usdt=Decimal(0),
+                pnl_usdt=Decimal(0),
+            )
+
+
+def money(value: str) -> Decimal:
+    """A decimal string from a response."""
+    return Decimal(value)

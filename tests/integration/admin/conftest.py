@@ -2,10 +2,11 @@
 
 The app runs as ``gunicorn -c python:mmsvc.processes.admin.gunicorn_conf
 mmsvc.processes.admin.wsgi:app`` on a free port, with the exchange simulator's
-Auth Service (its dev tokens per role) and Order Service, a Redis prefix of its
-own, and a control endpoint where no supervisor listens: these tests cover
-what the admin process does without one (D7). Each test leaves the database
-and the Redis prefix empty.
+Auth Service (its dev tokens per role) and Order Service, and a Redis prefix
+of its own. Nothing listens on its control endpoint unless a test asks for the
+``supervisor`` fixture (the real supervisor and its workers), so most tests
+cover what the admin process does without one (D7). Each test starts and ends
+with empty tables and an empty Redis prefix.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -191,6 +192,70 @@ def seed_config(
             )
 
 
-def money(value: str) -> Decimal:
-    """A decimal string from a response."""
-    return Decimal(value)
+# ------------------------------------------------------- a real supervisor
+
+ACCOUNT = "00000000-0000-0000-0000-000000000001"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll until `check` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def open_orders(exchange: Exchange, symbol: str | None = None) -> list[dict[str, Any]]:
+    """The market maker's open orders at the simulator."""
+    params = {"account_id": ACCOUNT, "status": "OPEN", **({"symbol": symbol} if symbol else {})}
+    response = requests.get(f"{exchange.order_service_url}/v1/orders", params=params, timeout=5)
+    response.raise_for_status()
+    return list(response.json()["orders"])
+
+
+def state_of(db_engine: Engine, symbol: str) -> SymbolState | None:
+    with Session(db_engine) as session:
+        record = StateRepository(session).get(symbol)
+    return None if record is None else record.state
+
+
+@pytest.fixture
+def supervisor(
+    admin: Admin, run_dir: Path, exchange: Exchange
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real supervisor behind the admin's control endpoint, stopped after the test."""
+    sockets = Path(f"/tmp/mmsvc-admin-{uuid.uuid4().hex[:8]}")
+    sockets.mkdir()
+    env = {
+        **admin.env,
+        "KAFKA_GROUP_ID": f"mmsvc-admin-test-{uuid.uuid4().hex[:8]}",
+        "MMSVC_WORKER_SOCKET_DIR": str(sockets),
+        "PROMETHEUS_MULTIPROC_DIR": str(Path(admin.env["MMSVC_RUN_DIR"]) / "prometheus"),
+        # The simulator answers well inside this; 50 ms would make the test about load.
+        "KILL_SWITCH_RESPONSE_TIMEOUT_MS": "500",
+    }
+    argv = [sys.executable, "-m", "mmsvc.processes.supervisor.main"]
+    proc = stack.start_process(run_dir, "admin-test-supervisor", argv, env=env)
+    try:
+        wait_for(lambda: _answers_ready(admin, proc), 60, "the supervisor to answer /readyz")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        wait_for(lambda: not open_orders(exchange), 15, "no open order after SIGTERM")
+        for path in sockets.iterdir():
+            path.unlink()
+        sockets.rmdir()
+
+
+def _answers_ready(admin: Admin, proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"the supervisor exited with {proc.returncode}")
+    return admin.call("GET", "/readyz", token=None).status_code == 200

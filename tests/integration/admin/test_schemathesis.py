@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 EXPECTED_503 = {"SUPERVISOR_UNAVAILABLE"}
 MAX_EXAMPLES = 8
+MAX_EXAMPLES_LIVE = 4
 
 
 # The operations, known at collection time from the document the app serves
@@ -57,6 +58,30 @@ def only_the_documented_unavailability(ctx: Any, response: Any, case: Any) -> No
     )
 
 
+def fuzz(operation: Any, mode: GenerationMode, examples: int, *, supervisor_up: bool) -> None:
+    """Draw `examples` cases of `operation` and validate each answer against the document."""
+    excluded = [] if supervisor_up else [not_a_server_error]
+    extra = [] if supervisor_up else [only_the_documented_unavailability]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case: Any) -> None:
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            excluded_checks=excluded,
+            additional_checks=extra,
+            timeout=30,
+        )
+
+    check()
+
+
 # schemathesis.pytest.from_fixture cannot run under pytest 9 (it sets the
 # removed Node._nodeid), so each operation's cases are drawn here with
 # hypothesis from schemathesis's own strategies, positive and negative.
@@ -66,22 +91,18 @@ def only_the_documented_unavailability(ctx: Any, response: Any, case: Any) -> No
 def test_api_conforms_to_its_document(
     admin_schema: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
-    operation = admin_schema[path][method]
+    fuzz(admin_schema[path][method], mode, MAX_EXAMPLES, supervisor_up=False)
 
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    def check(case: Any) -> None:
-        case.call_and_validate(
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            excluded_checks=[not_a_server_error],
-            additional_checks=[only_the_documented_unavailability],
-            timeout=30,
-        )
 
-    check()
+@pytest.mark.slow
+def test_api_conforms_with_the_supervisor_and_workers_running(
+    admin_schema: Any, supervisor: Any
+) -> None:
+    """No 5xx at all once the supervisor runs: its and the workers' answers fit the document."""
+    failures = []
+    for method, path, mode in CASES:
+        try:
+            fuzz(admin_schema[path][method], mode, MAX_EXAMPLES_LIVE, supervisor_up=True)
+        except Exception as exc:  # collect every operation's failure, not just the first
+            failures.append(f"{method} {path} {mode.value}: {exc}")
+    assert not failures, "\n\n".join(failures)

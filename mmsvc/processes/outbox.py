@@ -13,19 +13,21 @@ row is retried before anything behind it is considered done.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.outbox import OutboxRepository
 from mmsvc.adapters.db.records import OutboxMessage
 from mmsvc.adapters.kafka.codec import AvroCodec, EncodeError
 from mmsvc.adapters.kafka.producer import KafkaPublisher, Outgoing, producer_config
-from mmsvc.config import Settings, load_or_exit
+from mmsvc.config import Settings
+from mmsvc.processes.bootstrap import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,12 @@ def run(settings: Settings, stop: threading.Event) -> None:
         AvroCodec(settings.schema_registry_url),
         KafkaPublisher(producer_config(settings.kafka_brokers)),
     )
+    next_backlog = 0.0
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_backlog:
+                metrics.set_outbox_backlog(relay.backlog())
+                next_backlog = time.monotonic() + 1.0
             sent = relay.relay_once()
         except Exception:
             log.exception("outbox relay round failed; retrying")
@@ -106,8 +112,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
 
 def main() -> None:
     """Console script ``mmsvc-outbox``."""
-    settings = load_or_exit(os.environ)
-    logging.basicConfig(level=settings.log_level)
+    settings = bootstrap("outbox")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

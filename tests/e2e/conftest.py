@@ -36,8 +36,6 @@ from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
 
-ACCOUNT = "00000000-0000-0000-0000-000000000001"
-
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
@@ -99,12 +97,20 @@ class Service:
         finally:
             sock.close()
 
+    @property
+    def account(self) -> str:
+        return self.env["SYSTEM_ACCOUNT_ID"]
+
     def state(self, symbol: str) -> StateRecord | None:
         with self.sessions() as session:
             return StateRepository(session).get(symbol)
 
     def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        params = {"account_id": ACCOUNT, "status": "OPEN", **({"symbol": symbol} if symbol else {})}
+        params = {
+            "account_id": self.account,
+            "status": "OPEN",
+            **({"symbol": symbol} if symbol else {}),
+        }
         response = requests.get(
             f"{self.exchange.order_service_url}/v1/orders", params=params, timeout=5
         )
@@ -197,6 +203,9 @@ def service_factory(
             "SCHEMA_REGISTRY_URL": registry_url,
             "ORDER_SERVICE_URL": exchange.order_service_url,
             "METADATA_SERVICE_GRPC_URL": exchange.metadata_grpc_url,
+            # An account per service: a new consumer group replays engine.event.v1
+            # from the start (D15), and another test's fills must not become ours.
+            "SYSTEM_ACCOUNT_ID": str(uuid.uuid4()),
             "DISABLE_AUTH": "true",
             "KAFKA_GROUP_ID": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}",
             "MMSVC_RUN_DIR": str(tmp_path),

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.records import SymbolState
@@ -82,8 +83,7 @@ def kill() -> Response:
     """Kill every symbol, or the one named; works with the supervisor down (D7)."""
     wanted = schemas.kill_request(schemas.json_object(request.get_data(), optional=True))
     if wanted.symbol is not None:
-        with ctx().read() as session:
-            load(session, wanted.symbol)
+        _known(wanted.symbol)
     detail = wanted.reason or f"manual emergency kill by {actor()}"
     log.critical("emergency kill", extra={"actor": actor(), "symbol": wanted.symbol})
     no_answer: list[str] = []
@@ -103,16 +103,37 @@ def kill() -> Response:
         handled = False
     flat: bool | None = None
     if not handled:
-        flat = emergency.kill(ctx(), wanted.symbol, detail, actor()).orders_flat
+        outcome = emergency.kill(ctx(), wanted.symbol, detail, actor())
+        flat = outcome.orders_flat
+        if outcome.not_recorded:
+            raise ApiError(
+                503,
+                "KILL_NOT_RECORDED",
+                f"cancels sent (orders flat: {flat}) but not recorded: "
+                + ", ".join(outcome.not_recorded),
+            )
     return jsonify(_kill_result(wanted.symbol, handled, no_answer, flat))
+
+
+def _known(symbol: str) -> None:
+    """404 for a symbol with no config; a database that cannot say must not delay the kill."""
+    try:
+        with ctx().read() as session:
+            load(session, symbol)
+    except SQLAlchemyError:
+        log.exception("cannot check the symbol: killing it anyway")
 
 
 def _killed(symbol: str | None) -> bool:
     """True when PostgreSQL shows the kill done: the flag set, or the symbol HALTED."""
-    with ctx().read() as session:
-        if symbol is None:
-            return KillFlagRepository(session).get().active
-        state = StateRepository(session).get(symbol)
+    try:
+        with ctx().read() as session:
+            if symbol is None:
+                return KillFlagRepository(session).get().active
+            state = StateRepository(session).get(symbol)
+    except SQLAlchemyError:
+        log.exception("cannot confirm the supervisor's kill: the admin process kills too")
+        return False
     return state is not None and state.state is SymbolState.HALTED
 
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import zmq
 
+from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
@@ -30,7 +31,8 @@ from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
-from mmsvc.config import Settings, load_or_exit
+from mmsvc.config import Settings
+from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
@@ -76,7 +78,9 @@ class Supervisor:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
         self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
-        self.pool = WorkerPool(self._worker_argv, dict(os.environ), self._worker_died)
+        self.pool = WorkerPool(
+            self._worker_argv, dict(os.environ), self._worker_died, on_exit=metrics.mark_dead
+        )
         self.pending: dict[str, PendingRequest] = {}
         self.last_seen: dict[str, float] = {}
         self.running = True
@@ -460,6 +464,7 @@ class Supervisor:
     def _worker_died(self, symbol: str, code: int) -> None:
         """D2: cancel the symbol's orders at once; the pool restarts the worker."""
         log.error("worker died", extra={"symbol": symbol, "exit_code": code})
+        metrics.worker_restarted(symbol)
         if self.orders is not None:
             self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
 
@@ -475,6 +480,9 @@ class Supervisor:
             high = self.consumer.high_watermark(topic, partition)
             if high is not None:
                 self.lag.watermark((topic, partition), high, wall)
+        for topic, lag_s in self.lag.by_topic(wall).items():
+            metrics.set_kafka_lag(topic, lag_s)
+        metrics.observe_router(self.router.stats)
         breach = self.lag.breach(wall)
         if breach is not None and not self._kill_flag_active():
             (topic, partition), lag_s = breach
@@ -527,8 +535,7 @@ class Supervisor:
 
 def main() -> None:
     """Console script ``mmsvc-supervisor``."""
-    settings = load_or_exit(os.environ)
-    logging.basicConfig(level=settings.log_level)
+    settings = bootstrap("supervisor", clean_metrics=True)
     supervisor = Supervisor(settings)
 
     def stop(*_: object) -> None:

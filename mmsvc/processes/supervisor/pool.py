@@ -53,10 +53,12 @@ class WorkerPool:
         env: Mapping[str, str],
         on_death: Callable[[str, int], None],
         clock: Callable[[], float] = time.monotonic,
+        on_exit: Callable[[int], None] = lambda pid: None,
     ) -> None:
         self._argv_for = argv_for
         self._env = dict(env)
         self._on_death = on_death
+        self._on_exit = on_exit  # every reaped pid, before a replacement starts (metrics files)
         self._clock = clock
         self.workers: dict[str, WorkerProcess] = {}
 
@@ -76,12 +78,15 @@ class WorkerPool:
         worker = self.workers.pop(symbol, None)
         if worker is not None and worker.proc is not None:
             _terminate([worker.proc], grace_s)
+            self._on_exit(worker.proc.pid)
 
     def stop_all(self, grace_s: float = 10.0) -> None:
         """Stop every worker at once (they cancel their own orders on SIGTERM)."""
         procs = [w.proc for w in self.workers.values() if w.proc is not None]
         self.workers.clear()
         _terminate(procs, grace_s)
+        for proc in procs:
+            self._on_exit(proc.pid)
 
     def poll(self) -> list[str]:
         """Notice dead workers, report them once, and restart those whose backoff is over."""
@@ -99,6 +104,7 @@ class WorkerPool:
     def _schedule_restart(self, worker: WorkerProcess, now: float) -> None:
         assert worker.proc is not None
         code = worker.proc.returncode
+        self._on_exit(worker.proc.pid)
         worker.proc = None
         stable = now - worker.started_at >= STABLE_AFTER_S
         worker.backoff_s = (

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from mmsvc.adapters import metrics
 from mmsvc.domain.engine import QuoteDecision
 from mmsvc.domain.model import KillDecision, SymbolState
 
@@ -47,6 +48,7 @@ class KillSwitch:
         trader.triggers = [kill.trigger]
         position, pnl = trader.position_and_pnl(_now_ms())
         worker.store.halt(kill, actor=actor, position=position, pnl=pnl, publish=not global_kill)
+        metrics.kill_switch_fired(trader.symbol, kill.trigger.value)
         log.critical(
             "kill switch fired",
             extra={"symbol": trader.symbol, "trigger": kill.trigger.value, "detail": kill.detail},

@@ -24,6 +24,7 @@ from typing import Any
 import zmq
 from sqlalchemy.exc import SQLAlchemyError
 
+from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
@@ -32,9 +33,11 @@ from mmsvc.adapters.metadata.client import MetadataClient, MetadataError
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
-from mmsvc.config import Settings, load_or_exit
+from mmsvc.config import Settings
 from mmsvc.domain.model import InstrumentStatus, ServiceLimits, SymbolState
 from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.observability.tracing import span, tick_span
+from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.execution import OrderExecution
 from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
@@ -89,6 +92,9 @@ class Worker:
         self.exit_code = 0
         self.fees_paid = Decimal(0)
         self.last_requote_ms = 0
+        # When the Metadata Service told us the instrument; lifecycle events stamped
+        # before it are history it already reflects (a new group replays them: D15).
+        self.instrument_as_of_ms = 0
         self.supervisor_seen = time.monotonic()
         self.trader: SymbolTrader
         self.execution: OrderExecution | None = None
@@ -146,6 +152,7 @@ class Worker:
             )
             return
         if instrument is not None:
+            self.instrument_as_of_ms = now_ms()
             self.attach_instrument(instrument)
 
     def attach_instrument(self, instrument: Any) -> None:
@@ -219,6 +226,7 @@ class Worker:
         try:
             record = self.codec.decode(frame.topic, frame.value)
         except DecodeError:
+            metrics.decode_error(frame.topic)
             log.warning(
                 "undecodable message skipped",
                 extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
@@ -244,16 +252,22 @@ class Worker:
     def on_trade(self, record: dict[str, Any]) -> None:
         """Trades carry no state the quote needs beyond the book; kept for observability."""
 
+    def _superseded(self, record: dict[str, Any]) -> bool:
+        return int(record["ts_ms"]) < self.instrument_as_of_ms
+
     def on_instrument(self, record: dict[str, Any]) -> None:
-        self.attach_instrument(instrument_from_record(record))
-        self.market_moved()
+        if not self._superseded(record):
+            self.attach_instrument(instrument_from_record(record))
+            self.market_moved()
 
     def on_halt(self, record: dict[str, Any]) -> None:
-        self.trader.set_instrument_status(InstrumentStatus.HALTED)
-        self.market_moved(force=True)
+        if not self._superseded(record):
+            self.trader.set_instrument_status(InstrumentStatus.HALTED)
+            self.market_moved(force=True)
 
     def on_resume(self, record: dict[str, Any]) -> None:
-        self.trader.set_instrument_status(InstrumentStatus.TRADING)  # reset is still manual
+        if not self._superseded(record):
+            self.trader.set_instrument_status(InstrumentStatus.TRADING)  # reset stays manual
 
     def on_engine_event(self, record: dict[str, Any]) -> None:
         """Our account's order events; a fill is committed before it is acknowledged (D1)."""
@@ -262,9 +276,13 @@ class Worker:
         if record["event_type"] == "FILL":
             self._on_fill(record)
             return
-        status = self.trader.on_order_event(record)
         cid = record["client_order_id"]
-        if record["event_type"] == "REJECTED":
+        known = cid in self.trader.orders
+        status = self.trader.on_order_event(record)
+        if record["event_type"] == "REJECTED" and known:
+            # An order of this worker not yet counted through its 4xx (D10); a
+            # reject of an order we never placed here is replayed history (D15).
+            metrics.order_rejected(self.symbol)
             self.kill.consider(self.trader.rejects.record(cid, now_ms()))
         self._store_event(cid, record)
         late = status is not None and record["event_type"] == "ACCEPTED"
@@ -314,6 +332,10 @@ class Worker:
     def _poll_execution(self, execution: OrderExecution) -> None:
         outcome = execution.poll()
         if outcome is not None:
+            for elapsed in outcome.placed_latencies:
+                metrics.observe_order_latency(elapsed)
+            for _ in range(outcome.rejects):
+                metrics.order_rejected(self.symbol)
             if outcome.kill is not None:
                 self.kill.fire(outcome.kill, actor="system")
             elif outcome.uncertain is not None:
@@ -328,7 +350,10 @@ class Worker:
     def requote(self, now: int) -> None:
         """One decision of the core, acted on: kill, pull, or the minimal diff."""
         self.last_requote_ms = now
-        decision = self.trader.decide(now)
+        with tick_span(self.symbol), span("mm.quote"):
+            started = time.perf_counter()
+            decision = self.trader.decide(now)
+            metrics.observe_quote_latency(time.perf_counter() - started)
         if decision is None:
             return
         if decision.kill is not None:
@@ -340,7 +365,8 @@ class Worker:
             return
         if self.execution is None or self.execution.busy or self.execution.flattening:
             return
-        self.execution.submit(decision)
+        with span("mm.order_request"):
+            self.execution.submit(decision)
 
     # -------------------------------------------------------- health, status
 
@@ -368,7 +394,19 @@ class Worker:
             self.stop(EXIT_LOST_LOCK)
 
     def publish_status(self) -> None:
-        self.status.publish(self.symbol, live_status(self), ttl_s=10.0)
+        """Live status to Redis and the symbol's gauges (unchanged ones cost nothing)."""
+        status = live_status(self)
+        self.status.publish(self.symbol, status, ttl_s=10.0)
+        quote = status["last_quote"]
+        metrics.observe_worker(
+            self.symbol,
+            state=status["state"],
+            inventory_usdt=float(status["position_usdt"]),
+            open_orders=status["open_orders"],
+            spread_bps=float(quote["spread_bps"]) if quote and status["state"] == "ACTIVE" else 0.0,
+            realized_pnl_usdt=float(status["realized_pnl_usdt"]),
+            unrealized_pnl_usdt=float(status["unrealized_pnl_usdt"]),
+        )
 
     def stop(self, code: int = 0) -> None:
         self.running = False
@@ -409,8 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mmsvc-worker")
     parser.add_argument("--symbol", required=True)
     args = parser.parse_args(argv)
-    settings = load_or_exit(os.environ)
-    logging.basicConfig(level=settings.log_level)
+    settings = bootstrap("worker", symbol=args.symbol)
     die_with_parent(signal.SIGTERM)
     worker = Worker(settings, args.symbol)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(0))

@@ -1,0 +1,24 @@
+"""Console script ``mmsvc-admin``: gunicorn with the admin settings, as supervisord runs it."""
+
+from __future__ import annotations
+
+import sys
+
+from gunicorn.app.wsgiapp import run
+
+ARGV = [
+    "mmsvc-admin",
+    "-c",
+    "python:mmsvc.processes.admin.gunicorn_conf",
+    "mmsvc.processes.admin.wsgi:app",
+]
+
+
+def main() -> None:
+    """Serve the admin API on 0.0.0.0:HTTP_PORT until SIGTERM; extra arguments go to gunicorn."""
+    sys.argv = [*ARGV[:1], *sys.argv[1:], *ARGV[1:]]
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Every kill-switch trigger of the spec's table, provoked from outside the service (D21).
+
+Each ends the way the spec's Post-Kill Switch Behavior says: no open order at
+the exchange, HALTED in PostgreSQL with the trigger, one mm.risk.triggered.v1
+on Kafka, and no new order afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from decimal import Decimal
+
+import pytest
+
+from mmsvc.adapters.db.configs import ConfigRepository
+from mmsvc.adapters.kafka import topics
+from mmsvc.adapters.zmq import protocol
+from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SYMBOL = "BTCUSDT"
+
+
+def start_quoting(service: Service, symbol: str = SYMBOL, wait_orders: bool = True) -> None:
+    service.start("supervisor")
+    service.start("outbox")
+    service.wait_ready([symbol])
+    status, body = service.command(protocol.ENABLE, symbol)
+    assert status == 200, body
+    if wait_orders:
+        wait_for(lambda: len(service.open_orders(symbol)) >= 2, 30, "resting quotes")
+
+
+def all_orders(service: Service, symbol: str) -> int:
+    response = service.exchange.admin(
+        "GET", f"/v1/orders?account_id={service.account}&symbol={symbol}"
+    )
+    response.raise_for_status()
+    return len(response.json()["orders"])
+
+
+def assert_killed(
+    service: Service, reader: TopicReader, since_ms: int, trigger: str, symbol: str | None = SYMBOL
+) -> None:
+    wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "no open order at the exchange")
+    state = wait_for(
+        lambda: (s := service.state(SYMBOL)) is not None and s.state.value == "HALTED" and s,
+        30,
+        "HALTED in PostgreSQL",
+    )
+    assert state.trigger is not None and state.trigger.value == trigger
+
+    def kill_events() -> list[dict]:
+        return [
+            r
+            for key, r in reader.poll(0.5)
+            if r["ts_ms"] >= since_ms and r["trigger"] != "STALE_DATA" and key == symbol
+        ]
+
+    events = wait_for(kill_events, 30, f"a {trigger} risk event")
+    time.sleep(1.0)
+    events = kill_events()
+    assert [e["trigger"] for e in events] == [trigger]
+    assert events[0]["symbol"] == symbol and events[0]["shadow"] is False
+    placed = all_orders(service, SYMBOL)
+    time.sleep(2.0)
+    assert all_orders(service, SYMBOL) == placed, "an order was placed after the kill"
+    assert service.open_orders(SYMBOL) == []
+
+
+@pytest.fixture
+def risk_reader(kafka_bootstrap: str, registry_url: str):
+    reader = TopicReader(kafka_bootstrap, registry_url, topics.RISK_TRIGGERED)
+    yield reader
+    reader.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_manual_kill_of_one_symbol(service_factory, risk_reader) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL)
+    start_quoting(service)
+    since = now_ms()
+    status, body = service.command(protocol.KILL, SYMBOL)
+    assert (status, body["state"]) == (200, "HALTED")
+    assert_killed(service, risk_reader, since, "MANUAL")
+
+
+def test_exchange_halt_event_kills_the_symbol(service_factory, risk_reader) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL)
+    start_quoting(service)
+    since = now_ms()
+    service.exchange.admin("POST", f"/v1/instruments/{SYMBOL}/halt", {}).raise_for_status()
+    try:
+        assert_killed(service, risk_reader, since, "MARKET_HALT")
+    finally:
+        service.exchange.admin("POST", f"/v1/instruments/{SYMBOL}/resume", {}).raise_for_status()
+
+
+def test_reject_storm_kills_the_symbol(service_factory, risk_reader) -> None:
+    service = service_factory(KILL_SWITCH_REJECT_STORM_COUNT="5")
+    add_config(service.sessions, SYMBOL)
+    service.exchange.set_faults(reject_rate=1.0)
+    since = now_ms()
+    start_quoting(service, wait_orders=False)
+    assert_killed(service, risk_reader, since, "REJECT_STORM")
+
+
+def test_response_timeout_kills_the_symbol(service_factory, risk_reader) -> None:
+    service = service_factory(KILL_SWITCH_RESPONSE_TIMEOUT_MS="300")
+    add_config(service.sessions, SYMBOL)
+    service.exchange.set_faults(order_latency_ms=600)
+    since = now_ms()
+    start_quoting(service, wait_orders=False)
+    assert_killed(service, risk_reader, since, "RESPONSE_TIMEOUT")
+
+
+def _fill_long(service: Service) -> None:
+    """Trade the market down through our bid, so we buy: a position from outside."""
+    service.exchange.admin("POST", f"/v1/markets/{SYMBOL}/move", {"bps": -60}).raise_for_status()
+
+
+def _position(service: Service) -> Decimal:
+    return Decimal(service.command(protocol.STATUS, SYMBOL)[1]["position"])
+
+
+def test_lowered_limit_breaches_exposure(service_factory, risk_reader) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL, max_position_usdt=1000, order_size_usdt=100)
+    start_quoting(service)
+    _fill_long(service)
+    wait_for(lambda: _position(service) > 0, 30, "a long position")
+    since = now_ms()
+    with service.sessions.begin() as session:  # an operator lowers the limit (D5)
+        ConfigRepository(session).update(SYMBOL, "e2e", {"max_position_usdt": Decimal(10)})
+    assert service.command(protocol.CONFIG_CHANGED, SYMBOL)[0] == 200
+    assert_killed(service, risk_reader, since, "EXPOSURE")
+
+
+def test_adverse_move_breaches_the_loss_limit(service_factory, risk_reader) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL, max_loss_usdt="0.3", order_size_usdt=100)
+    start_quoting(service)
+    since = now_ms()
+    _fill_long(service)
+    service.exchange.admin("POST", f"/v1/markets/{SYMBOL}/move", {"bps": -100}).raise_for_status()
+    assert_killed(service, risk_reader, since, "LOSS")
+
+
+def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
+    service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
+    add_config(service.sessions, SYMBOL)
+    start_quoting(service)
+    since = now_ms()
+    supervisor = service.procs["supervisor"]
+    os.kill(supervisor.pid, signal.SIGSTOP)  # an OS-level fault, past the threshold
+    time.sleep(3.5)
+    os.kill(supervisor.pid, signal.SIGCONT)
+    assert_killed(service, risk_reader, since, "KAFKA_LAG", symbol=None)

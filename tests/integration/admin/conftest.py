@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -120,10 +121,12 @@ def admin_env(
     }
 
 
-@pytest.fixture(scope="session")
-def admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
-    """gunicorn serving the admin API, stopped at the end of the session."""
-    argv = [
+@contextmanager
+def serve(
+    run_dir: Path, env: dict[str, str], name: str, argv: list[str] | None = None
+) -> Iterator[Admin]:
+    """gunicorn serving the admin API with `env`, as supervisord would run it; stopped after."""
+    argv = argv or [
         sys.executable,
         "-m",
         "gunicorn",
@@ -131,11 +134,11 @@ def admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
         "python:mmsvc.processes.admin.gunicorn_conf",
         "mmsvc.processes.admin.wsgi:app",
     ]
-    proc = stack.start_process(run_dir, "admin-api", argv, env=admin_env)
-    url = f"http://127.0.0.1:{admin_env['HTTP_PORT']}"
+    proc = stack.start_process(run_dir, name, argv, env=env)
+    url = f"http://127.0.0.1:{env['HTTP_PORT']}"
     try:
-        _wait_healthy(url, proc, run_dir / "logs" / "admin-api.log")
-        yield Admin(url, admin_env, admin_env["REDIS_KEY_PREFIX"], proc)
+        _wait_healthy(url, proc, run_dir / "logs" / f"{name}.log")
+        yield Admin(url, env, env["REDIS_KEY_PREFIX"], proc)
     finally:
         proc.terminate()
         try:
@@ -143,6 +146,13 @@ def admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """The admin API of the session."""
+    with serve(run_dir, admin_env, "admin-api") as api:
+        yield api
 
 
 @pytest.fixture

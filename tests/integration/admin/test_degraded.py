@@ -1,0 +1,81 @@
+"""With Redis gone the API says so (503), and an emergency kill still cancels every order."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from mmsvc.adapters.db.records import SymbolState
+from mmsvc.adapters.db.states import KillFlagRepository
+from mmsvc.adapters.order_service.client import OrderServiceClient, Outcome, PlaceRequest
+from mmsvc.devstack import stack
+from tests.fixtures.exchange import Exchange
+from tests.integration.admin.conftest import (
+    ACCOUNT,
+    READ,
+    Admin,
+    seed_config,
+    serve,
+    state_of,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def no_redis_admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """An admin API whose Redis does not answer, started by ``python -m mmsvc.processes.admin``."""
+    env = {
+        **admin_env,
+        "REDIS_URL": f"redis://127.0.0.1:{stack.free_port()}/0",
+        "HTTP_PORT": str(stack.free_port()),
+    }
+    argv = [sys.executable, "-m", "mmsvc.processes.admin"]
+    with serve(run_dir, env, "admin-api-no-redis", argv) as api:
+        yield api
+
+
+def test_status_is_503_naming_redis(no_redis_admin: Admin, db_engine: Engine) -> None:
+    seed_config(db_engine, "BTCUSDT")
+
+    response = no_redis_admin.call("GET", "/v1/mm/status", token=READ)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "REDIS_UNAVAILABLE"
+    assert no_redis_admin.call("GET", "/v1/mm-configs", token=READ).status_code == 200
+
+
+def test_readyz_names_redis(no_redis_admin: Admin) -> None:
+    checks = no_redis_admin.call("GET", "/readyz", token=None).json()["checks"]
+
+    assert (checks["postgres"]["ok"], checks["redis"]["ok"]) == (True, False)
+
+
+def test_kill_without_redis_records_in_postgres_cancels_and_says_what_is_missing(
+    no_redis_admin: Admin, db_engine: Engine, exchange: Exchange
+) -> None:
+    seed_config(db_engine, "BTCUSDT", SymbolState.ACTIVE)
+    orders = OrderServiceClient(exchange.order_service_url, ACCOUNT, ACCOUNT, 2.0)
+    request = PlaceRequest(str(uuid.uuid4()), "BTCUSDT", "BUY", Decimal("30000"), Decimal("0.001"))
+    assert orders.place(request).outcome is Outcome.ACCEPTED
+    try:
+        response = no_redis_admin.call("POST", "/v1/mm/emergency/kill")
+
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["code"] == "KILL_NOT_RECORDED"
+        assert "Redis" in error["message"]
+        assert orders.list_open(None) == []
+        assert state_of(db_engine, "BTCUSDT") is SymbolState.HALTED
+        with Session(db_engine) as session:
+            assert KillFlagRepository(session).get().active is True
+    finally:
+        orders.cancel_until_flat(None, 5.0)
+        orders.close()

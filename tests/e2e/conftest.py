@@ -22,7 +22,7 @@ import pytest
 import requests
 import zmq
 from alembic import command
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
@@ -154,13 +154,15 @@ class TopicReader:
                 "enable.auto.commit": False,
             }
         )
-        self.consumer.subscribe([topic])
+        # Assigned, not subscribed: no group join to wait for (Tansu takes ~3 s).
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.records: list[tuple[str | None, dict[str, Any]]] = []
 
     def poll(self, seconds: float = 1.0) -> list[tuple[str | None, dict[str, Any]]]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for message in self.consumer.consume(500, 0.2):
+            for message in self.consumer.consume(500, 0.05):
                 if message.error() is None:
                     key = message.key()
                     self.records.append(

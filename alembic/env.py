@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
 
-from alembic import context
 from mmsvc.adapters.db.engine import sqlalchemy_url
 from mmsvc.adapters.db.models import Base
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from alembic import command
 from mmsvc.adapters.db.models import Base
 from mmsvc.devstack import services
 from tests.fixtures.db import ALEMBIC_INI, alembic_config

@@ -319,7 +319,16 @@ def _symbol_state() -> dict[str, Any]:
             "actor": {"type": "string"},
             "updated_at": TIMESTAMP,
         },
-        ["symbol", "enabled", "state", "trigger", "trigger_detail", "reason", "actor"],
+        [
+            "symbol",
+            "enabled",
+            "state",
+            "trigger",
+            "trigger_detail",
+            "reason",
+            "actor",
+            "updated_at",
+        ],
     )
 
 

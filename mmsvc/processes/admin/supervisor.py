@@ -60,8 +60,8 @@ def require_reachable() -> None:
 
 def refusal(status: int, body: Mapping[str, Any]) -> ApiError:
     """A non-success answer as the API's error: 404/409/503 with their code, others 502."""
-    error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
-    assert isinstance(error, Mapping)
+    raw = body.get("error")
+    error: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     code = str(error.get("code") or "REFUSED")
     message = str(error.get("message") or f"refused with status {status}")
     state = body.get("state")

@@ -17,7 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import zmq
 
@@ -167,14 +167,7 @@ class Supervisor:
 
     def _consume_batch(self) -> None:
         assert self.consumer is not None
-        now = time.time()
-        route, consumed = self.router.route, self.lag.consumed
-        # One cast per batch: a consumed message always has topic, offset and timestamp.
-        for message in cast(list[Any], self.consumer.poll(BATCH, POLL_S)):
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            ts_ms = message.timestamp()[1]
-            route(topic, message.key(), message.value(), partition, offset, ts_ms)
-            consumed((topic, partition), offset, ts_ms, now)
+        self.router.route_batch(self.consumer.poll(BATCH, POLL_S), self.lag, time.time())
 
     def _drain_workers(self) -> None:
         while self.workers_ctl.poll(0):

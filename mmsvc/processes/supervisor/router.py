@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import zmq
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq.protocol import pack_data
 from mmsvc.processes.supervisor.delivery import DeliveryId, DeliveryTracker
+from mmsvc.processes.supervisor.lag import LagTracker
 
 MARKET, MONEY, LIFECYCLE = "market", "money", "lifecycle"
 _KIND = {
@@ -134,6 +135,15 @@ class Router:
             self.stats["shed_queue_full"] += 1
             return
         self.stats["routed"] += 1
+
+    def route_batch(self, messages: Iterable[Any], lag: LagTracker, now: float) -> None:
+        """Route a consumed batch and feed the lag tracker: the supervisor's hot loop."""
+        route, consumed = self.route, lag.consumed
+        for message in messages:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            ts_ms = message.timestamp()[1]
+            route(topic, message.key(), message.value(), partition, offset, ts_ms)
+            consumed((topic, partition), offset, ts_ms, now)
 
     def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
         """A worker processed these must-deliver messages (a fill: its row is committed)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from mmsvc.devstack import stack
 from tests.integration.admin.conftest import (
     ADMIN,
     NO_ROLE,
@@ -13,6 +16,8 @@ from tests.integration.admin.conftest import (
     READ,
     REVOKED,
     Admin,
+    seed_config,
+    serve,
 )
 
 pytestmark = pytest.mark.integration
@@ -101,3 +106,29 @@ def test_tokens_never_reach_the_log(admin: Admin, run_dir: Path) -> None:
     log = (run_dir / "logs" / "admin-api.log").read_text()
     assert "dev-" not in log
     assert "admin@tradex.dev" in log or "GET /v1/mm-configs" in log
+
+
+@pytest.fixture(scope="module")
+def open_admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """An admin API with DISABLE_AUTH=true and no AUTH_SERVICE_URL, for local use."""
+    env = {k: v for k, v in admin_env.items() if k != "AUTH_SERVICE_URL"}
+    env.update(DISABLE_AUTH="true", HTTP_PORT=str(stack.free_port()))
+    with serve(run_dir, env, "admin-api-no-auth") as api:
+        yield api
+
+
+def test_disabled_auth_lets_anyone_in_as_anonymous_and_warns_at_start(
+    open_admin: Admin, db_engine: Engine, run_dir: Path
+) -> None:
+    seed_config(db_engine, "BTCUSDT")
+
+    response = open_admin.call(
+        "POST", "/v1/mm/emergency/kill", token=None, body={"symbol": "BTCUSDT"}
+    )
+
+    assert response.status_code == 200
+    status = open_admin.call("GET", "/v1/mm-configs/BTCUSDT/status", token=None).json()
+    assert status["state"]["actor"] == "anonymous"
+    log = (run_dir / "logs" / "admin-api-no-auth.log").read_text()
+    assert '"level": "WARNING"' in log
+    assert "DISABLE_AUTH=true" in log

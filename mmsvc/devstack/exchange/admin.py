@@ -21,7 +21,10 @@ message}} body as the Order Service. Routes:
     POST   /v1/markets/{symbol}/move          {mid} or {bps}: jump there, trading through
     POST   /v1/markets/{symbol}/snapshot      send a book snapshot now
     POST   /v1/markets/{symbol}/gap           {count?}: skip sequence numbers (a feed gap)
-    GET    /v1/orders?account_id=&symbol=&status=   the venue's orders, without injected faults
+    GET    /v1/orders?account_id=&symbol=&status=   the venue's orders, without injected faults,
+                                              each with received_ns: the wall clock
+                                              (time.time_ns) when the Order Service began
+                                              handling its POST /v1/orders
 """
 
 from __future__ import annotations
@@ -79,7 +82,9 @@ class AdminApp:
             return self._list_instruments() if method == "GET" else self._create(request)
         if path == "/v1/orders" and method == "GET":
             q = request.query
-            orders = self.venue.list_orders(q.get("account_id"), q.get("symbol"), q.get("status"))
+            orders = self.venue.list_orders(
+                q.get("account_id"), q.get("symbol"), q.get("status"), received=True
+            )
             return Response(200, {"orders": orders})
         match = _SYMBOL_PATH.match(path)
         handler = match and self.routes.get((method, match.group(1), match.group(3)))

@@ -39,6 +39,7 @@ class Order:
     created_ts_ms: int
     filled: Decimal = Decimal(0)
     status: str = "NEW"
+    received_ns: int = 0  # when the Order Service began handling its request (time.time_ns)
 
     @property
     def remaining(self) -> Decimal:
@@ -51,10 +52,13 @@ class Order:
         return self.status in OPEN
 
 
-def order_view(order: Order, spec: InstrumentSpec) -> Record:
-    """The order as ``GET /v1/orders`` shows it, decimals as strings on the grid."""
+def order_view(order: Order, spec: InstrumentSpec, *, received: bool = False) -> Record:
+    """The order as ``GET /v1/orders`` shows it, decimals as strings on the grid.
+
+    ``received`` adds ``received_ns``, for the simulator's admin listing only.
+    """
     tick, lot = spec.tick_size, spec.lot_size
-    return {
+    view: Record = {
         "order_id": order.order_id,
         "client_order_id": order.client_order_id,
         "account_id": order.account_id,
@@ -70,6 +74,9 @@ def order_view(order: Order, spec: InstrumentSpec) -> Record:
         "status": order.status,
         "created_ts_ms": order.created_ts_ms,
     }
+    if received:
+        view["received_ns"] = order.received_ns
+    return view
 
 
 def engine_event(

@@ -66,7 +66,7 @@ class OrderServiceApp:
             raise HttpError(401, "UNAUTHENTICATED", "a valid Bearer token is required")
 
     def _place(self, request: Request) -> Response:
-        status, body = self.venue.place(parse_order(request.json_object()))
+        status, body = self.venue.place(parse_order(request.json_object(), request.received_ns))
         return Response(status, body)
 
     def _cancel(self, request: Request) -> Response:
@@ -93,7 +93,7 @@ class OrderServiceApp:
         return Response(200, {"orders": orders})
 
 
-def parse_order(body: dict[str, Any]) -> OrderRequest:
+def parse_order(body: dict[str, Any], received_ns: int = 0) -> OrderRequest:
     """A well-formed order request, or HttpError 400 naming what is wrong."""
     for name in (*_TEXT_FIELDS, "side", "type", "time_in_force", "price", "quantity"):
         if not isinstance(body.get(name), str) or not body[name]:
@@ -113,6 +113,7 @@ def parse_order(body: dict[str, Any]) -> OrderRequest:
         account_id=body["account_id"],
         user_id=body["user_id"],
         account_type=body["account_type"],
+        received_ns=received_ns,
     )
 
 

@@ -62,6 +62,7 @@ class OrderRequest:
     account_id: str
     user_id: str
     account_type: str
+    received_ns: int = 0  # when the Order Service began handling it (time.time_ns)
 
 
 def now_ms() -> int:
@@ -119,9 +120,18 @@ class Venue:
             return len(found)
 
     def list_orders(
-        self, account_id: str | None, symbol: str | None, status: str | None
+        self,
+        account_id: str | None,
+        symbol: str | None,
+        status: str | None,
+        *,
+        received: bool = False,
     ) -> list[Record]:
-        """Orders as ``GET /v1/orders`` lists them; status OPEN means NEW or PARTIALLY_FILLED."""
+        """Orders as ``GET /v1/orders`` lists them; status OPEN means NEW or PARTIALLY_FILLED.
+
+        ``received`` adds each order's ``received_ns`` (the admin listing only; the
+        Order Service's contract response stays as CONTRACTS.md has it).
+        """
         with self.lock:
             if status == "OPEN":
                 found = self.orders.open_orders(account_id, symbol)
@@ -133,7 +143,7 @@ class Venue:
                     and symbol in (None, o.symbol)
                     and status in (None, o.status)
                 ]
-            return [order_view(o, self.specs[o.symbol]) for o in found]
+            return [order_view(o, self.specs[o.symbol], received=received) for o in found]
 
     # --- Metadata Service -------------------------------------------------------------
 
@@ -271,6 +281,7 @@ class Venue:
             price=request.price,
             quantity=request.quantity,
             created_ts_ms=now_ms(),
+            received_ns=request.received_ns,
         )
         try:
             self._check(order, spec, request.account_type)

@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,7 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes = b""
+    received_ns: int = 0  # wall clock (time.time_ns) when handling began, for latency figures
 
     def json(self) -> Any:
         """The body as JSON; HttpError 400 when it is not."""
@@ -94,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        received_ns = time.time_ns()
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         request = Request(
@@ -102,6 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
             query={k: v[-1] for k, v in parse_qs(url.query).items()},
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
+            received_ns=received_ns,
         )
         try:
             response = self.server.app(request)

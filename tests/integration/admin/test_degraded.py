@@ -1,4 +1,4 @@
-"""With Redis gone the API says so (503), and an emergency kill still cancels every order."""
+"""Dependencies down: the API says which (503), and an emergency kill still cancels every order."""
 
 from __future__ import annotations
 
@@ -79,3 +79,23 @@ def test_kill_without_redis_records_in_postgres_cancels_and_says_what_is_missing
     finally:
         orders.cancel_until_flat(None, 5.0)
         orders.close()
+
+
+@pytest.fixture(scope="module")
+def no_auth_service_admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """An admin API whose Auth Service does not answer."""
+    env = {
+        **admin_env,
+        "AUTH_SERVICE_URL": f"http://127.0.0.1:{stack.free_port()}",
+        "HTTP_PORT": str(stack.free_port()),
+    }
+    with serve(run_dir, env, "admin-api-no-auth-service") as api:
+        yield api
+
+
+def test_an_unreachable_auth_service_is_503_never_a_way_in(no_auth_service_admin: Admin) -> None:
+    response = no_auth_service_admin.call("GET", "/v1/mm-configs", token=READ)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "AUTH_UNAVAILABLE"
+    assert "dev-read-token" not in response.text

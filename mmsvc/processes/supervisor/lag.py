@@ -11,6 +11,7 @@ Tansu's high watermark can trail the log, which under-reports lag, never over.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mmsvc.processes.supervisor.delivery import TopicPartition
@@ -24,6 +25,7 @@ class _PartitionLag:
     consumed_at: float = 0.0
     behind_since: float | None = None
     peak_age: float = 0.0  # oldest consumed message since the last check, in seconds
+    high_known: bool = False
 
     def behind(self) -> bool:
         return self.high > self.position
@@ -63,6 +65,7 @@ class LagTracker:
     def watermark(self, tp: TopicPartition, high: int, now: float) -> None:
         """Record the partition's high watermark as last reported by the broker."""
         part = self._parts.setdefault(tp, _PartitionLag())
+        part.high_known = True
         part.high = max(part.high, high)
         if part.behind() and part.behind_since is None:
             part.behind_since = now
@@ -81,10 +84,17 @@ class LagTracker:
             worst[tp[0]] = max(worst.get(tp[0], 0.0), part.lag_s(now), part.peak_age)
         return worst
 
-    def breach(self, now: float) -> tuple[TopicPartition, float] | None:
-        """The first partition over the threshold once armed, else None; arms on catch-up."""
+    def breach(
+        self, now: float, assigned: Iterable[TopicPartition]
+    ) -> tuple[TopicPartition, float] | None:
+        """The first partition over the threshold once armed, else None.
+
+        Arms once every assigned partition has a known watermark and has caught
+        up with it: a replay at start-up (a new group reads engine events from
+        the earliest offset) is not lag.
+        """
         if not self.armed:
-            self.armed = bool(self._parts) and all(not p.behind() for p in self._parts.values())
+            self.armed = self._caught_up(list(assigned))
             self._clear_peaks()
             return None
         found: tuple[TopicPartition, float] | None = None
@@ -94,6 +104,10 @@ class LagTracker:
                 found = (tp, lag)
         self._clear_peaks()
         return found
+
+    def _caught_up(self, assigned: list[TopicPartition]) -> bool:
+        parts = [self._parts.get(tp) for tp in assigned]
+        return bool(parts) and all(p is not None and p.high_known and not p.behind() for p in parts)
 
     def _clear_peaks(self) -> None:
         for part in self._parts.values():

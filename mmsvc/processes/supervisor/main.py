@@ -476,7 +476,7 @@ class Supervisor:
         for topic, lag_s in self.lag.by_topic(wall).items():
             metrics.set_kafka_lag(topic, lag_s)
         metrics.observe_router(self.router.stats)
-        breach = self.lag.breach(wall)
+        breach = self.lag.breach(wall, self.consumer.assignment)
         if breach is not None and not self._kill_flag_active():
             (topic, partition), lag_s = breach
             self._global_kill(

@@ -70,7 +70,7 @@ class WorkerPool:
         worker.proc = subprocess.Popen(list(self._argv_for(symbol)), env=self._env)
         worker.started_at = self._clock()
         worker.restart_at = None
-        log.info("worker started", extra={"symbol": symbol, "pid": worker.proc.pid})
+        log.info("worker started", extra={"symbol": symbol, "worker_pid": worker.proc.pid})
         return worker
 
     def stop(self, symbol: str, grace_s: float = 10.0) -> None:

@@ -22,8 +22,9 @@ help: ## List the targets with what each does
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing mmsvc and its dependencies into $(VENV) (first time takes a minute)"
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 \
+		&& $(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/install.log 2>&1 \
+		|| { tail -30 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 # The Metadata gRPC stubs are generated from the contract at build time, never committed.
@@ -37,7 +38,7 @@ proto: $(PROTO_GEN) ## Generate the Metadata gRPC stubs from the .proto
 services: venv ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator
 	@$(PY) -m mmsvc.devstack.stack up
 
-stop: ## Stop every process this checkout started (service and dev stack)
+stop: ## Stop every process this checkout started: the service (orders canceled first), then the dev stack
 	@if [ -x $(PY) ]; then $(PY) -m mmsvc.devstack.stack down; else echo "nothing to stop"; fi
 
 migrate: venv ## Apply the database migrations to the dev stack's database
@@ -60,7 +61,7 @@ bench: venv ## Benchmarks: print figures and write them to bench-results/
 	@$(PY) -m tests.bench
 
 run: venv ## Start the dev stack and the service, enable the demo symbols, print where to look
-	@$(PY) -m mmsvc.devstack.stack up
+	@$(PY) -m mmsvc.devstack.run
 
 clean: stop ## Remove the venv, the run directory and caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results

@@ -223,6 +223,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _stop_supervisord(run_dir: Path, pid: int) -> None:
+    """SIGTERM to supervisord alone: it stops its programs in order, each cleanly."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + SERVICE_GRACE_S
+    while time.monotonic() < deadline and "supervisord" in running_pids(run_dir):
+        time.sleep(0.2)
+
+
 def stop_process(run_dir: Path, name: str, grace: float = 10.0) -> None:
     """Stop one named process of ``run_dir`` (SIGTERM, then SIGKILL after ``grace``)."""
     pid_file = run_dir / "pids" / f"{name}.pid"
@@ -241,10 +250,19 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
+SERVICE_GRACE_S = 90.0
+
+
 def down(run_dir: Path, grace: float = 10.0) -> list[str]:
-    """Stop every process that has a pid file under ``run_dir``; return their names."""
+    """Stop every process that has a pid file under ``run_dir``; return their names.
+
+    The service (supervisord) goes first and alone, while the exchange is still
+    up: its SIGTERM cancels every order, which needs the Order Service.
+    """
     alive = running_pids(run_dir)
-    for pid in alive.values():
+    if "supervisord" in alive:
+        _stop_supervisord(run_dir, alive["supervisord"])
+    for pid in running_pids(run_dir).values():
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and running_pids(run_dir):

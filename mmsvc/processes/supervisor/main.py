@@ -83,6 +83,7 @@ class Supervisor:
         )
         self.pending: dict[str, PendingRequest] = {}
         self.last_seen: dict[str, float] = {}
+        self.connected: set[str] = set()  # workers that said hello since their (re)start
         self.running = True
         settings.worker_endpoint_dir.mkdir(parents=True, exist_ok=True)
         self.workers_ctl = self._bind(
@@ -187,6 +188,7 @@ class Supervisor:
             deliveries = (DeliveryId(t, p, o) for t, p, o in message.get("d", []))
             self.router.acknowledge(symbol, deliveries)
         elif kind == protocol.HELLO:
+            self.connected.add(symbol)
             link = self.router.links.get(symbol.encode())
             if link is not None:
                 link.resend_unacked()
@@ -279,6 +281,7 @@ class Supervisor:
         finish: Any,
         deadline_s: float = REPLY_DEADLINE_S,
     ) -> None:
+        """Send a command to workers; those not connected are answered for at once."""
         request_id = str(uuid.uuid4())
         command = {
             "t": protocol.COMMAND,
@@ -287,16 +290,20 @@ class Supervisor:
             "args": request.get("args", {}),
             "actor": request.get("actor", "system"),
         }
+        present = [s for s in symbols if s in self.connected]
         pending = PendingRequest(
             identity,
             str(request.get("id")),
             request["cmd"],
-            set(symbols),
+            set(present),
             time.monotonic() + deadline_s,
             finish,
+            absent=[s for s in symbols if s not in self.connected],
         )
+        if pending.command == protocol.KILL:
+            self._halt_silent_workers(pending.absent)
         self.pending[request_id] = pending
-        for symbol in symbols:
+        for symbol in present:
             self.workers_ctl.send_multipart([symbol.encode(), protocol.dumps(command)])
         self._finish_if_done(pending, time.monotonic())
 
@@ -307,7 +314,7 @@ class Supervisor:
             if value is pending:
                 del self.pending[key]
         if pending.command == protocol.KILL:
-            self._halt_silent_workers(pending.timed_out())
+            self._halt_silent_workers(sorted(pending.waiting))
         if pending.command == protocol.CONFIG_DELETED:
             for symbol, (status, _) in pending.replies.items():
                 if status < 300:
@@ -348,6 +355,7 @@ class Supervisor:
         if link is not None:
             link.push.close(linger=0)  # type: ignore[attr-defined]
         self.last_seen.pop(symbol, None)
+        self.connected.discard(symbol)
         self.status.remove(symbol)
 
     # ------------------------------------------------------- kill switch, reset
@@ -457,6 +465,7 @@ class Supervisor:
     def _worker_died(self, symbol: str, code: int) -> None:
         """D2: cancel the symbol's orders at once; the pool restarts the worker."""
         log.error("worker died", extra={"symbol": symbol, "exit_code": code})
+        self.connected.discard(symbol)
         metrics.worker_restarted(symbol)
         if self.orders is not None:
             self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)

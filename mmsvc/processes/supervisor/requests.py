@@ -26,6 +26,7 @@ class PendingRequest:
     deadline: float
     finish: Finisher
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)  # not connected: never asked
 
     def reply(self, symbol: str, status: int, body: dict[str, Any]) -> None:
         if symbol in self.waiting:
@@ -36,8 +37,8 @@ class PendingRequest:
         return not self.waiting or now >= self.deadline
 
     def timed_out(self) -> list[str]:
-        """Workers that never answered (busy or dead)."""
-        return sorted(self.waiting)
+        """Workers that never answered (busy, dead, or not connected)."""
+        return sorted(self.waiting | set(self.absent))
 
 
 def single(pending: PendingRequest) -> Answer:
@@ -45,7 +46,11 @@ def single(pending: PendingRequest) -> Answer:
     if pending.replies:
         return next(iter(pending.replies.values()))
     symbol = ", ".join(pending.timed_out())
-    return 503, {"error": {"code": "WORKER_UNAVAILABLE", "message": f"{symbol} did not answer"}}
+    if pending.absent:
+        message = f"{symbol}: worker not connected (starting or restarting); retry shortly"
+    else:
+        message = f"{symbol} did not answer in time"
+    return 503, {"error": {"code": "WORKER_UNAVAILABLE", "message": message}}
 
 
 def summary(pending: PendingRequest) -> Answer:

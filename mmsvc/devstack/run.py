@@ -1,0 +1,145 @@
+"""``make run``: the dev stack, the service under supervisord, the demo symbols enabled.
+
+The service itself still starts every symbol PAUSED; this script then does what
+an operator would do over the REST API: create the demo configs (if missing)
+and enable them, with the dev stack's operator and admin tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+from alembic import command
+from alembic.config import Config
+
+from mmsvc.devstack import stack
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = {
+    "BTCUSDT": {"base_spread_bps": "10", "order_size_usdt": "200", "num_levels": 3},
+    "ETHUSDT": {"base_spread_bps": "12", "order_size_usdt": "150", "num_levels": 3},
+    "SOL-PERP": {"base_spread_bps": "15", "order_size_usdt": "100", "num_levels": 2},
+}
+ADMIN_TOKEN, OPERATE_TOKEN = "dev-admin-token", "dev-operate-token"  # dev stack only
+
+
+def service_env(run_dir: Path, stack_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment supervisord and every mmsvc process run with."""
+    venv_bin = Path(sys.executable).parent
+    return {
+        **os.environ,
+        **stack_env,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MMSVC_RUN_DIR": str(run_dir),
+        "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
+        "HTTP_PORT": os.environ.get("HTTP_PORT", "8080"),
+        "METRICS_PORT": os.environ.get("METRICS_PORT", "9090"),
+    }
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(REPO / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO / "alembic"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def start_supervisord(run_dir: Path, env: Mapping[str, str]) -> None:
+    for sub in ("logs", "pids", "sockets"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    if "supervisord" in stack.running_pids(run_dir):
+        return
+    supervisord = shutil.which("supervisord", path=env["PATH"])
+    if supervisord is None:
+        raise stack.StackError("supervisord is not installed in the virtual environment")
+    subprocess.run([supervisord, "-c", str(REPO / "supervisord.conf")], env=dict(env), check=True)
+
+
+def _wait_http(url: str, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise stack.StackError(f"{what} not ready at {url} within {timeout:.0f}s; see .run/logs/")
+
+
+def _call(method: str, url: str, token: str, body: Any = None) -> requests.Response:
+    return requests.request(
+        method, url, json=body, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def enable_demo(api: str) -> None:
+    """Create the demo configs if missing and enable them, as an operator would."""
+    for symbol, config in DEMO.items():
+        if _call("GET", f"{api}/v1/mm-configs/{symbol}", ADMIN_TOKEN).status_code == 404:
+            created = _call(
+                "POST", f"{api}/v1/mm-configs", ADMIN_TOKEN, {"symbol": symbol, **config}
+            )
+            if created.status_code != 201:
+                raise stack.StackError(f"creating {symbol}: {created.status_code} {created.text}")
+        _enable(api, symbol)
+
+
+def _enable(api: str, symbol: str, timeout: float = 60) -> None:
+    """Enable once the symbol's worker is up (a 503 while it starts is retried)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        enabled = _call("POST", f"{api}/v1/mm-configs/{symbol}/enable", OPERATE_TOKEN)
+        if enabled.status_code in (200, 409):
+            return
+        if enabled.status_code != 503 or time.monotonic() > deadline:
+            raise stack.StackError(f"enabling {symbol}: {enabled.status_code} {enabled.text}")
+        time.sleep(0.5)
+
+
+def main() -> int:
+    """Bring everything up and say where to look."""
+    run_dir = REPO / ".run"  # supervisord.conf keeps its files in .run beside it
+    try:
+        stack_env = stack.read_env(run_dir) if stack.running_pids(run_dir) else stack.up(run_dir)
+        migrate(stack_env["POSTGRES_URL"])
+        env = service_env(run_dir, stack_env)
+        start_supervisord(run_dir, env)
+        api = f"http://127.0.0.1:{env['HTTP_PORT']}"
+        _wait_http(f"{api}/readyz", "the admin API and the supervisor")
+        enable_demo(api)
+    except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
+        print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(_banner(env, run_dir))  # noqa: T201
+    return 0
+
+
+def _banner(env: Mapping[str, str], run_dir: Path) -> str:
+    conf = REPO / "supervisord.conf"
+    return f"""
+mmsvc is making markets on the simulated exchange: {", ".join(DEMO)} (enabled over the API).
+
+  API        http://127.0.0.1:{env["HTTP_PORT"]}   (token: -H 'Authorization: Bearer {ADMIN_TOKEN}')
+             curl -s -H 'Authorization: Bearer dev-read-token' \\
+                  localhost:{env["HTTP_PORT"]}/v1/mm/status
+  Metrics    http://127.0.0.1:{env["METRICS_PORT"]}/metrics
+  Logs       {run_dir}/logs/   (JSON lines; mmsvc-supervisor.log has the workers)
+  Processes  .venv/bin/supervisorctl status   (from {conf.parent})
+  Exchange   {env.get("EXCHANGE_ADMIN_URL", "?")}   (simulator admin: faults, market moves)
+
+Stop everything with: make stop
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

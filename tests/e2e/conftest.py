@@ -31,7 +31,7 @@ from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
-from mmsvc.devstack import services
+from mmsvc.devstack import services, stack
 from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
@@ -62,6 +62,7 @@ class Service:
         module = {
             "supervisor": "mmsvc.processes.supervisor.main",
             "outbox": "mmsvc.processes.outbox",
+            "metrics": "mmsvc.processes.metrics",
         }
         log = (self.run_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
@@ -215,6 +216,7 @@ def service_factory(
             "MMSVC_CONTROL_ENDPOINT": f"ipc://{sockets}/control.sock",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
             "KILL_SWITCH_RESPONSE_TIMEOUT_MS": "500",
+            "METRICS_PORT": str(stack.free_port()),
             "LOG_LEVEL": "INFO",
             **overrides,
         }

@@ -1,0 +1,107 @@
+"""The spec's Safety Constraints, each shown failing-closed from outside the service.
+
+- DOES NOT auto-restart after a kill switch; ALWAYS requires manual intervention (D3).
+- ALWAYS cancels all orders on ANY uncertainty: stale data (D7: pulls quotes,
+  halts nothing, one event per episode) and a lost supervisor (D17).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from mmsvc.adapters.kafka import topics
+from mmsvc.adapters.zmq import protocol
+from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SYMBOL = "ETHUSDT"
+
+
+def start(service: Service) -> None:
+    service.start("supervisor")
+    service.start("outbox")
+    service.wait_ready([SYMBOL])
+    assert service.command(protocol.ENABLE, SYMBOL)[0] == 200
+    wait_for(lambda: len(service.open_orders(SYMBOL)) == 2, 30, "quotes")
+
+
+def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL)
+    start(service)
+    assert service.command(protocol.KILL, SYMBOL)[0] == 200
+    wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "orders canceled")
+
+    service.stop("supervisor")
+    service.start("supervisor")
+    service.wait_ready([SYMBOL])
+
+    state = service.state(SYMBOL)
+    assert state is not None and state.state.value == "HALTED"
+    assert state.trigger is not None and state.trigger.value == "MANUAL"
+    code, body = service.command(protocol.ENABLE, SYMBOL)
+    assert code == 409 and body["state"] == "HALTED"
+    time.sleep(1.0)
+    assert service.open_orders(SYMBOL) == []
+
+    assert service.command(protocol.RESET, SYMBOL)[0] == 200
+    assert service.state(SYMBOL).state.value == "PAUSED"
+    time.sleep(1.0)
+    assert service.open_orders(SYMBOL) == []  # a reset never resumes quoting by itself
+
+
+def test_stale_market_data_pulls_quotes_and_halts_nothing(
+    service_factory, kafka_bootstrap: str, registry_url: str
+) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL, check_staleness=True, staleness_threshold_ms=1500)
+    reader = TopicReader(kafka_bootstrap, registry_url, topics.RISK_TRIGGERED)
+    try:
+        start(service)
+        since = time.time_ns() // 1_000_000
+        service.exchange.set_faults(paused_symbols=[SYMBOL])
+        wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "quotes pulled on stale data")
+        assert service.state(SYMBOL).state.value == "ACTIVE"  # STALE_DATA halts nothing (D7)
+        time.sleep(2.0)
+
+        def stale_events() -> list[dict]:
+            return [
+                r
+                for key, r in reader.poll(0.5)
+                if key == SYMBOL and r["ts_ms"] >= since and r["trigger"] == "STALE_DATA"
+            ]
+
+        wait_for(stale_events, 30, "a STALE_DATA event")
+        assert len(stale_events()) == 1  # one per episode, not per tick
+        service.exchange.clear_faults()
+        wait_for(lambda: len(service.open_orders(SYMBOL)) == 2, 30, "quotes back with fresh data")
+    finally:
+        reader.close()
+
+
+def test_workers_cancel_and_exit_when_their_supervisor_is_lost(service_factory) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL)
+    start(service)
+    worker_pid = int(service.command(protocol.STATUS, SYMBOL)[1]["pid"])
+    supervisor = service.procs.pop("supervisor")
+    supervisor.send_signal(signal.SIGKILL)  # no chance to clean up: the workers must
+    supervisor.wait(10)
+    wait_for(
+        lambda: service.open_orders(SYMBOL) == [], 30, "orders canceled by the orphaned worker"
+    )
+    wait_for(lambda: not _alive(worker_pid), 30, "the orphaned worker gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited
+        return stat.read().split()[2] != "Z"

@@ -13,47 +13,21 @@ from enum import StrEnum
 from typing import Any, TypedDict
 from uuid import UUID
 
+# One vocabulary for the whole service: the trading core's enums are the ones stored.
+from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
 
-class SymbolState(StrEnum):
-    """The state of one symbol (spec: ACTIVE/PAUSED/HALTED)."""
-
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    HALTED = "HALTED"
-
-
-class RiskTrigger(StrEnum):
-    """The `trigger` enum of mm.risk.triggered.v1 (CONTRACTS.md)."""
-
-    EXPOSURE = "EXPOSURE"
-    LOSS = "LOSS"
-    MARKET_HALT = "MARKET_HALT"
-    KAFKA_LAG = "KAFKA_LAG"
-    REJECT_STORM = "REJECT_STORM"
-    RESPONSE_TIMEOUT = "RESPONSE_TIMEOUT"
-    MANUAL = "MANUAL"
-    STALE_DATA = "STALE_DATA"
-
-
+__all__ = [  # re-exported: callers import the stored vocabulary from here
+    "Liquidity",
+    "RiskTrigger",
+    "Side",
+    "SymbolState",
+]
 # STALE_DATA pulls quotes and halts nothing (ARCHITECTURE D7), so it is never
 # the trigger a HALTED symbol carries.
 KILL_TRIGGERS = frozenset(RiskTrigger) - {RiskTrigger.STALE_DATA}
+
 # Only these halt every symbol at once and set the global flag (ARCHITECTURE D7).
 GLOBAL_KILL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
-
-
-class Side(StrEnum):
-    """An order's side."""
-
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class Liquidity(StrEnum):
-    """Whether a fill added or took liquidity."""
-
-    MAKER = "MAKER"
-    TAKER = "TAKER"
 
 
 class OrderStatus(StrEnum):

@@ -24,6 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
+from mmsvc.config import Settings
+
 ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
 SIDES = frozenset({"BUY", "SELL"})
 TIMES_IN_FORCE = frozenset({"GTC", "POST_ONLY"})
@@ -320,6 +322,18 @@ class OrderServiceClient:
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="order-service")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, timeout_s: float | None = None
+    ) -> OrderServiceClient:
+        """The client of the service's account, with the spec's response budget by default."""
+        return cls(
+            settings.order_service_url,
+            settings.system_account_id,
+            settings.system_user_id,
+            settings.kill_switch_response_timeout_s if timeout_s is None else timeout_s,
+        )
 
     def __repr__(self) -> str:
         # Never show the token.

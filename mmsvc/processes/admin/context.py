@@ -60,12 +60,8 @@ class AdminContext:
             return None
         with self._lock:
             if self._orders is None:
-                s = self.settings
-                self._orders = OrderServiceClient(
-                    s.order_service_url,
-                    s.system_account_id,
-                    s.system_user_id,
-                    ORDER_SERVICE_TIMEOUT_S,
+                self._orders = OrderServiceClient.from_settings(
+                    self.settings, ORDER_SERVICE_TIMEOUT_S
                 )
             return self._orders
 

@@ -73,7 +73,9 @@ class Supervisor:
         self.engine = make_engine(settings.postgres_url, application_name="mmsvc-supervisor")
         self.sessions = make_session_factory(self.engine)
         self.status = StatusStore(settings.redis_url, settings.redis_prefix)
-        self.orders = None if settings.shadow_mode else self._order_client()
+        self.orders = (
+            None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)
+        )
         self.cancels = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cancel")
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
@@ -92,15 +94,6 @@ class Supervisor:
         self.workers_ctl.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.admin = self._bind(zmq.ROUTER, settings.control_endpoint)
         self.consumer: MarketConsumer | None = None
-
-    def _order_client(self) -> OrderServiceClient:
-        s = self.settings
-        return OrderServiceClient(
-            s.order_service_url,
-            s.system_account_id,
-            s.system_user_id,
-            s.kill_switch_response_timeout_s,
-        )
 
     def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(kind)

@@ -120,7 +120,7 @@ class Worker:
             self.shadow_quotes = ShadowQuotes(self.codec, publisher)
         else:
             self.execution = OrderExecution(
-                self._order_client(),
+                OrderServiceClient.from_settings(self.settings),
                 self.store,
                 self.trader,
                 TokenBucket(limits.max_orders_per_second, now_ms()),
@@ -130,15 +130,6 @@ class Worker:
         self.kill = KillSwitch(self)
         self.commands = CommandHandler(self)
         self._connect()
-
-    def _order_client(self) -> OrderServiceClient:
-        s = self.settings
-        return OrderServiceClient(
-            s.order_service_url,
-            s.system_account_id,
-            s.system_user_id,
-            s.kill_switch_response_timeout_s,
-        )
 
     def _load_instrument(self) -> None:
         """Tick and lot from the Metadata Service; unknown waits for created (D4)."""
@@ -415,7 +406,7 @@ class Worker:
     def shutdown(self) -> None:
         """Cancel everything for the symbol before exiting (SIGTERM, lost dependency)."""
         if self.execution is not None:
-            client = self._order_client()
+            client = OrderServiceClient.from_settings(self.settings)
             result = client.cancel_until_flat(self.symbol, deadline_s=5.0)
             if result.flat:
                 try:

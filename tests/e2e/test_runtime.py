@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
 from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
@@ -167,3 +168,36 @@ def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
         assert orders.json()["orders"] == []  # D18: no Order Service call at all
     finally:
         reader.close()
+
+
+def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_back(
+    service_factory,
+) -> None:
+    first = service_factory()
+    add_config(first.sessions, "BTCUSDT", base_spread_bps=200)
+    start(first, ["BTCUSDT"])
+    wait_for(lambda: len(first.open_orders("BTCUSDT")) == 2, 30, "quotes")
+    first.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -300}).raise_for_status()
+    wait_for(lambda: Decimal(status(first, "BTCUSDT")["position"]) > 0, 30, "a fill")
+    time.sleep(0.5)
+    position = status(first, "BTCUSDT")["position"]
+    first.stop("supervisor")
+
+    # The same account on a new database and consumer group: engine.event.v1 is
+    # replayed from the start (D15) while the Metadata Service is down.
+    second = service_factory(SYSTEM_ACCOUNT_ID=first.account)
+    add_config(second.sessions, "BTCUSDT", base_spread_bps=200)
+    second.exchange.set_faults(metadata_unavailable=True)
+    start(second, ["BTCUSDT"], enable=False)
+    wait_for(lambda: _fill_rows(second) > 0, 30, "replayed fills recorded")
+    assert status(second, "BTCUSDT")["instrument_known"] is False  # recorded while unknown
+    second.exchange.clear_faults()
+    back = wait_for(
+        lambda: (s := status(second, "BTCUSDT"))["instrument_known"] and s, 30, "the instrument"
+    )
+    assert back["position"] == position
+
+
+def _fill_rows(service: Service) -> int:
+    with service.sessions() as session:
+        return len(FillRepository(session).list_for_symbol("BTCUSDT"))

@@ -54,6 +54,7 @@ STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
 LOCK_WAIT_S = 30.0
+METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
 EXIT_LOST_LOCK = 5
@@ -95,6 +96,8 @@ class Worker:
         # When the Metadata Service told us the instrument; lifecycle events stamped
         # before it are history it already reflects (a new group replays them: D15).
         self.instrument_as_of_ms = 0
+        self.metadata_unavailable = False
+        self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
         self.trader: SymbolTrader
         self.execution: OrderExecution | None = None
@@ -132,16 +135,22 @@ class Worker:
         self._connect()
 
     def _load_instrument(self) -> None:
-        """Tick and lot from the Metadata Service; unknown waits for created (D4)."""
+        """Tick and lot from the Metadata Service; unknown waits for created (D4).
+
+        While the service is unreachable the loop asks again every few seconds.
+        """
+        self.metadata_retry_at = time.monotonic() + METADATA_RETRY_S
         try:
             with MetadataClient(self.settings.metadata_service_grpc_url) as metadata:
                 instrument = metadata.get_instrument(self.symbol)
         except MetadataError:
             log.warning(
-                "metadata unavailable at start; waiting for md.instrument.*",
+                "metadata unavailable; will retry (md.instrument.* also teaches the instrument)",
                 extra={"symbol": self.symbol},
             )
+            self.metadata_unavailable = True
             return
+        self.metadata_unavailable = False
         if instrument is not None:
             self.instrument_as_of_ms = now_ms()
             self.attach_instrument(instrument)
@@ -194,6 +203,8 @@ class Worker:
             if mono >= next_fence:
                 self._check_fence()
                 next_fence = mono + FENCE_CHECK_S
+            if self.metadata_unavailable and mono >= self.metadata_retry_at:
+                self._load_instrument()
 
     def _poll_timeout_ms(self) -> int:
         busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
@@ -290,11 +301,15 @@ class Worker:
             pass  # a client_order_id that is not one of our UUIDs: nothing to update
 
     def _on_fill(self, record: dict[str, Any]) -> None:
-        assert self.trader.inventory is not None or self.trader.instrument is None
-        if self.trader.inventory is None:
-            log.error("fill before the instrument is known", extra={"symbol": self.symbol})
-            return
         fill = fill_from_event(record)
+        if self.trader.inventory is None:
+            # The instrument is not known yet: keep the fill; the inventory is
+            # rebuilt from the fill rows when it is (D1: never dropped).
+            self.store.record_fill(fill, record, None, self.fees_paid)
+            log.warning(
+                "fill recorded before the instrument is known", extra={"symbol": self.symbol}
+            )
+            return
         if self.trader.inventory.has_seen(fill.event_id):
             return
         remaining = Decimal(record["remaining_quantity"])

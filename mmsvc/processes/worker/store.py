@@ -152,38 +152,50 @@ class WorkerStore:
         return len(opened)
 
     def record_fill(
-        self, fill: Fill, event: dict[str, object], inventory: Inventory, fees_paid: Decimal
+        self,
+        fill: Fill,
+        event: dict[str, object],
+        inventory: Inventory | None,
+        fees_paid: Decimal,
     ) -> bool:
-        """The fill row and the position after it, in one transaction; False if seen before."""
+        """The fill row and the position after it, in one transaction; False if seen before.
+
+        With ``inventory`` None (the instrument not known yet) only the fill row
+        is written: the position is rebuilt from the rows once it is (D1: a fill
+        is never dropped).
+        """
         with self._sessions.begin() as session:
-            new = FillRepository(session).insert_if_new(
-                db.Fill(
-                    fill.event_id,
-                    self.symbol,
-                    str(event["order_id"]),
-                    str(event["client_order_id"]),
-                    db.Side(fill.side.value),
-                    fill.price,
-                    fill.quantity,
-                    fill.fee,
-                    fill.fee_asset,
-                    None if fill.liquidity is None else db.Liquidity(fill.liquidity.value),
-                    fill.ts_ms,
-                )
-            )
+            new = FillRepository(session).insert_if_new(self._fill_row(fill, event))
             if not new:
                 return False
             self._apply_fill_to_order(session, event)
-            PositionRepository(session).upsert(
-                db.PositionRecord(
-                    self.symbol,
-                    inventory.quantity,
-                    inventory.avg_entry or Decimal(0),
-                    inventory.realized_pnl,
-                    fees_paid,
+            if inventory is not None:
+                PositionRepository(session).upsert(
+                    db.PositionRecord(
+                        self.symbol,
+                        inventory.quantity,
+                        inventory.avg_entry or Decimal(0),
+                        inventory.realized_pnl,
+                        fees_paid,
+                    )
                 )
-            )
         return True
+
+    def _fill_row(self, fill: Fill, event: dict[str, object]) -> db.Fill:
+        liquidity = None if fill.liquidity is None else db.Liquidity(fill.liquidity.value)
+        return db.Fill(
+            fill.event_id,
+            self.symbol,
+            str(event["order_id"]),
+            str(event["client_order_id"]),
+            db.Side(fill.side.value),
+            fill.price,
+            fill.quantity,
+            fill.fee,
+            fill.fee_asset,
+            liquidity,
+            fill.ts_ms,
+        )
 
     def _apply_fill_to_order(self, session: Session, event: dict[str, object]) -> None:
         try:

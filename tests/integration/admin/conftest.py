@@ -46,7 +46,6 @@ ADMIN_SUBJECT = "admin@tradex.dev"
 TABLES = (
     "mm_configs",
     "mm_states",
-    "mm_kill_switch",
     "mm_orders",
     "mm_fills",
     "mm_positions",
@@ -174,6 +173,13 @@ def _clean(admin: Admin, db_engine: Engine, store_redis: redis.Redis) -> Iterato
 def _wipe(admin: Admin, db_engine: Engine, client: redis.Redis) -> None:
     with db_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        # The kill flag is one row the migration creates: reset it, never remove it.
+        conn.execute(
+            text(
+                "UPDATE mm_kill_switch SET active = false, trigger = NULL, "
+                "reason = '', actor = 'system' WHERE id = 1"
+            )
+        )
     keys = list(client.scan_iter(match=f"{admin.prefix}*"))
     if keys:
         client.delete(*keys)

@@ -52,6 +52,7 @@ lint: venv ## ruff and mypy
 
 test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
+	@$(PY) -m mmsvc.devstack.services
 	@$(PY) -m pytest
 
 test-unit: venv ## The fast unit tests only

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -130,3 +131,18 @@ def drop_database(admin_url: str, name: str) -> None:
     """Drop database ``name`` (and end its sessions); nothing when it does not exist."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    """Start PostgreSQL and Redis when they are down, or say in one line what is missing."""
+    for name, ensure in (("PostgreSQL", ensure_postgres), ("Redis", ensure_redis)):
+        try:
+            ensure()
+        except ServiceUnavailableError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)  # noqa: T201
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,8 +12,10 @@ import signal
 import time
 
 import pytest
+from confluent_kafka import Producer
 
 from mmsvc.adapters.kafka import topics
+from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
 from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
 
@@ -105,3 +107,46 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited
         return stat.read().split()[2] != "Z"
+
+
+def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
+    service_factory, kafka_bootstrap: str, registry_url: str
+) -> None:
+    service = service_factory()
+    add_config(service.sessions, SYMBOL)
+    start(service)
+    pid = int(service.command(protocol.STATUS, SYMBOL)[1]["pid"])
+    codec = AvroCodec(registry_url)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    nonsense_fill = {
+        "event_id": "bad-1",
+        "event_type": "FILL",
+        "symbol": SYMBOL,
+        "order_id": "x",
+        "client_order_id": "y",
+        "account_id": service.account,
+        "side": "BUY",
+        "price": "abc",
+        "quantity": "1",
+        "fill_price": "not-a-number",
+        "fill_quantity": "1",
+        "remaining_quantity": "0",
+        "fee": None,
+        "fee_asset": None,
+        "liquidity": None,
+        "reason": None,
+        "ts_ms": time.time_ns() // 1_000_000,
+    }
+    producer.produce(
+        topics.ENGINE_EVENTS, codec.encode(topics.ENGINE_EVENTS, nonsense_fill), SYMBOL
+    )
+    producer.produce(topics.TRADES, b"\x00garbage that is not avro", SYMBOL)
+    producer.flush(10)
+    log = service.run_dir / "supervisor.log"
+    wait_for(lambda: "invalid message skipped" in log.read_text(), 30, "the nonsense fill logged")
+    wait_for(lambda: "undecodable message skipped" in log.read_text(), 30, "the garbage logged")
+    time.sleep(1.0)
+    status = service.command(protocol.STATUS, SYMBOL)[1]
+    assert int(status["pid"]) == pid  # never crashed
+    assert status["state"] == "ACTIVE" and status["position"] == "0"
+    assert len(service.open_orders(SYMBOL)) == 2  # still quoting

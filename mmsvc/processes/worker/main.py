@@ -237,8 +237,18 @@ class Worker:
         if record.get("symbol") != self.symbol:
             return
         handler = _HANDLERS.get(frame.topic)
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(self, record)
+        except (ValueError, ArithmeticError, KeyError, TypeError):
+            # Valid Avro, nonsense inside (a price "abc", a negative tick): one bad
+            # message is counted and skipped; crashing would replay it forever.
+            metrics.decode_error(frame.topic)
+            log.exception(
+                "invalid message skipped",
+                extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
+            )
 
     def on_snapshot(self, record: dict[str, Any]) -> None:
         self.trader.on_snapshot(record)

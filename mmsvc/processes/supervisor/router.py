@@ -101,10 +101,13 @@ class Router:
             self._route_market(topic, key, value, partition, offset, ts_ms)
             return
         delivery = DeliveryId(topic, partition, offset)
-        if kind is MONEY and self.peek_account(value) != self.account_id:
-            self.tracker.consumed(delivery, must_deliver=False)
-            self.stats["dropped_other_account"] += 1
-            return
+        if kind is MONEY:
+            account = self.peek_account(value)
+            if account != self.account_id:
+                self.tracker.consumed(delivery, must_deliver=False)
+                reason = "dropped_other_account" if account is not None else "dropped_undecodable"
+                self.stats[reason] += 1
+                return
         link = self.links.get(key) if key is not None else None
         if link is None:
             self.tracker.consumed(delivery, must_deliver=False)

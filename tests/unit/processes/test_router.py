@@ -46,7 +46,7 @@ def drain(pull: zmq.Socket[bytes]) -> list[tuple[str, int]]:
 def make_router(
     ctx: zmq.Context[zmq.Socket[bytes]], hwm: int = 1000
 ) -> tuple[Router, zmq.Socket[bytes]]:
-    router = Router(account_id=OURS, peek_account=lambda value: value.decode())
+    router = Router(account_id=OURS, peek_account=lambda value: value.decode() or None)
     push, pull = pair(ctx, f"w{id(router)}", hwm)
     router.attach(WorkerLink("BTCUSDT", push))
     return router, pull
@@ -107,3 +107,11 @@ def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(c
     router.acknowledge("BTCUSDT", [DeliveryId(FILLS, 3, 10)])
     assert router.tracker.committable() == {(FILLS, 3): 11}
     assert router.links[b"BTCUSDT"].unacked == {}
+
+
+def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx) -> None:
+    router, pull = make_router(ctx)
+    router.route(FILLS, b"BTCUSDT", b"", 0, 0, 0)
+    assert drain(pull) == []
+    assert router.stats["dropped_undecodable"] == 1
+    assert router.stats["dropped_other_account"] == 0

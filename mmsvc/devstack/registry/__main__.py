@@ -1,0 +1,7 @@
+"""``python -m mmsvc.devstack.registry --port P --database-url URL``."""
+
+import sys
+
+from mmsvc.devstack.registry import main
+
+sys.exit(main())

@@ -16,7 +16,7 @@ from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.records import ConfigFields, ConfigRecord, SymbolState
 from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.zmq import protocol
-from mmsvc.processes.admin import schemas, supervisor
+from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
@@ -32,7 +32,7 @@ _CREATE_LOCK = (0x6D6D, 1)
 
 def load(session: Session, symbol: str) -> ConfigRecord:
     """The config of a well-formed symbol, or 404."""
-    schemas.check_symbol(symbol)
+    validation.check_symbol(symbol)
     config = ConfigRepository(session).get(symbol)
     if config is None:
         raise ApiError(404, "UNKNOWN_SYMBOL", f"no config for {symbol}", field="symbol")
@@ -60,7 +60,7 @@ def get_config(symbol: str) -> Response:
 @requires(Role.ADMIN)
 def create_config() -> tuple[Response, int, dict[str, str]]:
     """Write the config, then have the supervisor spawn its PAUSED worker before answering (D4)."""
-    symbol, fields = schemas.config_create(schemas.json_object(request.get_data()))
+    symbol, fields = config_spec.config_create(validation.json_object(request.get_data()))
     if "quote_interval_ms" not in fields:
         # QUOTE_UPDATE_INTERVAL is a new config's default (D13); no float on the way.
         seconds = Decimal(repr(ctx().settings.quote_update_interval_s))
@@ -121,8 +121,8 @@ def _undo_create(symbol: str) -> None:
 @requires(Role.ADMIN)
 def update_config(symbol: str) -> Response:
     """Update the config; the running worker applies it without a restart, HALTED too (D4)."""
-    schemas.check_symbol(symbol)
-    changes = schemas.config_fields(schemas.json_object(request.get_data()))
+    validation.check_symbol(symbol)
+    changes = config_spec.config_fields(validation.json_object(request.get_data()))
     supervisor.require_reachable()
     with ctx().transaction() as session:
         updated = ConfigRepository(session).update(symbol, actor(), changes)

@@ -13,7 +13,7 @@ from mmsvc.adapters.db.records import SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
-from mmsvc.processes.admin import emergency, schemas, supervisor
+from mmsvc.processes.admin import control_bodies, emergency, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.configs import load
 from mmsvc.processes.admin.context import ctx
@@ -81,7 +81,7 @@ def resume(symbol: str) -> Response:
 @requires(Role.ADMIN)
 def kill() -> Response:
     """Kill every symbol, or the one named; works with the supervisor down (D7)."""
-    wanted = schemas.kill_request(schemas.json_object(request.get_data(), optional=True))
+    wanted = control_bodies.kill_request(validation.json_object(request.get_data(), optional=True))
     if wanted.symbol is not None:
         _known(wanted.symbol)
     detail = wanted.reason or f"manual emergency kill by {actor()}"
@@ -179,7 +179,7 @@ def flatten() -> Response:
 @requires(Role.ADMIN)
 def reset() -> tuple[Response, int]:
     """HALTED -> PAUSED where each trigger's condition is gone (D9); 409 when none was reset."""
-    symbol = schemas.reset_request(schemas.json_object(request.get_data(), optional=True))
+    symbol = control_bodies.reset_request(validation.json_object(request.get_data(), optional=True))
     with ctx().read() as session:
         if symbol is not None:
             load(session, symbol)

@@ -12,7 +12,9 @@ from typing import Any
 
 from mmsvc import __version__
 from mmsvc.adapters.auth import Role
-from mmsvc.processes.admin.schemas import SYMBOL_MAX, SYMBOL_PATTERN, components, ref
+from mmsvc.processes.admin.json_schema import ref
+from mmsvc.processes.admin.schemas import components
+from mmsvc.processes.admin.validation import SYMBOL_MAX, SYMBOL_PATTERN
 
 _DESCRIPTIONS = {
     200: "OK",

@@ -21,7 +21,8 @@ from mmsvc.adapters.db.records import (
     StateRecord,
     SymbolState,
 )
-from mmsvc.processes.admin.schemas import CONFIG_SPEC, LIVE_DECIMALS
+from mmsvc.processes.admin.config_spec import CONFIG_SPEC
+from mmsvc.processes.admin.status_schemas import LIVE_DECIMALS
 
 _STATES = {s.value for s in SymbolState}
 

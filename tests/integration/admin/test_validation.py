@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from mmsvc.processes.admin import schemas
+from mmsvc.processes.admin import config_spec, validation
 from tests.integration.admin.conftest import Admin, seed_config
 
 pytestmark = pytest.mark.integration
@@ -117,8 +117,8 @@ def test_kill_of_an_unknown_symbol_is_404_and_kills_nothing(admin: Admin) -> Non
 
 def test_decimals_given_as_json_numbers_never_pass_through_a_float() -> None:
     raw = b'{"symbol": "BTCUSDT", "max_loss_usdt": 0.1, "order_size_usdt": 1e-7}'
-    body = schemas.json_object(raw)
-    _, fields = schemas.config_create(body)
+    body = validation.json_object(raw)
+    _, fields = config_spec.config_create(body)
 
     assert fields["max_loss_usdt"] == Decimal("0.1")
     assert str(fields["max_loss_usdt"]) == "0.1"

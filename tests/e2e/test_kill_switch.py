@@ -158,6 +158,8 @@ def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
     service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
+    # D8: the trigger arms once the consumer caught up after start; stop it only then.
+    wait_for(lambda: service.command(protocol.PING)[1]["lag_trigger_armed"], 30, "lag armed")
     since = now_ms()
     supervisor = service.procs["supervisor"]
     os.kill(supervisor.pid, signal.SIGSTOP)  # an OS-level fault, past the threshold

@@ -189,8 +189,8 @@ def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_b
     add_config(second.sessions, "BTCUSDT", base_spread_bps=200)
     second.exchange.set_faults(metadata_unavailable=True)
     start(second, ["BTCUSDT"], enable=False)
+    # Replayed md.instrument.* may teach the instrument first (D4); either way no fill is lost.
     wait_for(lambda: _fill_rows(second) > 0, 30, "replayed fills recorded")
-    assert status(second, "BTCUSDT")["instrument_known"] is False  # recorded while unknown
     second.exchange.clear_faults()
     back = wait_for(
         lambda: (s := status(second, "BTCUSDT"))["instrument_known"] and s, 30, "the instrument"

@@ -130,6 +130,7 @@ class AdminCommands:
                 for s, w in sorted(self.pool.workers.items())
             },
             "kafka_lag_s": self.lag.by_topic(time.time()),
+            "lag_trigger_armed": self.lag.armed,  # D8: armed once caught up after start
             "router": dict(self.router.stats),
             "buffered": self.router.buffered(),
         }

@@ -1,0 +1,85 @@
+"""The worker's database work against real PostgreSQL: fills are never dropped (D1)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmsvc.adapters.db.configs import ConfigRepository
+from mmsvc.adapters.db.engine import make_session_factory
+from mmsvc.adapters.db.positions import PositionRepository
+from mmsvc.domain.model import Fill, Liquidity, Side
+from mmsvc.processes.worker.store import WorkerStore
+
+pytestmark = pytest.mark.integration
+
+
+def fill(event_id: str, side: Side, price: str, quantity: str) -> Fill:
+    """A maker fill with a 0.01 USDT rebate; event ids are unique per call (table-wide key)."""
+    return Fill(
+        f"{event_id}-{uuid.uuid4()}",
+        side,
+        Decimal(price),
+        Decimal(quantity),
+        Decimal("-0.01"),
+        "USDT",
+        Liquidity.MAKER,
+        1_700_000_000_000,
+    )
+
+
+def event(f: Fill) -> dict[str, object]:
+    return {
+        "order_id": "o-1",
+        "client_order_id": str(uuid.uuid4()),
+        "quantity": str(f.quantity),
+        "remaining_quantity": "0",
+    }
+
+
+@pytest.fixture
+def sessions(db_engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(db_engine)
+
+
+@pytest.fixture
+def store(sessions: sessionmaker[Session]) -> WorkerStore:
+    symbol = f"T{uuid.uuid4().hex[:8].upper()}"
+    with sessions.begin() as session:
+        ConfigRepository(session).create(symbol, "test")
+    return WorkerStore(sessions, symbol, shadow=False)
+
+
+def test_a_fill_before_the_instrument_is_known_is_kept_and_rebuilds_the_position(store) -> None:
+    first, second = fill("e-1", Side.BUY, "100", "2"), fill("e-2", Side.SELL, "110", "0.5")
+    assert store.record_fill(first, event(first), None, Decimal(0)) is True
+    assert store.record_fill(second, event(second), None, Decimal(0)) is True
+    inventory, fees = store.rebuild_inventory("BTC")
+    assert inventory.quantity == Decimal("1.5")
+    assert inventory.realized_pnl == Decimal("5") + Decimal("0.02")  # 0.5 x (110 - 100) + rebates
+    assert fees == Decimal("-0.02")
+
+
+def test_the_same_fill_twice_is_recorded_once(store) -> None:
+    first = fill("e-1", Side.BUY, "100", "2")
+    assert store.record_fill(first, event(first), None, Decimal(0)) is True
+    assert store.record_fill(first, event(first), None, Decimal(0)) is False
+    inventory, _ = store.rebuild_inventory("BTC")
+    assert inventory.quantity == Decimal("2")
+
+
+def test_a_fill_with_a_known_instrument_writes_the_position_in_the_same_transaction(
+    store, sessions
+) -> None:
+    first = fill("e-1", Side.BUY, "100", "2")
+    inventory, _ = store.rebuild_inventory("BTC")
+    inventory.apply(first)
+    store.record_fill(first, event(first), inventory, Decimal("-0.01"))
+    with sessions() as session:
+        position = PositionRepository(session).get(store.symbol)
+    assert position is not None and position.quantity == Decimal("2")
+    assert position.avg_entry_price == Decimal("100")

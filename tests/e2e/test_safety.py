@@ -113,7 +113,8 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     service_factory, kafka_bootstrap: str, registry_url: str
 ) -> None:
     service = service_factory()
-    add_config(service.sessions, SYMBOL)
+    # A wide spread keeps real fills out: position 0 then proves the nonsense fill was skipped.
+    add_config(service.sessions, SYMBOL, base_spread_bps=200)
     start(service)
     pid = int(service.command(protocol.STATUS, SYMBOL)[1]["pid"])
     codec = AvroCodec(registry_url)

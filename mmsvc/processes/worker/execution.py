@@ -73,13 +73,13 @@ class OrderExecution:
     def busy(self) -> bool:
         return self._batch is not None
 
-    def submit(self, decision: QuoteDecision) -> None:
-        """Commit PENDING rows, then send the batch without waiting for it (D10, D11)."""
+    def submit(self, decision: QuoteDecision) -> bool:
+        """Commit PENDING rows, then send the batch without waiting (D10, D11); False: no-op."""
         cancels = [o for o in decision.cancel if o.order_id is not None]
         admitted, _deferred = self._bucket.admit(list(decision.place), self._clock_ms())
         placing = [(str(uuid.uuid4()), order) for order in admitted]
         if not cancels and not placing:
-            return
+            return False
         self._store.insert_pending(placing)
         for client_order_id, order in placing:
             self._trader.placed(client_order_id, order)
@@ -88,6 +88,7 @@ class OrderExecution:
         self._cancel_ids = {o.order_id: o.client_order_id for o in cancels if o.order_id}
         requests = [self._request(cid, order) for cid, order in placing]
         self._batch = self._client.submit([o.order_id for o in cancels if o.order_id], requests)
+        return True
 
     def _request(self, client_order_id: str, order: NewOrder) -> PlaceRequest:
         return PlaceRequest(

@@ -92,7 +92,11 @@ class Worker:
         self.running = True
         self.exit_code = 0
         self.fees_paid = Decimal(0)
-        self.last_requote_ms = 0
+        # D13: quote_interval_ms spaces requotes that act (send orders) and is the
+        # timer of decisions; a market change waits only for the spacing.
+        self.last_action_ms = 0
+        self.last_decision_ms = 0
+        self.market_dirty = False
         # When the Metadata Service told us the instrument; lifecycle events stamped
         # before it are history it already reflects (a new group replays them: D15).
         self.instrument_as_of_ms = 0
@@ -208,7 +212,13 @@ class Worker:
 
     def _poll_timeout_ms(self) -> int:
         busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
-        return 1 if busy else max(1, min(50, self.trader.config.quote_interval_ms))
+        if busy:
+            return 1
+        interval, now = self.trader.config.quote_interval_ms, now_ms()
+        due = self.last_decision_ms + interval
+        if self.market_dirty:
+            due = min(due, self.last_action_ms + interval)
+        return max(1, min(50, due - now))
 
     def _drain_data(self) -> None:
         acks: list[list[Any]] = []
@@ -333,16 +343,21 @@ class Worker:
     # ------------------------------------------------------------- decisions
 
     def market_moved(self, force: bool = False) -> None:
-        """Requote on a market change, at most once per quote_interval_ms (D13)."""
+        """Requote on a market change now, unless the last acting requote is too recent (D13)."""
+        self.market_dirty = True
         now = now_ms()
-        if force or now - self.last_requote_ms >= self.trader.config.quote_interval_ms:
+        if force or self._spaced(now):
             self.requote(now)
+
+    def _spaced(self, now: int) -> bool:
+        return now - self.last_action_ms >= self.trader.config.quote_interval_ms
 
     def _after_io(self) -> None:
         if self.execution is not None:
             self._poll_execution(self.execution)
         now = now_ms()
-        if now - self.last_requote_ms >= self.trader.config.quote_interval_ms:
+        timer_due = now - self.last_decision_ms >= self.trader.config.quote_interval_ms
+        if timer_due or (self.market_dirty and self._spaced(now)):
             self.requote(now)
 
     def _poll_execution(self, execution: OrderExecution) -> None:
@@ -365,7 +380,7 @@ class Worker:
 
     def requote(self, now: int) -> None:
         """One decision of the core, acted on: kill, pull, or the minimal diff."""
-        self.last_requote_ms = now
+        self.last_decision_ms, self.market_dirty = now, False
         with tick_span(self.symbol), span("mm.quote"):
             started = time.perf_counter()
             decision = self.trader.decide(now)
@@ -377,12 +392,15 @@ class Worker:
             return
         self.kill.observe_staleness(decision)
         if self.shadow_quotes is not None:
-            self.shadow_quotes.publish(decision.quote)
+            if self.shadow_quotes.publish(decision.quote):
+                self.last_action_ms = now
             return
         if self.execution is None or self.execution.busy or self.execution.flattening:
+            self.market_dirty = True  # decide again once the batch in flight is answered
             return
         with span("mm.order_request"):
-            self.execution.submit(decision)
+            if self.execution.submit(decision):
+                self.last_action_ms = now
 
     # -------------------------------------------------------- health, status
 

@@ -56,15 +56,16 @@ class ShadowQuotes:
         self._publisher = publisher
         self._last: Quote | None = None
 
-    def publish(self, quote: Quote | None) -> None:
-        """Publish when the quote changed (not on every timer tick)."""
+    def publish(self, quote: Quote | None) -> bool:
+        """Publish when the quote changed (not on every timer tick); True when published."""
         if quote is None or (self._last is not None and quote.levels == self._last.levels):
-            return
+            return False
         self._last = quote
         for record in simulated_records(quote):
             try:
                 value = self._codec.encode(topics.QUOTE_SIMULATED, record)
             except EncodeError:
                 log.exception("simulated quote does not match its schema")
-                return
+                return False
             self._publisher.send_nowait(topics.QUOTE_SIMULATED, quote.symbol, value)
+        return True

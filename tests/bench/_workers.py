@@ -15,7 +15,9 @@ nothing. Waiting instead makes every pass deliver everything (zero shed,
 checked by count) and measures the rate at which the whole shape delivers;
 ``waits`` says how often a queue was full, where the supervisor would have shed
 market data (or buffered a must-deliver message) instead. With ``blocking``
-False the socket behaves exactly as a plain NOBLOCK PUSH.
+False the socket behaves exactly as a plain NOBLOCK PUSH. It wraps
+send_multipart, the call the router and the forwarder make; a loop sending
+with bare send() calls would bypass the wait, shed, and be reported invalid.
 """
 
 from __future__ import annotations

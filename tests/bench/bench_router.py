@@ -19,8 +19,9 @@ and every pass would measure that backoff, not its loop. One extra router pass
 with consumer_config() exactly as the service has it shows what that costs.
 
 (a) bare: reads and counts, nothing else.
-(b) forwarder: sends each message ([topic, value]) to its symbol's PUSH socket
-    (SNDHWM 1000, NOBLOCK) and nothing else: the floor of this shape.
+(b) forwarder: sends each message as [topic, value] to its symbol's PUSH socket
+    (SNDHWM 1000) with send_multipart, the call the router makes, and nothing
+    else: the floor of this shape.
 (c) router: the supervisor's hot loop, Router.route_batch with a LagTracker
     (never decoding market data, peeking the account of engine events and
     dropping other accounts', tracking must-deliver messages until acked),

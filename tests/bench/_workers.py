@@ -16,8 +16,7 @@ checked by count) and measures the rate at which the whole shape delivers;
 ``waits`` says how often a queue was full, where the supervisor would have shed
 market data (or buffered a must-deliver message) instead. With ``blocking``
 False the socket behaves exactly as a plain NOBLOCK PUSH. It wraps
-send_multipart, the call the router and the forwarder make; a loop sending
-with bare send() calls would bypass the wait, shed, and be reported invalid.
+send_multipart and send, the calls the forwarder and the router make.
 """
 
 from __future__ import annotations
@@ -59,6 +58,20 @@ class WaitingPush(zmq.Socket[bytes]):
         if not self.poll(WAIT_LIMIT_MS, zmq.POLLOUT):
             raise TimeoutError("a counting worker stopped taking messages")
         return super().send_multipart(msg_parts)
+
+    def send(  # type: ignore[override]  # the router's send_frames call shape
+        self, data: Any, flags: int = 0, copy: bool = True, track: bool = False, **kw: Any
+    ) -> Any:
+        # Only a message's first frame can meet a full queue; later frames never do.
+        try:
+            return super().send(data, flags | zmq.NOBLOCK)
+        except zmq.Again:
+            if not self.blocking:
+                raise
+        self.waits += 1
+        if not self.poll(WAIT_LIMIT_MS, zmq.POLLOUT):
+            raise TimeoutError("a counting worker stopped taking messages")
+        return super().send(data, flags & ~zmq.NOBLOCK)
 
 
 class Workers:

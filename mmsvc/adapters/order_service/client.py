@@ -432,6 +432,9 @@ class OrderServiceClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # No ~/.netrc or proxy lookups on every call: the Order Service is
+            # configured by ORDER_SERVICE_URL alone, and this is the hot path.
+            session.trust_env = False
             session.mount("http://", _NoDelayAdapter())
             session.mount("https://", _NoDelayAdapter())
             session.headers.update(self._headers)

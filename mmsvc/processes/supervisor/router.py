@@ -42,7 +42,22 @@ _KIND = {
 class PushSocket(Protocol):
     """The part of a ZeroMQ PUSH socket the router uses."""
 
-    def send_multipart(self, msg_parts: list[bytes], flags: int = ...) -> object: ...
+    def send(self, data: bytes, flags: int = ...) -> object: ...
+
+
+# Plain send() with precomputed integer flags: pyzmq's send_multipart type-checks
+# each frame and combines enum flags per call, which was the largest cost per
+# message. A multipart message is queued whole once its first frame is accepted,
+# so a full queue still refuses the message as a unit (zmq.Again on frame one).
+_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_LAST = int(zmq.NOBLOCK)
+
+
+def send_frames(push: PushSocket, frames: list[bytes]) -> None:
+    """Queue one three-frame message without blocking; zmq.Again when the queue is full."""
+    push.send(frames[0], _MORE)
+    push.send(frames[1], _MORE)
+    push.send(frames[2], _LAST)
 
 
 @dataclass(slots=True)
@@ -61,7 +76,7 @@ class WorkerLink:
             frames = self.unacked.get(delivery)
             if frames is not None:
                 try:
-                    self.push.send_multipart(frames, zmq.NOBLOCK)
+                    send_frames(self.push, frames)
                 except zmq.Again:
                     return False
             self.pending.popleft()
@@ -100,19 +115,18 @@ class Router:
         if kind is MARKET:
             self._route_market(topic, key, value, partition, offset, ts_ms)
             return
-        delivery = DeliveryId(topic, partition, offset)
+        # Offsets of messages not delivered are recorded per batch (route_batch).
         if kind is MONEY:
             account = self.peek_account(value)
             if account != self.account_id:
-                self.tracker.consumed(delivery, must_deliver=False)
                 reason = "dropped_other_account" if account is not None else "dropped_undecodable"
                 self.stats[reason] += 1
                 return
         link = self.links.get(key) if key is not None else None
         if link is None:
-            self.tracker.consumed(delivery, must_deliver=False)
             self.stats["dropped_no_worker"] += 1
             return
+        delivery = DeliveryId(topic, partition, offset)
         self.tracker.consumed(delivery, must_deliver=True)
         link.unacked[delivery] = pack_data(
             self._encoded(topic), value, partition, offset, ts_ms, True
@@ -133,20 +147,33 @@ class Router:
             return
         frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
         try:
-            link.push.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(link.push, frames)
         except zmq.Again:
             self.stats["shed_queue_full"] += 1
             return
         self.stats["routed"] += 1
 
     def route_batch(self, messages: Iterable[Any], lag: LagTracker, now: float) -> None:
-        """Route a consumed batch and feed the lag tracker: the supervisor's hot loop."""
-        route, consumed = self.route, lag.consumed
+        """Route a consumed batch, then record each partition's progress once: the hot loop."""
+        route = self.route
+        spans: dict[
+            tuple[str, int], list[int]
+        ] = {}  # partition -> [last offset, first ts, last ts]
         for message in messages:
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             ts_ms = message.timestamp()[1]
             route(topic, message.key(), message.value(), partition, offset, ts_ms)
-            consumed((topic, partition), offset, ts_ms, now)
+            span = spans.get((topic, partition))
+            if span is None:
+                spans[(topic, partition)] = [offset, ts_ms, ts_ms]
+            else:
+                span[0], span[2] = offset, ts_ms
+        consumed = self.tracker.consumed
+        for (topic, partition), (offset, first_ts, last_ts) in spans.items():
+            consumed(DeliveryId(topic, partition, offset), must_deliver=False)
+            # A partition's oldest message in the batch is its first (Kafka order).
+            lag.consumed((topic, partition), offset, first_ts, now)
+            lag.consumed((topic, partition), offset, last_ts, now)
 
     def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
         """A worker processed these must-deliver messages (a fill: its row is committed)."""

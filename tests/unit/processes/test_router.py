@@ -9,6 +9,7 @@ import zmq
 
 from mmsvc.adapters.zmq.protocol import unpack_data
 from mmsvc.processes.supervisor.delivery import DeliveryId
+from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.router import Router, WorkerLink
 
 OURS = "mm-account"
@@ -66,12 +67,46 @@ def test_routes_by_key_and_forwards_the_value_untouched(ctx) -> None:
     assert frame.must_ack is False
 
 
+class Message:
+    """What confluent-kafka's Message offers the router."""
+
+    def __init__(self, topic: str, key: bytes, value: bytes, partition: int, offset: int) -> None:
+        self._t, self._k, self._v, self._p, self._o = topic, key, value, partition, offset
+
+    def topic(self) -> str:
+        return self._t
+
+    def key(self) -> bytes:
+        return self._k
+
+    def value(self) -> bytes:
+        return self._v
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_000)
+
+
 def test_other_accounts_engine_events_are_dropped_and_counted(ctx) -> None:
     router, pull = make_router(ctx)
-    router.route(FILLS, b"BTCUSDT", b"someone-else", 0, 0, 0)
+    lag = LagTracker(threshold_s=10)
+    router.route_batch([Message(FILLS, b"BTCUSDT", b"someone-else", 0, 0)], lag, now=1.0)
     assert drain(pull) == []
     assert router.stats["dropped_other_account"] == 1
-    assert router.tracker.committable() == {(FILLS, 0): 1}
+    assert router.tracker.committable() == {(FILLS, 0): 1}  # its offset still advances
+
+
+def test_a_batch_feeds_the_lag_tracker_its_oldest_message_per_partition(ctx) -> None:
+    router, _ = make_router(ctx)
+    lag = LagTracker(threshold_s=10)
+    batch = [Message(TRADES, b"BTCUSDT", b"t", 0, offset) for offset in range(3)]
+    router.route_batch(batch, lag, now=31.0)
+    assert lag.by_topic(now=31.0) == {TRADES: 30.0}  # ts 1 s, consumed at 31 s
 
 
 def test_messages_for_symbols_without_a_worker_are_dropped_and_counted(ctx) -> None:

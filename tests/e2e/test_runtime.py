@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.kafka import topics
@@ -201,3 +202,22 @@ def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_b
 def _fill_rows(service: Service) -> int:
     with service.sessions() as session:
         return len(FillRepository(session).list_for_symbol("BTCUSDT"))
+
+
+def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory) -> None:
+    """A fill can beat the move's book message: no quote may be placed on the older book."""
+    service = service_factory()
+    add_config(service.sessions, "BTCUSDT", base_spread_bps=10, max_position_usdt=100000)
+    start(service, ["BTCUSDT"])
+    wait_for(lambda: len(service.open_orders("BTCUSDT")) == 2, 30, "quotes")
+    for bps in (-25, 25, -25, 25, -25, 25, -25, 25):
+        service.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": bps}).raise_for_status()
+        time.sleep(0.4)
+    orders = service.exchange.admin("GET", f"/v1/orders?account_id={service.account}").json()
+    assert any(Decimal(o["filled_quantity"]) > 0 for o in orders["orders"])  # moves filled us
+    with service.sessions() as session:  # every reject, 4xx or event, is recorded (D10)
+        rejected = session.execute(
+            text("SELECT count(*) FROM mm_orders WHERE status = 'REJECTED'")
+        ).scalar_one()
+    assert rejected == 0
+    assert status(service, "BTCUSDT")["state"] == "ACTIVE"

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,7 @@ STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
 LOCK_WAIT_S = 30.0
+FILL_BOOK_WAIT_MS = 1000
 METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
@@ -97,6 +99,10 @@ class Worker:
         self.last_action_ms = 0
         self.last_decision_ms = 0
         self.market_dirty = False
+        # A fill can arrive before the book message of the move that caused it;
+        # quotes placed on the older book would cross and be rejected (POST_ONLY).
+        self.book_due_ts_ms = 0
+        self.hold_places_until_ms = 0
         # When the Metadata Service told us the instrument; lifecycle events stamped
         # before it are history it already reflects (a new group replays them: D15).
         self.instrument_as_of_ms = 0
@@ -338,6 +344,8 @@ class Worker:
             return
         self.fees_paid += inventory.fee_in_quote(fill)
         self.store.record_fill(fill, record, inventory, self.fees_paid)
+        self.book_due_ts_ms = max(self.book_due_ts_ms, fill.ts_ms)
+        self.hold_places_until_ms = now_ms() + FILL_BOOK_WAIT_MS
         self.market_moved(force=True)
 
     # ------------------------------------------------------------- decisions
@@ -398,9 +406,19 @@ class Worker:
         if self.execution is None or self.execution.busy or self.execution.flattening:
             self.market_dirty = True  # decide again once the batch in flight is answered
             return
+        held = self._book_behind_last_fill(now)
+        if held:
+            decision = replace(decision, place=())  # cancels only until the book catches up
+            self.market_dirty = True
         with span("mm.order_request"):
-            if self.execution.submit(decision):
+            if self.execution.submit(decision) and not held:
                 self.last_action_ms = now
+
+    def _book_behind_last_fill(self, now: int) -> bool:
+        if now >= self.hold_places_until_ms:
+            return False
+        top = self.trader.book.top()
+        return top is None or top.ts_ms < self.book_due_ts_ms
 
     # -------------------------------------------------------- health, status
 

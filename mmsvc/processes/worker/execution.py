@@ -30,7 +30,7 @@ from mmsvc.domain.engine import QuoteDecision
 from mmsvc.domain.killswitch import response_timeout
 from mmsvc.domain.model import KillDecision, NewOrder, OrderStatus, RiskTrigger, SymbolState
 from mmsvc.domain.ratelimit import TokenBucket
-from mmsvc.processes.worker.store import WorkerStore
+from mmsvc.processes.worker.store import OrderStatusUpdate, WorkerStore
 from mmsvc.processes.worker.trader import SymbolTrader
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class OrderExecution:
         self._clock_ms = clock_ms
         self._batch: PendingBatch | None = None
         self._cancel_ids: dict[str, str] = {}
+        self._updates: list[OrderStatusUpdate] = []
         self._flatten: Future[FlatResult] | None = None
         self._flattener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flatten")
 
@@ -102,10 +103,13 @@ class OrderExecution:
         result: BatchResult = self._batch.result()
         self._batch = None
         outcome = BatchOutcome()
+        self._updates = []
         for placed in result.places:
             self._on_place(placed, outcome)
         for canceled in result.cancels:
             self._on_cancel(canceled, outcome)
+        # One transaction for the whole batch's answers: the loop is not blocked per order.
+        self._store.order_statuses(self._updates)
         return outcome
 
     def _late(self, what: str, elapsed_s: float, outcome: BatchOutcome) -> None:
@@ -119,19 +123,19 @@ class OrderExecution:
         self._late("place", result.elapsed_s, outcome)
         if result.outcome is Outcome.ACCEPTED and result.order_id is not None:
             self._trader.acknowledged(cid, result.order_id)
-            self._store.order_status(cid, "NEW", order_id=result.order_id)
+            self._updates.append(OrderStatusUpdate(cid, "NEW", order_id=result.order_id))
             if self._trader.state is not SymbolState.ACTIVE:
                 self.cancel_late(result.order_id)
         elif result.outcome is Outcome.REJECTED:
             self._trader.finished(cid, OrderStatus.REJECTED)
-            self._store.order_status(cid, "REJECTED", reason=f"{result.code}: {result.message}")
+            self._updates.append(OrderStatusUpdate(cid, "REJECTED", reason=result.code))
             outcome.rejects += 1
             outcome.kill = outcome.kill or self._trader.rejects.record(cid, self._clock_ms())
         elif result.outcome is Outcome.TIMEOUT:
-            self._store.order_status(cid, "UNKNOWN")
+            self._updates.append(OrderStatusUpdate(cid, "UNKNOWN"))
             outcome.kill = outcome.kill or _timeout("place", result.elapsed_s)
         else:
-            self._store.order_status(cid, "UNKNOWN")
+            self._updates.append(OrderStatusUpdate(cid, "UNKNOWN"))
             outcome.uncertain = f"place failed: {result.message}"
 
     def _on_cancel(self, result: CancelResult, outcome: BatchOutcome) -> None:
@@ -142,7 +146,7 @@ class OrderExecution:
             if cid is not None:
                 self._trader.finished(cid, OrderStatus.CANCELED)
                 if result.outcome is Outcome.CANCELED:
-                    self._store.order_status(cid, "CANCELED")
+                    self._updates.append(OrderStatusUpdate(cid, "CANCELED"))
         elif result.outcome is Outcome.TIMEOUT:
             outcome.kill = outcome.kill or _timeout("cancel", result.elapsed_s)
         else:

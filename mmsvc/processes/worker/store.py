@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +55,30 @@ def _fill(record: db.Fill) -> Fill:
         fee_asset=record.fee_asset,
         liquidity=None if record.liquidity is None else Liquidity(record.liquidity.value),
         ts_ms=record.ts_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusUpdate:
+    """An order's new status as an answer or an event told it."""
+
+    client_order_id: str
+    status: str
+    order_id: str | None = None
+    reason: str | None = None
+    filled: Decimal | None = None
+
+
+def _apply(repo: OrderRepository, update: OrderStatusUpdate) -> db.OrderUpdate | None:
+    cid = uuid.UUID(update.client_order_id)
+    if update.status == db.OrderStatus.UNKNOWN.value:
+        return repo.mark_unknown(cid)
+    return repo.apply_event(
+        cid,
+        db.OrderStatus(update.status),
+        order_id=update.order_id,
+        reject_reason=update.reason,
+        filled_quantity=update.filled,
     )
 
 
@@ -105,19 +129,15 @@ class WorkerStore:
 
     def insert_pending(self, orders: Iterable[tuple[str, NewOrder]]) -> None:
         """PENDING rows committed before any request is sent (D10)."""
-        with self._sessions.begin() as session:
-            repo = OrderRepository(session)
-            for client_order_id, order in orders:
-                repo.insert_pending(
-                    db.NewOrder(
-                        uuid.UUID(client_order_id),
-                        self.symbol,
-                        db.Side(order.side.value),
-                        order.price,
-                        order.quantity,
-                        order.level,
-                    )
-                )
+        rows = [
+            db.NewOrder(
+                uuid.UUID(cid), self.symbol, order.side, order.price, order.quantity, order.level
+            )
+            for cid, order in orders
+        ]
+        if rows:
+            with self._sessions.begin() as session:
+                OrderRepository(session).insert_pending_many(rows)
 
     def order_status(
         self,
@@ -129,18 +149,14 @@ class WorkerStore:
         filled: Decimal | None = None,
     ) -> db.OrderUpdate | None:
         """Move an order forward (never backward); None when the order is not in our table."""
+        update = OrderStatusUpdate(client_order_id, status, order_id, reason, filled)
+        return self.order_statuses([update])[0]
+
+    def order_statuses(self, updates: list[OrderStatusUpdate]) -> list[db.OrderUpdate | None]:
+        """Several orders moved forward in one transaction (a batch's answers at once)."""
         with self._sessions.begin() as session:
             repo = OrderRepository(session)
-            cid = uuid.UUID(client_order_id)
-            if status == db.OrderStatus.UNKNOWN.value:
-                return repo.mark_unknown(cid)
-            return repo.apply_event(
-                cid,
-                db.OrderStatus(status),
-                order_id=order_id,
-                reject_reason=reason,
-                filled_quantity=filled,
-            )
+            return [_apply(repo, update) for update in updates]
 
     def cancel_open_orders(self) -> int:
         """Mark every open row CANCELED once the Order Service confirmed none is open (D7)."""

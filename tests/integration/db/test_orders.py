@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mmsvc.adapters.db.orders import OrderRepository
-from mmsvc.adapters.db.records import OrderStatus, Side
+from mmsvc.adapters.db.records import NewOrder, OrderStatus, Side
 from tests.integration.db.conftest import new_order
 
 pytestmark = pytest.mark.integration
@@ -173,3 +173,15 @@ def test_events_for_an_order_that_is_not_ours_return_none(db_session):
     assert orders.mark_new(uuid4(), "o-1") is None
     assert orders.mark_unknown(uuid4()) is None
     assert orders.get(uuid4()) is None
+
+
+def test_a_requotes_orders_are_written_pending_in_one_statement(db_session) -> None:
+    repo = OrderRepository(db_session)
+    orders = [
+        NewOrder(uuid4(), "BTCUSDT", Side.BUY, Decimal("64990.0"), Decimal("0.0015"), 0),
+        NewOrder(uuid4(), "BTCUSDT", Side.SELL, Decimal("65010.0"), Decimal("0.0015"), 0),
+    ]
+    repo.insert_pending_many(orders)
+    stored = {o.client_order_id: o for o in repo.list_open("BTCUSDT")}
+    assert set(stored) == {o.client_order_id for o in orders}
+    assert all(o.status is OrderStatus.PENDING for o in stored.values())

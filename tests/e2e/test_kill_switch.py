@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -158,8 +159,18 @@ def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
     service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
+
     # D8: the trigger arms once the consumer caught up after start; stop it only then.
-    wait_for(lambda: service.command(protocol.PING)[1]["lag_trigger_armed"], 30, "lag armed")
+    seen: dict[str, Any] = {}
+
+    def armed() -> bool:
+        seen.update(service.command(protocol.PING)[1])
+        return bool(seen["lag_trigger_armed"])
+
+    try:
+        wait_for(armed, 60, "lag armed")
+    except AssertionError as exc:  # say which topic never caught up
+        raise AssertionError(f"{exc}; lag by topic: {seen.get('kafka_lag_s')}") from None
     since = now_ms()
     supervisor = service.procs["supervisor"]
     os.kill(supervisor.pid, signal.SIGSTOP)  # an OS-level fault, past the threshold

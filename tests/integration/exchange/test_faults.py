@@ -145,7 +145,11 @@ def test_instrument_created_on_demand_is_announced_and_served(sim, reader_factor
     }
     assert sim.admin("POST", "/v1/instruments", body).status_code == 201
     assert sim.admin("POST", "/v1/instruments", body).json()["error"]["code"] == "INSTRUMENT_EXISTS"
-    reader.read_until(lambda _s: reader.of(topics.ORDERBOOK_SNAPSHOT), timeout=10)
+    # Two topics: either may be read first.
+    reader.read_until(
+        lambda _s: reader.of(topics.ORDERBOOK_SNAPSHOT) and reader.of(topics.INSTRUMENT_CREATED),
+        timeout=10,
+    )
     (created,) = reader.of(topics.INSTRUMENT_CREATED)
     assert {k: v for k, v in created.items() if k != "ts_ms"} == {
         **{k: v for k, v in body.items() if k not in ("mid", "msgs_per_s")},

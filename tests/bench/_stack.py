@@ -26,11 +26,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import zmq
 from alembic import command
 from alembic.config import Config
 
-from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -242,25 +241,18 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 
 def control(endpoint: str, cmd: str, symbol: str | None = None, **args: Any) -> tuple[int, Any]:
-    """One request on the admin control channel, as the admin process sends it."""
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    """One request on the control channel, through the admin process's own client.
+
+    TimeoutError while no supervisor is connected yet (it is starting).
+    """
+    client = _CLIENTS.setdefault(endpoint, ControlClient(endpoint, timeout_s=15))
     try:
-        request = {
-            "id": str(uuid.uuid4()),
-            "cmd": cmd,
-            "symbol": symbol,
-            "args": args,
-            "actor": "bench",
-        }
-        sock.send(protocol.dumps(request))
-        if not sock.poll(15_000):
-            raise TimeoutError(f"no answer to {cmd} {symbol or ''}")
-        reply = protocol.loads(sock.recv())
-        return int(reply["status"]), reply["body"]
-    finally:
-        sock.close()
+        return client.request(cmd, actor="bench", symbol=symbol, args=args)
+    except SupervisorUnavailableError as exc:
+        raise TimeoutError(str(exc)) from None
+
+
+_CLIENTS: dict[str, ControlClient] = {}
 
 
 def load_average() -> str:

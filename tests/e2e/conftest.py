@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import requests
-import zmq
 from alembic import command
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +30,7 @@ from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
 from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
@@ -57,6 +57,7 @@ class Service:
     exchange: Exchange
     run_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _control: ControlClient | None = None
 
     def start(self, name: str = "supervisor") -> None:
         module = {
@@ -77,26 +78,12 @@ class Service:
     def command(
         self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any
     ) -> tuple[int, dict[str, Any]]:
-        """One request on the admin control channel, as the admin process sends it."""
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.env["MMSVC_CONTROL_ENDPOINT"])
-        try:
-            request = {
-                "id": str(uuid.uuid4()),
-                "cmd": cmd,
-                "symbol": symbol,
-                "args": args,
-                "actor": "e2e-test",
-            }
-            sock.send(protocol.dumps(request))
-            if not sock.poll(int(timeout_s * 1000)):
-                raise AssertionError(f"no answer to {cmd}")
-            reply = protocol.loads(sock.recv())
-            return int(reply["status"]), reply["body"]
-        finally:
-            sock.close()
+        """One request on the control channel, through the admin process's own client."""
+        if self._control is None:
+            self._control = ControlClient(self.env["MMSVC_CONTROL_ENDPOINT"])
+        return self._control.request(
+            cmd, actor="e2e-test", symbol=symbol, args=args, timeout_s=timeout_s
+        )
 
     @property
     def account(self) -> str:
@@ -120,7 +107,10 @@ class Service:
 
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
-            status, body = self.command(protocol.PING)
+            try:
+                status, body = self.command(protocol.PING)
+            except SupervisorUnavailableError:
+                return False  # still starting
             workers = body.get("workers", {})
             return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
 
@@ -233,5 +223,7 @@ def service_factory(
             except subprocess.TimeoutExpired:
                 service.procs.get(proc_name) and service.procs[proc_name].kill()
         service.sessions.kw["bind"].dispose()
+        if service._control is not None:
+            service._control.close()
     exchange.clear_faults()
     services.drop_database(pg_admin_url, name)

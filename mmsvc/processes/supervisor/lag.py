@@ -62,9 +62,18 @@ class LagTracker:
         if not part.behind():
             part.behind_since = None
 
-    def watermark(self, tp: TopicPartition, high: int, now: float) -> None:
-        """Record the partition's high watermark as last reported by the broker."""
+    def watermark(
+        self, tp: TopicPartition, high: int, now: float, *, from_end: bool = False
+    ) -> None:
+        """Record the partition's high watermark as last reported by the broker.
+
+        ``from_end``: the partition was started at its end (market data, D15), so
+        the first watermark seen is where consuming begins, not a backlog; a quiet
+        partition with history would otherwise look stalled forever.
+        """
         part = self._parts.setdefault(tp, _PartitionLag())
+        if from_end and not part.high_known and part.position == 0:
+            part.position = high
         part.high_known = True
         part.high = max(part.high, high)
         if part.behind() and part.behind_since is None:

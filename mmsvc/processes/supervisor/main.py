@@ -23,6 +23,7 @@ from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import RiskTrigger
 from mmsvc.adapters.db.states import KillFlagRepository
+from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
@@ -206,7 +207,9 @@ class Supervisor(AdminCommands):
         for topic, partition in self.consumer.assignment:
             high = self.consumer.high_watermark(topic, partition)
             if high is not None:
-                self.lag.watermark((topic, partition), high, wall)
+                self.lag.watermark(
+                    (topic, partition), high, wall, from_end=topic in topics.MARKET_DATA
+                )
         for topic, lag_s in self.lag.by_topic(wall).items():
             metrics.set_kafka_lag(topic, lag_s)
         metrics.observe_router(self.router.stats)

@@ -79,3 +79,21 @@ def test_not_armed_while_an_assigned_partition_has_not_been_seen() -> None:
     lag.watermark(other, high=100, now=1.0)
     assert lag.breach(now=1.0, assigned=[TP, other]) is None
     assert lag.armed is True
+
+
+def test_a_quiet_partition_started_at_its_end_is_caught_up(  # D15: market data from the end
+) -> None:
+    lag = LagTracker(threshold_s=2)
+    # History before we started; the consumer starts at the end and nothing new arrives.
+    lag.watermark(TP, high=5000, now=0.0, from_end=True)
+    assert lag.breach(now=0.0, assigned=[TP]) is None
+    assert lag.armed is True
+    assert lag.lag_s(TP, now=100.0) == 0.0
+
+
+def test_a_money_partition_with_a_backlog_is_behind_until_read() -> None:
+    fills = ("engine.event.v1", 0)
+    lag = LagTracker(threshold_s=2)
+    lag.watermark(fills, high=5000, now=0.0)  # resumes from committed offsets: a real backlog
+    assert lag.breach(now=0.0, assigned=[fills]) is None
+    assert lag.armed is False

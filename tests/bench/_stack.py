@@ -17,10 +17,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from alembic.config import Config
 
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
+from tests.fixtures.waiting import wait_for
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 OTHER_ACCOUNTS = ("00000000-0000-0000-0000-0000000000a1", "00000000-0000-0000-0000-0000000000a2")
@@ -98,17 +98,6 @@ def exchange_toml(snapshot_interval_s: float = 5.0, **market: object) -> str:
         }
         lines += ["", "[[instruments]]", *(f"{k} = {_toml(v)}" for k, v in params.items())]
     return "\n".join(lines) + "\n"
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @dataclass(frozen=True, slots=True)

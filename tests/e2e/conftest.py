@@ -35,17 +35,7 @@ from mmsvc.devstack import services, stack
 from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+from tests.fixtures.waiting import wait_for
 
 
 @dataclass

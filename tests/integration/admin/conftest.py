@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,6 +34,7 @@ from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.db.transitions import halt
 from mmsvc.devstack import stack
 from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 
 # Dev tokens of the simulator's Auth Service (mmsvc/devstack/exchange/default.toml).
 READ = "dev-read-token"
@@ -211,17 +212,6 @@ def seed_config(
 # ------------------------------------------------------- a real supervisor
 
 ACCOUNT = "00000000-0000-0000-0000-000000000001"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll until `check` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def open_orders(exchange: Exchange, symbol: str | None = None) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ re-checks the symbol's triggers (D9).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
+from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.zmq import protocol
 from mmsvc.domain import state as machine
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
@@ -107,7 +107,7 @@ class CommandHandler:
 
     def reset(self, args: dict[str, Any], actor: str) -> Answer:
         worker, trader = self._worker, self._worker.trader
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         position, pnl = trader.position_and_pnl(now)
         context = ResetContext(
             position_usdt=position,

@@ -10,10 +10,10 @@ event per episode.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from mmsvc.adapters import metrics
+from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.domain.engine import QuoteDecision
 from mmsvc.domain.model import KillDecision, SymbolState
 
@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from mmsvc.processes.worker.main import Worker
 
 log = logging.getLogger("mmsvc.worker.kill")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class KillSwitch:
@@ -46,7 +42,7 @@ class KillSwitch:
             return False
         trader.state = SymbolState.HALTED
         trader.triggers = [kill.trigger]
-        position, pnl = trader.position_and_pnl(_now_ms())
+        position, pnl = trader.position_and_pnl(now_ms())
         worker.store.halt(kill, actor=actor, position=position, pnl=pnl, publish=not global_kill)
         metrics.kill_switch_fired(trader.symbol, kill.trigger.value)
         log.critical(
@@ -61,7 +57,7 @@ class KillSwitch:
         trader = self._worker.trader
         started = trader.stale.observe(decision.pulled if decision.stale else None)
         if started is not None:
-            position, pnl = trader.position_and_pnl(_now_ms())
+            position, pnl = trader.position_and_pnl(now_ms())
             self._worker.store.stale_episode(started.detail, position, pnl)
             log.warning(
                 "market data stale; quotes pulled",

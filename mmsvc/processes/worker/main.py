@@ -29,6 +29,7 @@ from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
+from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.kafka.producer import KafkaPublisher, producer_config
 from mmsvc.adapters.metadata.client import MetadataClient, MetadataError
 from mmsvc.adapters.order_service.client import OrderServiceClient
@@ -46,7 +47,12 @@ from mmsvc.processes.worker.killing import KillSwitch
 from mmsvc.processes.worker.shadow import ShadowQuotes
 from mmsvc.processes.worker.status import live_status
 from mmsvc.processes.worker.store import WorkerStore
-from mmsvc.processes.worker.trader import SymbolTrader, fill_from_event, instrument_from_record
+from mmsvc.processes.worker.trader import (
+    EVENT_STATUS,
+    SymbolTrader,
+    fill_from_event,
+    instrument_from_record,
+)
 
 log = logging.getLogger("mmsvc.worker")
 
@@ -60,10 +66,6 @@ METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
 EXIT_LOST_LOCK = 5
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def service_limits(settings: Settings) -> ServiceLimits:
@@ -319,7 +321,7 @@ class Worker:
 
     def _store_event(self, cid: str, record: dict[str, Any]) -> None:
         try:
-            status = {"ACCEPTED": "NEW"}.get(record["event_type"], record["event_type"])
+            status = EVENT_STATUS[record["event_type"]].value
             self.store.order_status(
                 cid, status, order_id=record["order_id"], reason=record.get("reason")
             )
@@ -335,8 +337,6 @@ class Worker:
             log.warning(
                 "fill recorded before the instrument is known", extra={"symbol": self.symbol}
             )
-            return
-        if self.trader.inventory.has_seen(fill.event_id):
             return
         remaining = Decimal(record["remaining_quantity"])
         inventory = self.trader.inventory

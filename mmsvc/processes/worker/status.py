@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
-from mmsvc.adapters.kafka.events import decimal_text
+from mmsvc.adapters.kafka.events import decimal_text, now_ms
 from mmsvc.domain.model import PriceSize, Quote
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ def quote_view(quote: Quote | None) -> dict[str, Any] | None:
 def live_status(worker: Worker) -> dict[str, Any]:
     """State, position, P&L, orders, last quote and data age, as JSON values."""
     trader = worker.trader
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     valuation = trader.valuation(now)
     inventory = trader.inventory
     zero = "0"

@@ -39,7 +39,8 @@ from mmsvc.domain.volatility import VolatilityEstimator
 _FINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
-_EVENT_STATUS = {
+# engine.event.v1 event_type -> the order's status (FILL is handled as a fill).
+EVENT_STATUS = {
     "ACCEPTED": OrderStatus.NEW,
     "REJECTED": OrderStatus.REJECTED,
     "CANCELED": OrderStatus.CANCELED,
@@ -184,7 +185,7 @@ class SymbolTrader:
 
     def on_order_event(self, event: Mapping[str, Any]) -> OrderStatus | None:
         """ACCEPTED/REJECTED/CANCELED/EXPIRED for our order; the resulting status."""
-        cid, status = event["client_order_id"], _EVENT_STATUS[event["event_type"]]
+        cid, status = event["client_order_id"], EVENT_STATUS[event["event_type"]]
         if status is OrderStatus.NEW:
             order = self.acknowledged(cid, event["order_id"])
             return None if order is None else order.status

@@ -8,7 +8,9 @@ message}} body as the Order Service. Routes:
     GET    /v1/faults                         the knobs in force
     POST   /v1/faults                         set some knobs: {order_latency_ms, reject_rate,
                                               refuse_connections, feed_paused, paused_symbols,
-                                              metadata_unavailable}
+                                              metadata_unavailable, place_hold_ms,
+                                              place_answer_delay_ms, engine_event_delay_ms,
+                                              delay_symbols}: see faults.py
     DELETE /v1/faults                         every knob back to healthy
     GET    /v1/instruments                    every market: status, mid, touch, sequence, params
     POST   /v1/instruments                    list one (instrument fields + mid + market

@@ -2,7 +2,10 @@
 
 Malformed requests get 400, business rejects 422, both with the contract's
 body {error: {code, message}}; business rejects also emit a REJECTED engine
-event. Fills are never reported here: they come on engine.event.v1.
+event. Fills are never reported here: they come on engine.event.v1. The
+``order_latency_ms`` fault delays every call before it is handled; a place is
+also subject to ``place_hold_ms`` (before the order exists, in venue.py) and
+``place_answer_delay_ms`` (after it exists, here): see faults.py.
 """
 
 from __future__ import annotations
@@ -66,7 +69,11 @@ class OrderServiceApp:
             raise HttpError(401, "UNAUTHENTICATED", "a valid Bearer token is required")
 
     def _place(self, request: Request) -> Response:
-        status, body = self.venue.place(parse_order(request.json_object(), request.received_ns))
+        order = parse_order(request.json_object(), request.received_ns)
+        status, body = self.venue.place(order)
+        delay_s = self.venue.place_answer_delay_s(order.symbol)
+        if delay_s:
+            time.sleep(delay_s)  # the order exists; its answer is late (a fault)
         return Response(status, body)
 
     def _cancel(self, request: Request) -> Response:

@@ -118,6 +118,7 @@ class Simulator:
         if self.grpc is not None:
             self.grpc.stop(grace=0.5).wait(2)
         self.feed.join(2)
+        self.venue.close()
         self.sink.close()
         self.codec.close()
         log.info("exchange simulator stopped (%d messages delivered)", self.sink.produced)

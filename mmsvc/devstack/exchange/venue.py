@@ -3,7 +3,13 @@
 One lock guards all of it: the Order Service's HTTP threads, the Metadata
 gRPC threads, the admin endpoint and the feed thread all go through here.
 Records to publish are queued while the lock is held, so the order of
-messages on every topic is the order in which things happened.
+messages on every topic is the order in which things happened; engine events
+pass through a delay line (delays.py) that keeps that order when the
+``engine_event_delay_ms`` fault holds them back.
+
+A place held by the ``place_hold_ms`` fault waits outside the lock: until it
+is created the order is in no listing and no cancel reaches it, as at a venue
+whose request queue is slow (faults.py).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.devstack.exchange import config as cfg
+from mmsvc.devstack.exchange.delays import DelayLine, Sink
 from mmsvc.devstack.exchange.faults import Faults, apply_update
 from mmsvc.devstack.exchange.feed import FeedClock
 from mmsvc.devstack.exchange.market import Market, Message, Trade, fmt
@@ -33,12 +40,6 @@ from mmsvc.devstack.exchange.matching import (
 )
 
 ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
-
-
-class Sink(Protocol):
-    """Where the venue's Kafka records go, in order: keyed by symbol."""
-
-    def put(self, topic: str, key: str, record: Record) -> None: ...
 
 
 class VenueError(Exception):
@@ -83,6 +84,8 @@ class Venue:
         self.orders = OrderStore()
         self.others = OtherAccounts(config.other_accounts, self.rng)
         self.faults = Faults()
+        self.events = DelayLine(sink)
+        self._held: dict[str, threading.Event] = {}  # client_order_id -> created
         self._feed = FeedClock(config.snapshot_interval_s, config.mark_interval_s)
         for spec, params in config.instruments:
             self._list(spec, params)
@@ -90,17 +93,40 @@ class Venue:
     # --- Order Service ----------------------------------------------------------------
 
     def place(self, request: OrderRequest) -> tuple[int, Record]:
-        """Take an order: the first answer for its client_order_id, or a new order or reject."""
+        """Take an order: the first answer for its client_order_id, or a new order or reject.
+
+        Under the ``place_hold_ms`` fault the order is created only after the hold;
+        a retry of the same client_order_id meanwhile waits for that one creation.
+        """
+        client_order_id = request.client_order_id
         with self.lock:
-            first = self.orders.by_client_id.get(request.client_order_id)
+            first = self.orders.by_client_id.get(client_order_id)
             if first is not None:
                 return first
+            created = self._held.get(client_order_id)
+            if created is None:
+                hold_s = self.faults.place_hold_s(request.symbol)
+                if hold_s <= 0:
+                    return self._take_order(request)
+                created = self._held[client_order_id] = threading.Event()
+            else:
+                hold_s = None  # a retry during the hold: the first request creates it
+        if hold_s is None:
+            created.wait()
+            with self.lock:
+                return self.orders.by_client_id[client_order_id]
+        time.sleep(hold_s)  # the request sits in the venue's queue; nothing exists yet
+        with self.lock:
             try:
-                status, body = self._place(request)
-            except VenueError as exc:
-                status, body = exc.status, {"error": {"code": exc.code, "message": exc.message}}
-            self.orders.remember_response(request.client_order_id, status, body)
-            return status, body
+                return self._take_order(request)
+            finally:
+                del self._held[client_order_id]
+                created.set()
+
+    def place_answer_delay_s(self, symbol: str) -> float:
+        """How long the answer to a new order of ``symbol`` trails its creation (a fault)."""
+        with self.lock:
+            return self.faults.place_answer_delay_s(symbol)
 
     def cancel(self, order_id: str) -> Record:
         """Cancel an open order; VenueError 404 when unknown or already final."""
@@ -144,6 +170,10 @@ class Venue:
                     and status in (None, o.status)
                 ]
             return [order_view(o, self.specs[o.symbol], received=received) for o in found]
+
+    def close(self) -> None:
+        """Release the engine events still held by the delay fault (the simulator stops)."""
+        self.events.close()
 
     # --- Metadata Service -------------------------------------------------------------
 
@@ -266,6 +296,15 @@ class Venue:
 
     # --- internals ------------------------------------------------------------------
 
+    def _take_order(self, request: OrderRequest) -> tuple[int, Record]:
+        """Create or reject the order now and remember the answer for its client_order_id."""
+        try:
+            status, body = self._place(request)
+        except VenueError as exc:
+            status, body = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        self.orders.remember_response(request.client_order_id, status, body)
+        return status, body
+
     def _place(self, request: OrderRequest) -> tuple[int, Record]:
         spec = self.specs.get(request.symbol)
         if spec is None:
@@ -372,7 +411,11 @@ class Venue:
         self.markets[spec.symbol] = Market(spec, params, random.Random(self.rng.random()))  # noqa: S311
 
     def _emit(self, topic: str, record: Record) -> None:
-        self.sink.put(topic, record["symbol"], record)
+        symbol = record["symbol"]
+        if topic == topics.ENGINE_EVENTS:
+            self.events.put(topic, symbol, record, self.faults.event_delay_s(symbol))
+        else:
+            self.sink.put(topic, symbol, record)
 
     def _trading(self, symbol: str) -> bool:
         return self.specs[symbol].status == "TRADING"

@@ -24,6 +24,7 @@ class Seen:
     topic: str
     key: str | None
     record: dict[str, Any]
+    published_ms: int = 0  # the Kafka timestamp: when the simulator produced it
 
 
 class TopicReader:
@@ -63,13 +64,20 @@ class TopicReader:
                 if message.error() is not None or message.key() not in self.keys:
                     continue
                 record = self.codec.decode(message.topic(), message.value())
-                self.seen.append(Seen(message.topic(), message.key().decode(), record))
+                published_ms = message.timestamp()[1]
+                self.seen.append(
+                    Seen(message.topic(), message.key().decode(), record, published_ms)
+                )
         return self.seen
 
     def of(self, topic: str, **fields: Any) -> list[dict[str, Any]]:
         """Records seen on ``topic`` whose fields equal ``fields``."""
+        return [s.record for s in self.seen_on(topic, **fields)]
+
+    def seen_on(self, topic: str, **fields: Any) -> list[Seen]:
+        """Messages seen on ``topic`` whose record fields equal ``fields``, with timestamps."""
         return [
-            s.record
+            s
             for s in self.seen
             if s.topic == topic and all(s.record.get(k) == v for k, v in fields.items())
         ]

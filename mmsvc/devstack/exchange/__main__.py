@@ -1,9 +1,16 @@
-"""``python -m mmsvc.devstack.exchange``: run the exchange simulator until SIGTERM or SIGINT."""
+"""``python -m mmsvc.devstack.exchange``: run the exchange simulator until SIGTERM or SIGINT.
+
+``--generated-instruments N`` (or ``EXCHANGE_GENERATED_INSTRUMENTS``) lists N
+generated instruments beside the config's, each with a feed of
+``--generated-msgs-per-s`` (``EXCHANGE_GENERATED_MSGS_PER_S``) messages a second
+(config.py); a ``--config`` without ``[[instruments]]`` gives only generated ones.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,7 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from mmsvc.devstack.exchange.config import ConfigError, load_config
+from mmsvc.devstack.exchange.config import (
+    ConfigError,
+    ExchangeConfig,
+    check_generated,
+    load_config,
+)
 from mmsvc.devstack.exchange.simulator import Ports, Simulator
 
 log = logging.getLogger("mmsvc.devstack.exchange")
@@ -30,8 +42,46 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--admin-port", type=int, default=3002, help="simulator admin")
     parser.add_argument("--snapshot-interval-s", type=float, help="override the config's")
     parser.add_argument("--seed", type=int, help="random seed for reproducible markets")
+    parser.add_argument(
+        "--generated-instruments",
+        type=int,
+        default=_env_number("EXCHANGE_GENERATED_INSTRUMENTS", int),
+        help="list this many generated instruments (SIM0001USDT...) beside the config's",
+    )
+    parser.add_argument(
+        "--generated-msgs-per-s",
+        type=float,
+        default=_env_number("EXCHANGE_GENERATED_MSGS_PER_S", float),
+        help="feed messages a second of each generated instrument",
+    )
+    parser.add_argument("--generated-prefix", help="symbol prefix of generated instruments")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise SystemExit(f"mmsvc-exchange: {name}={value!r} is not a {kind.__name__}") from None
+
+
+def apply_args(config: ExchangeConfig, args: argparse.Namespace) -> ExchangeConfig:
+    """The config with the command line's overrides; ConfigError when they are invalid."""
+    changes = {
+        "snapshot_interval_s": args.snapshot_interval_s,
+        "generated_instruments": args.generated_instruments,
+        "generated_msgs_per_s": args.generated_msgs_per_s,
+        "generated_prefix": args.generated_prefix,
+    }
+    config = config.with_overrides(**{k: v for k, v in changes.items() if v is not None})
+    check_generated(
+        config.generated_instruments, config.generated_prefix, config.generated_msgs_per_s
+    )
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,9 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would show as Order Service latency; 1 ms keeps responses well under 5 ms.
     sys.setswitchinterval(0.001)
     try:
-        config = load_config(args.config)
-        if args.snapshot_interval_s is not None:
-            config = config.with_overrides(snapshot_interval_s=args.snapshot_interval_s)
+        config = apply_args(load_config(args.config), args)
     except ConfigError as exc:
         print(f"mmsvc-exchange: {exc}", file=sys.stderr)  # noqa: T201
         return 2

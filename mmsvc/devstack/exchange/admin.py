@@ -15,6 +15,10 @@ message}} body as the Order Service. Routes:
     GET    /v1/instruments                    every market: status, mid, touch, sequence, params
     POST   /v1/instruments                    list one (instrument fields + mid + market
                                               params): md.instrument.created.v1
+    POST   /v1/instruments/generate           {count, msgs_per_s?, prefix?}: list generated
+                                              instruments 1..count not listed yet
+                                              (SIM0001USDT...; config.py), each announced:
+                                              200 {created: [symbols], listed: total}
     PATCH  /v1/instruments/{symbol}           tick/lot/min notional/...: md.instrument.updated.v1
     POST   /v1/instruments/{symbol}/halt      {reason?}: HALTED, md.instrument.halt.v1
     POST   /v1/instruments/{symbol}/resume    {reason?}: TRADING, md.instrument.resume.v1
@@ -80,6 +84,8 @@ class AdminApp:
             return Response(200 if self.ready() else 503, {"ready": self.ready()})
         if path == "/v1/faults":
             return self._faults(request)
+        if path == "/v1/instruments/generate" and method == "POST":
+            return self._generate(request)
         if path == "/v1/instruments" and method in ("GET", "POST"):
             return self._list_instruments() if method == "GET" else self._create(request)
         if path == "/v1/orders" and method == "GET":
@@ -114,6 +120,16 @@ class AdminApp:
         params = cfg.parse_market(body, spec)
         self.venue.create_instrument(spec, params)
         return Response(201, self.venue.market_view(spec.symbol))
+
+    def _generate(self, request: Request) -> Response:
+        body = request.json_object()
+        unknown = set(body) - {"count", "msgs_per_s", "prefix"}
+        if "count" not in body or unknown:
+            raise HttpError(400, "INVALID_REQUEST", "give count, optionally msgs_per_s and prefix")
+        created = self.venue.generate_instruments(
+            body["count"], body.get("prefix"), body.get("msgs_per_s")
+        )
+        return Response(200, {"created": created, "listed": len(self.venue.instruments())})
 
     def _update_instrument(self, request: Request, symbol: str) -> Response:
         allowed = {"base_asset", "quote_asset", "kind", "tick_size", "lot_size", "min_notional"}

@@ -2,6 +2,14 @@
 
 Read from a TOML file (``default.toml`` beside this module unless ``--config``
 names another); every price and size is a Decimal on its instrument's grid.
+
+Besides the instruments it names, the simulator lists as many generated ones
+as asked (``[exchange] generated_instruments = N``, ``--generated-instruments``
+or ``EXCHANGE_GENERATED_INSTRUMENTS``; at runtime ``POST /v1/instruments/generate``):
+``SIM0001USDT``, ``SIM0002USDT``... (``generated_prefix``), each with its own mid,
+tick and lot from its number (every fourth a PERPETUAL, with marks) and a feed of
+``generated_msgs_per_s`` messages a second: a light feed, so that 200 symbols
+stay affordable on two cores.
 """
 
 from __future__ import annotations
@@ -76,6 +84,9 @@ class ExchangeConfig:
     taker_fee_bps: Decimal = Decimal("5")
     other_accounts: tuple[str, ...] = ()
     order_service_tokens: tuple[str, ...] = field(default=())
+    generated_instruments: int = 0
+    generated_prefix: str = "SIM"
+    generated_msgs_per_s: float = 2.0
 
     def with_overrides(self, **changes: Any) -> ExchangeConfig:
         """A copy with the given top-level fields replaced."""
@@ -177,6 +188,52 @@ def update_market(params: MarketParams, changes: Mapping[str, Any], where: str) 
     return updated
 
 
+MAX_GENERATED = 9999  # four digits keep SIM0001USDT within the 16 characters of a symbol part
+_PREFIX_RE = re.compile(r"^[A-Z]{1,8}$")
+
+
+def generated_symbol(prefix: str, number: int) -> str:
+    """The symbol of generated instrument ``number`` (from 1): ``SIM0001USDT``."""
+    return f"{prefix}{number:04d}USDT"
+
+
+def check_generated(count: int, prefix: str, msgs_per_s: float) -> None:
+    """Raise ConfigError unless ``count`` instruments can be generated with ``prefix``."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_GENERATED:
+        raise ConfigError(f"generated_instruments must be an integer within [0, {MAX_GENERATED}]")
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise ConfigError("generated_prefix must be 1 to 8 capital letters")
+    if isinstance(msgs_per_s, bool) or not isinstance(msgs_per_s, int | float) or msgs_per_s < 0:
+        raise ConfigError("generated_msgs_per_s must be a number >= 0")
+
+
+def generated_instrument(
+    prefix: str, number: int, msgs_per_s: float
+) -> tuple[InstrumentSpec, MarketParams]:
+    """Generated instrument ``number``: its own price level, tick and lot, all from its number.
+
+    The mid lies within [1, 10) times a power of ten from 0.01 to 1000, the tick is
+    0.1 to 1 bps of it and one lot is worth 1 to 10 USDT, so a few bps of spread
+    and a few lots of size are meaningful on every one.
+    """
+    exponent = number % 6 - 2
+    scale = Decimal(10) ** exponent
+    symbol = generated_symbol(prefix, number)
+    spec = parse_instrument(
+        {
+            "symbol": symbol,
+            "base_asset": symbol.removesuffix("USDT"),
+            "quote_asset": "USDT",
+            "kind": "PERPETUAL" if number % 4 == 0 else "SPOT",
+            "tick_size": format(scale / 10_000, "f"),
+            "lot_size": format(1 / scale, "f"),
+            "min_notional": "1",
+        }
+    )
+    mid = scale * (1 + Decimal(number * 37 % 90) / 10)
+    return spec, parse_market({"mid": format(mid, "f"), "msgs_per_s": msgs_per_s}, spec)
+
+
 def load_config(path: Path | None = None) -> ExchangeConfig:
     """The configuration in ``path`` (the demo defaults when None)."""
     try:
@@ -190,6 +247,10 @@ def load_config(path: Path | None = None) -> ExchangeConfig:
         instruments.append((spec, parse_market(entry, spec)))
     if len({spec.symbol for spec, _ in instruments}) != len(instruments):
         raise ConfigError("instrument symbols must be unique")
+    generated = top.get("generated_instruments", 0)
+    prefix = top.get("generated_prefix", "SIM")
+    generated_rate = top.get("generated_msgs_per_s", 2.0)
+    check_generated(generated, prefix, generated_rate)
     return ExchangeConfig(
         instruments=tuple(instruments),
         tokens=tuple(_token(entry) for entry in raw.get("tokens", [])),
@@ -199,6 +260,9 @@ def load_config(path: Path | None = None) -> ExchangeConfig:
         taker_fee_bps=decimal(top.get("taker_fee_bps", "5"), "taker_fee_bps"),
         other_accounts=tuple(str(a) for a in top.get("other_accounts", [])),
         order_service_tokens=tuple(str(t) for t in top.get("order_service_tokens", [])),
+        generated_instruments=generated,
+        generated_prefix=prefix,
+        generated_msgs_per_s=float(generated_rate),
     )
 
 

@@ -89,6 +89,12 @@ class Venue:
         self._feed = FeedClock(config.snapshot_interval_s, config.mark_interval_s)
         for spec, params in config.instruments:
             self._list(spec, params)
+        for number in range(1, config.generated_instruments + 1):
+            self._list(
+                *cfg.generated_instrument(
+                    config.generated_prefix, number, config.generated_msgs_per_s
+                )
+            )
 
     # --- Order Service ----------------------------------------------------------------
 
@@ -198,6 +204,27 @@ class Venue:
             self._emit(topics.INSTRUMENT_CREATED, self._instrument_record(spec))
             self._emit(*self.markets[spec.symbol].snapshot(now_ms()))
 
+    def generate_instruments(
+        self, count: int, prefix: str | None = None, msgs_per_s: float | None = None
+    ) -> list[str]:
+        """List generated instruments 1..``count`` that are not listed yet; the new symbols.
+
+        Each new one is announced on md.instrument.created.v1 with its first snapshot.
+        """
+        prefix = self.config.generated_prefix if prefix is None else prefix
+        rate = self.config.generated_msgs_per_s if msgs_per_s is None else msgs_per_s
+        cfg.check_generated(count, prefix, rate)
+        created = []
+        with self.lock:
+            for number in range(1, count + 1):
+                if cfg.generated_symbol(prefix, number) not in self.specs:
+                    spec, params = cfg.generated_instrument(prefix, number, rate)
+                    self._list(spec, params)
+                    self._emit(topics.INSTRUMENT_CREATED, self._instrument_record(spec))
+                    self._emit(*self.markets[spec.symbol].snapshot(now_ms()))
+                    created.append(spec.symbol)
+        return created
+
     def update_instrument(self, symbol: str, changes: Mapping[str, Any]) -> cfg.InstrumentSpec:
         """Change tick, lot or min notional; re-grid the book; announce md.instrument.updated.v1."""
         with self.lock:
@@ -232,6 +259,7 @@ class Venue:
         with self.lock:
             market = self._market(symbol)
             market.retune(cfg.update_market(market.params, changes, f"market {symbol}"))
+            self._feed.wake(symbol)
             return self._market_view(symbol)
 
     def market_view(self, symbol: str) -> Record:
@@ -257,6 +285,7 @@ class Venue:
         """Set the knobs in ``update`` (all back to healthy when None)."""
         with self.lock:
             self.faults = Faults() if update is None else apply_update(self.faults, update)
+            self._feed.wake()  # a paused or resumed feed acts at the next tick
             return self.faults
 
     def current_faults(self) -> Faults:
@@ -267,12 +296,17 @@ class Venue:
     # --- the feed -------------------------------------------------------------------
 
     def advance(self, now: float) -> int:
-        """Run every market up to ``now`` (monotonic seconds); how many records were queued."""
-        with self.lock:
-            queued = 0
-            for symbol in list(self.markets):
+        """Run every market up to ``now`` (monotonic seconds); how many records were queued.
+
+        A symbol owes nothing until its next message, snapshot or mark is due, so it
+        costs one comparison a tick until then; the lock is taken per due symbol,
+        so the Order Service's calls wait for one symbol's step at most.
+        """
+        queued = 0
+        for symbol in self._feed.due_symbols(list(self.markets), now):
+            with self.lock:
                 queued += self._advance(symbol, now)
-            return queued
+        return queued
 
     def _advance(self, symbol: str, now: float) -> int:
         market = self.markets[symbol]

@@ -12,6 +12,8 @@ message}} body as the Order Service. Routes:
                                               place_answer_delay_ms, engine_event_delay_ms,
                                               delay_symbols}: see faults.py
     DELETE /v1/faults                         every knob back to healthy
+    GET    /v1/pending                        {held_places, delayed_events}: what the place
+                                              hold and event delay still hold (0, 0: drained)
     GET    /v1/instruments                    every market: status, mid, touch, sequence, params
     POST   /v1/instruments                    list one (instrument fields + mid + market
                                               params): md.instrument.created.v1
@@ -68,6 +70,13 @@ class AdminApp:
             ("POST", "markets", "snapshot"): lambda _r, s: Response(200, venue.publish_snapshot(s)),
             ("POST", "markets", "gap"): self._gap,
         }
+        self.fixed_routes: dict[tuple[str, str], Callable[[Request], Response]] = {
+            ("GET", "/v1/pending"): lambda _r: Response(200, venue.pending()),
+            ("GET", "/v1/instruments"): lambda _r: self._list_instruments(),
+            ("POST", "/v1/instruments"): self._create,
+            ("POST", "/v1/instruments/generate"): self._generate,
+            ("GET", "/v1/orders"): self._orders,
+        }
 
     def __call__(self, request: Request) -> Response:
         """Answer one admin request."""
@@ -84,21 +93,21 @@ class AdminApp:
             return Response(200 if self.ready() else 503, {"ready": self.ready()})
         if path == "/v1/faults":
             return self._faults(request)
-        if path == "/v1/instruments/generate" and method == "POST":
-            return self._generate(request)
-        if path == "/v1/instruments" and method in ("GET", "POST"):
-            return self._list_instruments() if method == "GET" else self._create(request)
-        if path == "/v1/orders" and method == "GET":
-            q = request.query
-            orders = self.venue.list_orders(
-                q.get("account_id"), q.get("symbol"), q.get("status"), received=True
-            )
-            return Response(200, {"orders": orders})
+        fixed = self.fixed_routes.get((method, path))
+        if fixed is not None:
+            return fixed(request)
         match = _SYMBOL_PATH.match(path)
         handler = match and self.routes.get((method, match.group(1), match.group(3)))
         if not match or handler is None:
             raise HttpError(404, "NOT_FOUND", f"no route {method} {path}")
         return handler(request, match.group(2))
+
+    def _orders(self, request: Request) -> Response:
+        q = request.query
+        orders = self.venue.list_orders(
+            q.get("account_id"), q.get("symbol"), q.get("status"), received=True
+        )
+        return Response(200, {"orders": orders})
 
     def _faults(self, request: Request) -> Response:
         if request.method == "GET":

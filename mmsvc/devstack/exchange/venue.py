@@ -177,6 +177,11 @@ class Venue:
                 ]
             return [order_view(o, self.specs[o.symbol], received=received) for o in found]
 
+    def pending(self) -> Record:
+        """What the race faults still hold: places not yet created, engine events not yet sent."""
+        with self.lock:
+            return {"held_places": len(self._held), "delayed_events": self.events.held}
+
     def close(self) -> None:
         """Release the engine events still held by the delay fault (the simulator stops)."""
         self.events.close()

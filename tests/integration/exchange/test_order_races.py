@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 ENGINE = topics.ENGINE_EVENTS
 HOLD_MS = 800  # long enough that the checks made during the hold finish inside it on a busy box
 DELAY_MS = 600
+DRAINED = {"held_places": 0, "delayed_events": 0}
 
 
 def listed(sim, session, account: str) -> list[dict]:
@@ -212,6 +213,7 @@ def test_held_place_and_delayed_events_together(sim, session, account, reader_fa
         requests.post(f"{sim.order_service_url}/v1/orders", json=body, timeout=0.05)
     assert listed(sim, session, account) == []
     assert cancel_all(sim, session, account) == 0
+    assert sim.admin("GET", "/v1/pending").json()["held_places"] == 1
     wait_for(lambda: listed(sim, session, account), 10, "the held order to exist", poll_s=0.02)
     listed_ms = now_ms()
     reader.read_until(lambda _s: reader.of(ENGINE, account_id=account), timeout=20)
@@ -222,6 +224,8 @@ def test_held_place_and_delayed_events_together(sim, session, account, reader_fa
     assert accepted.published_ms >= listed_ms  # and announced after it was listed
     assert accepted.published_ms - accepted.record["ts_ms"] >= DELAY_MS - 5
     assert cancel_all(sim, session, account) == 1
+    sim.clear_faults()  # the CANCELED and other accounts' events still in the line go out
+    wait_for(lambda: sim.admin("GET", "/v1/pending").json() == DRAINED, 10, "a drained venue")
 
 
 def test_race_knobs_read_back_and_bad_values_are_400(sim):

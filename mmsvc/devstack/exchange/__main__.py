@@ -66,7 +66,8 @@ def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
     try:
         return kind(value)
     except ValueError:
-        raise SystemExit(f"mmsvc-exchange: {name}={value!r} is not a {kind.__name__}") from None
+        what = "an integer" if kind is int else "a number"
+        raise SystemExit(f"mmsvc-exchange: {name}={value!r} is not {what}") from None
 
 
 def apply_args(config: ExchangeConfig, args: argparse.Namespace) -> ExchangeConfig:

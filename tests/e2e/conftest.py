@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,14 +21,12 @@ from typing import Any
 import pytest
 import requests
 from alembic import command
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
@@ -95,6 +93,30 @@ class Service:
         response.raise_for_status()
         return list(response.json()["orders"])
 
+    def quotes(self, symbol: str, levels: int = 1) -> list[dict[str, Any]]:
+        """The symbol's open orders when exactly ``levels`` bids and asks rest, else [].
+
+        A worker requotes by cancel and place, so one listing can catch it half-way
+        (a side missing, or old and new orders both resting): poll this, never count once.
+        """
+        orders = self.open_orders(symbol)
+        sides = Counter(order["side"] for order in orders)
+        return orders if sides == {"BUY": levels, "SELL": levels} else []
+
+    def venue_position(self, symbol: str) -> Decimal:
+        """Our net base quantity filled at the venue: the position, once the service saw it all."""
+        response = self.exchange.admin(
+            "GET", f"/v1/orders?account_id={self.account}&symbol={symbol}"
+        )
+        response.raise_for_status()
+        return sum(
+            (
+                Decimal(o["filled_quantity"]) * (1 if o["side"] == "BUY" else -1)
+                for o in response.json()["orders"]
+            ),
+            Decimal(0),
+        )
+
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
             try:
@@ -119,43 +141,6 @@ def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> N
         values[name] = value if plain else Decimal(str(value))
     with sessions.begin() as session:
         ConfigRepository(session).create(symbol, "e2e-test", ConfigFields(**values))
-
-
-class TopicReader:
-    """Reads every message of one topic from the beginning, decoded."""
-
-    def __init__(self, bootstrap: str, registry_url: str, topic: str) -> None:
-        self.codec = AvroCodec(registry_url)
-        self.topic = topic
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"e2e-{uuid.uuid4()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        # Assigned, not subscribed: no group join to wait for (Tansu takes ~3 s).
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        self.records: list[tuple[str | None, dict[str, Any]]] = []
-
-    def poll(self, seconds: float = 1.0) -> list[tuple[str | None, dict[str, Any]]]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for message in self.consumer.consume(500, 0.05):
-                if message.error() is None:
-                    key = message.key()
-                    self.records.append(
-                        (
-                            None if key is None else key.decode(),
-                            self.codec.decode(self.topic, message.value()),
-                        )
-                    )
-        return self.records
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
+from tests.e2e.conftest import Service, add_config, wait_for
+from tests.fixtures.kafka import ReaderFactory, TopicReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -57,26 +58,25 @@ def assert_killed(
     def kill_events() -> list[dict]:
         return [
             r
-            for key, r in reader.poll(0.5)
-            if r["ts_ms"] >= since_ms and r["trigger"] != "STALE_DATA" and key == symbol
+            for r in reader.of(topics.RISK_TRIGGERED, symbol=symbol)
+            if r["ts_ms"] >= since_ms and r["trigger"] != "STALE_DATA"
         ]
 
-    events = wait_for(kill_events, 30, f"a {trigger} risk event")
-    time.sleep(1.0)
+    reader.read_until(kill_events, 30, f"a {trigger} risk event")
+    reader.read_for(1.0)  # listens on: a second kill event would arrive meanwhile
     events = kill_events()
     assert [e["trigger"] for e in events] == [trigger]
     assert events[0]["symbol"] == symbol and events[0]["shadow"] is False
     placed = all_orders(service, SYMBOL)
-    time.sleep(2.0)
+    time.sleep(2.0)  # deliberate: two seconds in which a worker that kept quoting would place
     assert all_orders(service, SYMBOL) == placed, "an order was placed after the kill"
     assert service.open_orders(SYMBOL) == []
 
 
 @pytest.fixture
-def risk_reader(kafka_bootstrap: str, registry_url: str):
-    reader = TopicReader(kafka_bootstrap, registry_url, topics.RISK_TRIGGERED)
-    yield reader
-    reader.close()
+def risk_reader(reader_factory: ReaderFactory) -> TopicReader:
+    """mm.risk.triggered.v1 from its beginning, every key (a global kill has none)."""
+    return reader_factory([topics.RISK_TRIGGERED])
 
 
 def now_ms() -> int:
@@ -174,6 +174,6 @@ def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
     since = now_ms()
     supervisor = service.procs["supervisor"]
     os.kill(supervisor.pid, signal.SIGSTOP)  # an OS-level fault, past the threshold
-    time.sleep(3.5)
+    time.sleep(3.5)  # deliberate: the 2 s lag threshold must pass while it is stopped
     os.kill(supervisor.pid, signal.SIGCONT)
     assert_killed(service, risk_reader, since, "KAFKA_LAG", symbol=None)

@@ -62,7 +62,7 @@ def running(service_factory) -> Service:
     for symbol in SYMBOLS:
         assert service.command(protocol.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
-        wait_for(lambda s=symbol: len(service.open_orders(s)) == 2, 30, f"{symbol} quotes")
+        wait_for(lambda s=symbol: service.quotes(s), 30, f"{symbol} quotes")
     return service
 
 

@@ -24,11 +24,8 @@ def test_enabled_symbol_quotes_both_sides_and_starts_paused(service_factory) -> 
     status, body = service.command(protocol.ENABLE, "BTCUSDT")
     assert (status, body["state"]) == (200, "ACTIVE")
 
-    orders = wait_for(
-        lambda: len(service.open_orders("BTCUSDT")) == 4 and service.open_orders("BTCUSDT"),
-        30,
-        "four resting orders",
-    )
+    # One listing, polled: two reads could straddle a requote.
+    orders = wait_for(lambda: service.quotes("BTCUSDT", levels=2), 30, "two bids and two asks")
     bids = sorted((Decimal(o["price"]) for o in orders if o["side"] == "BUY"), reverse=True)
     asks = sorted(Decimal(o["price"]) for o in orders if o["side"] == "SELL")
     assert len(bids) == 2 and len(asks) == 2

@@ -7,7 +7,6 @@ every order) before they are emptied again.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -34,12 +33,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def delete_once_idle(admin: Admin, symbol: str, timeout: float = 15) -> requests.Response:
     """DELETE, retried while it is refused (409) for up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answered() -> tuple[requests.Response] | None:  # a tuple: a 4xx Response is falsy
         response = admin.call("DELETE", f"/v1/mm-configs/{symbol}")
-        if response.status_code != 409 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
+        return None if response.status_code == 409 else (response,)
+
+    (response,) = wait_for(answered, timeout, f"DELETE {symbol} to stop answering 409", 0.2)
+    return response
 
 
 def create(admin: Admin, symbol: str, **fields: Any) -> dict[str, Any]:

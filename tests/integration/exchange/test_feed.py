@@ -46,7 +46,7 @@ def replay_until_complete(reader, symbol: str, min_deltas: int):
     """Snapshots and deltas once every delta up to some snapshot min_deltas later is in."""
     state = {}
 
-    def complete(_seen) -> bool:
+    def complete() -> bool:
         snaps = sorted(reader.of(SNAP, symbol=symbol), key=lambda r: r["sequence"])
         deltas = {r["sequence"]: r for r in reader.of(DELTA, symbol=symbol)}
         if not snaps:
@@ -58,7 +58,7 @@ def replay_until_complete(reader, symbol: str, min_deltas: int):
         state.update(snaps=snaps, deltas=deltas, last=last[0]["sequence"])
         return True
 
-    reader.read_until(complete, timeout=30)
+    reader.read_until(complete, 30, f"{min_deltas} deltas between two snapshots")
     return state["snaps"], state["deltas"], state["last"]
 
 
@@ -98,7 +98,9 @@ def test_deltas_applied_to_a_snapshot_reproduce_the_next_snapshots(sim, reader_f
 def test_every_wire_decimal_is_on_the_grid(sim, reader_factory):
     reader = reader_factory([SNAP, DELTA, topics.TRADES, topics.MARK], ["SOL-PERP"])
     reader.read_until(
-        lambda _s: all(reader.of(t) for t in (SNAP, DELTA, topics.TRADES, topics.MARK)), timeout=15
+        lambda: all(reader.of(t) for t in (SNAP, DELTA, topics.TRADES, topics.MARK)),
+        15,
+        "a message on every feed topic",
     )
     prices = [row["price"] for s in reader.of(SNAP) for row in s["bids"] + s["asks"]]
     prices += [c["price"] for d in reader.of(DELTA) for c in d["changes"]]
@@ -118,14 +120,15 @@ def test_a_sequence_gap_makes_the_core_book_unknown_until_the_next_snapshot(sim,
     reader = reader_factory([SNAP, DELTA], [symbol])
     assert sim.admin("POST", "/v1/instruments", new_instrument(symbol, 200)).status_code == 201
     try:
-        reader.read_until(lambda _s: len(reader.of(DELTA)) >= 20, timeout=10)
+        reader.read_until(lambda: len(reader.of(DELTA)) >= 20, 10, "20 deltas")
         skipped = sim.admin("POST", f"/v1/markets/{symbol}/gap", {"count": 1}).json()["sequence"]
         reader.read_until(
-            lambda _s: (
+            lambda: (
                 any(s["sequence"] > skipped for s in reader.of(SNAP))
                 and any(d["sequence"] > skipped for d in reader.of(DELTA))
             ),
-            timeout=10,
+            10,
+            "a snapshot and a delta after the gap",
         )
     finally:
         sim.admin("PATCH", f"/v1/markets/{symbol}", {"msgs_per_s": 0}).raise_for_status()

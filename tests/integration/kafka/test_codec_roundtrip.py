@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError, EncodeError
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -163,13 +164,16 @@ def consume_run(bootstrap: str, run: bytes, wanted: int, deadline_s: float = 30)
         ]
     )
     seen: list[Any] = []
-    deadline = time.monotonic() + deadline_s
-    try:
+
+    def all_read() -> bool:
         # Count our messages rather than trust Tansu's high watermark, which lags.
-        while len(seen) < wanted and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=0.5):
-                if message.error() is None and run_of(message) == run:
-                    seen.append(message)
+        for message in consumer.consume(num_messages=500, timeout=0.5):
+            if message.error() is None and run_of(message) == run:
+                seen.append(message)
+        return len(seen) >= wanted
+
+    try:
+        wait_for(all_read, deadline_s, f"{wanted} messages of the run", poll_s=0)
     finally:
         consumer.close()
     return seen

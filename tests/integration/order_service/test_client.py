@@ -23,6 +23,7 @@ from mmsvc.adapters.order_service.client import (
     RequestFailure,
 )
 from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -211,17 +212,15 @@ def test_a_call_outliving_its_timeout_is_a_timeout_and_leaves_the_order_unknown(
         assert isinstance(listed, RequestFailure) and listed.outcome is Outcome.TIMEOUT
         faults.clear_faults()
         # D10: the timed-out order was placed all the same; only a listing tells.
-        assert _eventually_listed(client, req.client_order_id)
+        wait_for(
+            lambda: _listed(client, req.client_order_id), 5, "the timed-out order in the listing"
+        )
         assert client.cancel_until_flat("BTCUSDT", deadline_s=5).flat
 
 
-def _eventually_listed(client: OrderServiceClient, client_order_id: str) -> bool:
-    for _ in range(50):
-        listed = client.list_open("BTCUSDT")
-        if isinstance(listed, list) and any(o.client_order_id == client_order_id for o in listed):
-            return True
-        time.sleep(0.05)
-    return False
+def _listed(client: OrderServiceClient, client_order_id: str) -> bool:
+    listed = client.list_open("BTCUSDT")
+    return isinstance(listed, list) and any(o.client_order_id == client_order_id for o in listed)
 
 
 def test_refused_connections_are_errors_and_the_client_recovers(

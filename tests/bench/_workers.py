@@ -47,7 +47,11 @@ class WaitingPush(zmq.Socket[bytes]):
     waits = 0
 
     def send_multipart(  # type: ignore[override]  # the router's PushSocket call shape
-        self, msg_parts: Sequence[Any], flags: int = 0, copy: bool = True, track: bool = False
+        self,
+        msg_parts: Sequence[Any],
+        flags: int = 0,  # noqa: ARG002 - zmq's signature; this socket always sends NOBLOCK
+        copy: bool = True,  # noqa: ARG002
+        track: bool = False,  # noqa: ARG002
     ) -> Any:
         try:
             return super().send_multipart(msg_parts, zmq.NOBLOCK)
@@ -60,7 +64,12 @@ class WaitingPush(zmq.Socket[bytes]):
         return super().send_multipart(msg_parts)
 
     def send(  # type: ignore[override]  # the router's send_frames call shape
-        self, data: Any, flags: int = 0, copy: bool = True, track: bool = False, **kw: Any
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,  # noqa: ARG002 - zmq's signature; only flags matter here
+        track: bool = False,  # noqa: ARG002
+        **kw: Any,  # noqa: ARG002
     ) -> Any:
         # Only a message's first frame can meet a full queue; later frames never do.
         try:

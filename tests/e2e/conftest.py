@@ -145,7 +145,6 @@ def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> N
 
 @pytest.fixture
 def service_factory(
-    request: pytest.FixtureRequest,
     tmp_path: Path,
     pg_admin_url: str,
     redis_url: str,

@@ -53,7 +53,8 @@ def assert_killed(
         30,
         "HALTED in PostgreSQL",
     )
-    assert state.trigger is not None and state.trigger.value == trigger
+    assert state.trigger is not None
+    assert state.trigger.value == trigger
 
     def kill_events() -> list[dict]:
         return [
@@ -66,7 +67,8 @@ def assert_killed(
     reader.read_for(1.0)  # listens on: a second kill event would arrive meanwhile
     events = kill_events()
     assert [e["trigger"] for e in events] == [trigger]
-    assert events[0]["symbol"] == symbol and events[0]["shadow"] is False
+    assert events[0]["symbol"] == symbol
+    assert events[0]["shadow"] is False
     placed = all_orders(service, SYMBOL)
     time.sleep(2.0)  # deliberate: two seconds in which a worker that kept quoting would place
     assert all_orders(service, SYMBOL) == placed, "an order was placed after the kill"

@@ -92,7 +92,8 @@ def test_every_spec_metric_is_served_with_its_labels_for_every_symbol(running: S
             for s in samples["mm_state_gauge"]
             if s.labels["symbol"] == symbol
         }
-        assert sorted(states) == ["ACTIVE", "HALTED", "PAUSED"] and sum(states.values()) == 1
+        assert sorted(states) == ["ACTIVE", "HALTED", "PAUSED"]
+        assert sum(states.values()) == 1
     assert gauge(samples, "mm_kill_switch_total", symbol="ETHUSDT", reason="MANUAL") == [1.0]
 
 
@@ -149,9 +150,10 @@ def test_log_lines_are_json_with_the_required_fields(running: Service) -> None:
     assert lines
     for line in lines:
         assert {"timestamp", "level", "service", "message"} <= set(line), line
-        assert line["timestamp"].endswith("Z") and "T" in line["timestamp"]
+        assert line["timestamp"].endswith("Z")
+        assert "T" in line["timestamp"]
     kill = next(line for line in lines if line["message"] == "kill switch fired")
-    assert (
-        kill["symbol"] == "BTCUSDT" and kill["level"] == "CRITICAL" and kill["trigger"] == "MANUAL"
-    )
+    assert kill["symbol"] == "BTCUSDT"
+    assert kill["level"] == "CRITICAL"
+    assert kill["trigger"] == "MANUAL"
     assert {line["process"] for line in lines} >= {"supervisor", "worker"}

@@ -28,7 +28,8 @@ def test_enabled_symbol_quotes_both_sides_and_starts_paused(service_factory) -> 
     orders = wait_for(lambda: service.quotes("BTCUSDT", levels=2), 30, "two bids and two asks")
     bids = sorted((Decimal(o["price"]) for o in orders if o["side"] == "BUY"), reverse=True)
     asks = sorted(Decimal(o["price"]) for o in orders if o["side"] == "SELL")
-    assert len(bids) == 2 and len(asks) == 2
+    assert len(bids) == 2
+    assert len(asks) == 2
     assert bids[0] < asks[0]
     for price in bids + asks:
         assert price % Decimal("0.1") == 0

@@ -91,7 +91,8 @@ def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory)
 
     below, above = wait_for(leaning, 30, "quotes leaning against a long position")
     # Long inventory lowers both: the bid is further below mid, the ask closer above it.
-    assert below > flat[0] and above < flat[1]
+    assert below > flat[0]
+    assert above < flat[1]
 
 
 def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quoting(

@@ -45,10 +45,13 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -
     service.wait_ready([SYMBOL])
 
     state = service.state(SYMBOL)
-    assert state is not None and state.state.value == "HALTED"
-    assert state.trigger is not None and state.trigger.value == "MANUAL"
+    assert state is not None
+    assert state.state.value == "HALTED"
+    assert state.trigger is not None
+    assert state.trigger.value == "MANUAL"
     code, body = service.command(protocol.ENABLE, SYMBOL)
-    assert code == 409 and body["state"] == "HALTED"
+    assert code == 409
+    assert body["state"] == "HALTED"
     time.sleep(1.0)  # deliberate: a second in which a wrongly enabled worker would quote
     assert service.open_orders(SYMBOL) == []
 
@@ -145,6 +148,7 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     time.sleep(1.0)  # deliberate: a second in which a crash after the skip would show
     status = service.command(protocol.STATUS, SYMBOL)[1]
     assert int(status["pid"]) == pid  # never crashed
-    assert status["state"] == "ACTIVE" and status["position"] == "0"
+    assert status["state"] == "ACTIVE"
+    assert status["position"] == "0"
     # Still quoting: polled, as a listing can catch a requote half-way.
     wait_for(lambda: service.quotes(SYMBOL), 30, "one bid and one ask still quoted")

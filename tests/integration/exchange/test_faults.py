@@ -121,14 +121,16 @@ def test_halt_emits_the_halt_event_marks_the_instrument_halted_and_rejects_order
         sim.admin("POST", "/v1/instruments/ETHUSDT/resume", {})
     reader.read_until(lambda: reader.of(topics.INSTRUMENT_RESUME), 10, "the resume event")
 
-    assert halted is not None and halted.status is InstrumentStatus.HALTED
+    assert halted is not None
+    assert halted.status is InstrumentStatus.HALTED
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "INSTRUMENT_HALTED")
     assert canceled.status_code == 200  # cancels still work on a halted instrument
     (halt,) = reader.of(topics.INSTRUMENT_HALT)
     assert (halt["symbol"], halt["reason"]) == ("ETHUSDT", "circuit breaker")
     assert reader.of(topics.INSTRUMENT_RESUME)[0]["reason"] is None
     resumed = metadata.get_instrument("ETHUSDT")
-    assert resumed is not None and resumed.status is InstrumentStatus.TRADING
+    assert resumed is not None
+    assert resumed.status is InstrumentStatus.TRADING
     metadata.close()
 
 
@@ -160,7 +162,8 @@ def test_instrument_created_on_demand_is_announced_and_served(sim, reader_factor
     }
     with MetadataClient(sim.metadata_grpc_url) as metadata:
         served = metadata.get_instrument("NEWCOINUSDT")
-    assert served is not None and str(served.tick_size) == "0.0001"
+    assert served is not None
+    assert str(served.tick_size) == "0.0001"
 
 
 def test_metadata_unavailable_makes_calls_fail_with_unavailable(sim):
@@ -218,4 +221,5 @@ def test_instrument_update_is_announced_and_regrids_the_book(sim, reader_factory
     assert all(Decimal(r["price"]) % Decimal("0.05") == 0 for r in latest["bids"] + latest["asks"])
     with MetadataClient(sim.metadata_grpc_url) as metadata:
         served = metadata.get_instrument(symbol)
-    assert served is not None and served.tick_size == Decimal("0.05")
+    assert served is not None
+    assert served.tick_size == Decimal("0.05")

@@ -95,7 +95,8 @@ def test_deltas_applied_to_a_snapshot_reproduce_the_next_snapshots(sim, reader_f
     assert (last - first["sequence"]) / span_s > 1000  # thousands of messages a second
 
 
-def test_every_wire_decimal_is_on_the_grid(sim, reader_factory):
+@pytest.mark.usefixtures("sim")
+def test_every_wire_decimal_is_on_the_grid(reader_factory):
     reader = reader_factory([SNAP, DELTA, topics.TRADES, topics.MARK], ["SOL-PERP"])
     reader.read_until(
         lambda: all(reader.of(t) for t in (SNAP, DELTA, topics.TRADES, topics.MARK)),

@@ -224,20 +224,22 @@ def valid_value(codec: AvroCodec) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("name", "corrupt"),
+    "corrupt",
     [
-        ("null value", lambda v: None),
-        ("empty", lambda v: b""),
-        ("shorter than the header", lambda v: v[:4]),
-        ("header only", lambda v: v[:5]),
-        ("wrong magic byte", lambda v: b"\x01" + v[1:]),
-        ("unknown schema id", lambda v: struct.pack(">bI", 0, UNKNOWN_SCHEMA_ID) + v[5:]),
-        ("truncated body", lambda v: v[:-3]),
-        ("trailing bytes", lambda v: v + b"\x00\x01"),
-        ("body of another topic", lambda v: v[:5] + b"\x0ebad\xff"),
+        pytest.param(lambda _v: None, id="null value"),
+        pytest.param(lambda _v: b"", id="empty"),
+        pytest.param(lambda v: v[:4], id="shorter than the header"),
+        pytest.param(lambda v: v[:5], id="header only"),
+        pytest.param(lambda v: b"\x01" + v[1:], id="wrong magic byte"),
+        pytest.param(
+            lambda v: struct.pack(">bI", 0, UNKNOWN_SCHEMA_ID) + v[5:], id="unknown schema id"
+        ),
+        pytest.param(lambda v: v[:-3], id="truncated body"),
+        pytest.param(lambda v: v + b"\x00\x01", id="trailing bytes"),
+        pytest.param(lambda v: v[:5] + b"\x0ebad\xff", id="body of another topic"),
     ],
 )
-def test_garbage_values_raise_decode_error(codec: AvroCodec, name: str, corrupt: Any) -> None:
+def test_garbage_values_raise_decode_error(codec: AvroCodec, corrupt: Any) -> None:
     with pytest.raises(DecodeError) as caught:
         codec.decode(topics.ENGINE_EVENTS, corrupt(valid_value(codec)))
 

@@ -81,5 +81,6 @@ def test_a_fill_with_a_known_instrument_writes_the_position_in_the_same_transact
     store.record_fill(first, event(first), inventory, Decimal("-0.01"))
     with sessions() as session:
         position = PositionRepository(session).get(store.symbol)
-    assert position is not None and position.quantity == Decimal("2")
+    assert position is not None
+    assert position.quantity == Decimal("2")
     assert position.avg_entry_price == Decimal("100")

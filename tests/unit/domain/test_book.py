@@ -34,7 +34,9 @@ def change(side: BookSide, price: str, size: str) -> BookChange:
 
 def test_new_book_is_unknown_until_its_first_snapshot() -> None:
     book = OrderBook("BTCUSDT")
-    assert book.top() is None and not book.is_known and book.last_mid is None
+    assert book.top() is None
+    assert not book.is_known
+    assert book.last_mid is None
     assert not book.apply_delta(1, [change(BID, "1", "1")], 5)
 
 
@@ -70,7 +72,8 @@ def test_duplicate_delta_is_ignored() -> None:
 def test_gap_in_deltas_makes_the_book_unknown_and_the_next_snapshot_restores_it() -> None:
     book = book_at(10)
     assert not book.apply_delta(12, [change(BID, "100.01", "1")], 1_100)
-    assert book.top() is None and not book.is_known
+    assert book.top() is None
+    assert not book.is_known
     assert "gap" in (book.unknown_reason or "")
     assert not book.apply_delta(13, [change(BID, "100.01", "1")], 1_200)  # waits for a snapshot
     assert book.apply_snapshot(13, levels(("101", "1")), levels(("102", "1")), 1_300)
@@ -102,7 +105,8 @@ def test_snapshot_at_the_same_sequence_refreshes_a_quiet_book() -> None:
 def test_crossed_book_is_unknown_until_the_next_snapshot() -> None:
     book = book_at(10)
     assert book.apply_delta(11, [change(BID, "100.05", "1")], 1_100)
-    assert book.top() is None and "crossed" in (book.unknown_reason or "")
+    assert book.top() is None
+    assert "crossed" in (book.unknown_reason or "")
     assert not book.apply_delta(12, [change(BID, "100.05", "0")], 1_200)
     assert book.apply_snapshot(12, levels(("100", "1")), levels(("100.02", "1")), 1_300)
     assert book.top() is not None
@@ -117,7 +121,8 @@ def test_crossed_snapshot_is_unknown() -> None:
 def test_one_sided_book_has_no_top_but_recovers_with_deltas() -> None:
     book = book_at(10)
     book.apply_delta(11, [change(ASK, "100.02", "0"), change(ASK, "100.03", "0")], 1_100)
-    assert book.top() is None and book.is_known
+    assert book.top() is None
+    assert book.is_known
     book.apply_delta(12, [change(ASK, "100.04", "1")], 1_200)
     assert book.top() == TopOfBook(D("100.00"), D("100.04"), 1_200)
 
@@ -166,8 +171,10 @@ def test_deltas_in_sequence_keep_the_same_levels_as_a_plain_dict(batches: list) 
         best_bid = max(model[BID], default=None)
         best_ask = min(model[ASK], default=None)
         if best_bid is not None and best_ask is not None and best_bid >= best_ask:
-            assert book.top() is None and not book.is_known
+            assert book.top() is None
+            assert not book.is_known
             return
-        assert book.depth(BID) == model[BID] and book.depth(ASK) == model[ASK]
+        assert book.depth(BID) == model[BID]
+        assert book.depth(ASK) == model[ASK]
         expected = None if None in (best_bid, best_ask) else TopOfBook(best_bid, best_ask, seq)
         assert book.top() == expected

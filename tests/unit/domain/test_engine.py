@@ -50,7 +50,8 @@ def run(
 
 def test_active_symbol_with_nothing_resting_places_both_sides() -> None:
     decision = run()
-    assert decision.kill is None and decision.pulled is None
+    assert decision.kill is None
+    assert decision.pulled is None
     assert decision.place == (
         NewOrder(BUY, D("99.90"), D("1.001"), 0),
         NewOrder(SELL, D("100.10"), D("0.999"), 0),
@@ -68,15 +69,20 @@ def test_resting_orders_near_the_quote_are_kept_and_others_replaced() -> None:
 def test_paused_symbol_cancels_everything_and_places_nothing() -> None:
     resting = order(BUY, "99.90", "1")
     decision = run(state=PAUSED, open_orders=[resting])
-    assert decision.cancel == (resting,) and decision.place == () and decision.quote is None
-    assert decision.kill is None and decision.pulled == "symbol PAUSED"
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
+    assert decision.quote is None
+    assert decision.kill is None
+    assert decision.pulled == "symbol PAUSED"
 
 
 def test_halted_symbol_only_cancels_even_when_a_breach_holds() -> None:
     long_inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "500")])
     resting = order(BUY, "99.90", "1")
     decision = run(state=HALTED, inventory=long_inv, open_orders=[resting])
-    assert decision.cancel == (resting,) and decision.place == () and decision.kill is None
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
+    assert decision.kill is None
 
 
 def test_exposure_breach_fires_the_kill_switch_and_cancels_everything() -> None:
@@ -84,8 +90,10 @@ def test_exposure_breach_fires_the_kill_switch_and_cancels_everything() -> None:
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "101")])
     resting = order(SELL, "100.10", "1")
     decision = run(inventory=inv, open_orders=[resting])
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.EXPOSURE
-    assert decision.cancel == (resting,) and decision.place == ()
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.EXPOSURE
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
 
 
 def test_rising_price_alone_can_breach_exposure() -> None:
@@ -98,20 +106,24 @@ def test_loss_breach_fires_the_kill_switch_while_paused_too() -> None:
     # bought 10 @ 160, valued at 100: unrealized -600 < -500
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "160", "10")])
     decision = run(state=PAUSED, inventory=inv)
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.LOSS
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.LOSS
 
 
 def test_exchange_halt_fires_market_halt() -> None:
     decision = run(status=InstrumentStatus.HALTED)
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.MARKET_HALT
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.MARKET_HALT
     assert decision.place == ()
 
 
 def test_stale_book_pulls_quotes_without_a_kill() -> None:
     resting = order(BUY, "99.90", "1.001")
     decision = run(book_ts=NOW - 5_001, open_orders=[resting])
-    assert decision.stale and decision.kill is None
-    assert decision.cancel == (resting,) and decision.place == ()
+    assert decision.stale
+    assert decision.kill is None
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
     assert (decision.pulled or "").startswith("STALE_DATA")
 
 
@@ -125,7 +137,8 @@ def test_unknown_book_pulls_quotes() -> None:
     market = MarketInputs(None, D(100), D(1))
     inv = Inventory("TESTUSDT", "TEST")
     decision = decide(config(), instrument(), market, inv, [], ACTIVE, LIMITS, NOW)
-    assert decision.stale and decision.place == ()
+    assert decision.stale
+    assert decision.place == ()
 
 
 def test_pending_cancel_orders_are_not_canceled_twice() -> None:

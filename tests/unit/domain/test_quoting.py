@@ -32,7 +32,8 @@ def test_long_inventory_lowers_both_bid_and_ask() -> None:
     assert quote_prices("5000") == [(D("99.87"), D("100.08"))]
     (flat_bid, flat_ask) = quote_prices("0")[0]
     (bid, ask) = quote_prices("5000")[0]
-    assert bid < flat_bid and ask < flat_ask
+    assert bid < flat_bid
+    assert ask < flat_ask
 
 
 def test_short_inventory_raises_both_bid_and_ask() -> None:
@@ -41,7 +42,8 @@ def test_short_inventory_raises_both_bid_and_ask() -> None:
     assert quote_prices("-5000") == [(D("99.92"), D("100.13"))]
     (flat_bid, flat_ask) = quote_prices("0")[0]
     (bid, ask) = quote_prices("-5000")[0]
-    assert bid > flat_bid and ask > flat_ask
+    assert bid > flat_bid
+    assert ask > flat_ask
 
 
 def test_inventory_beyond_the_limit_skews_no_further_than_the_limit() -> None:

@@ -44,9 +44,11 @@ def test_every_price_is_on_the_tick_and_every_quantity_on_the_lot(s: tuple) -> N
     for side in sides(compute_quote(*s, now_ms=0)):
         assert side.price % inst.tick_size == 0
         assert side.quantity % inst.lot_size == 0
-        assert side.price > 0 and side.quantity >= inst.lot_size
+        assert side.price > 0
+        assert side.quantity >= inst.lot_size
         assert side.price * side.quantity >= inst.min_notional
-        assert "E" not in str(side.price) and "E" not in str(side.quantity)
+        assert "E" not in str(side.price)
+        assert "E" not in str(side.quantity)
 
 
 @given(scenarios())
@@ -107,7 +109,8 @@ def test_rounding_helpers_agree_with_decimal_quantize(value: Decimal, step: Deci
     step = plain(step)  # as Instrument keeps its tick and lot
     down = (value / step).quantize(D(1), rounding=ROUND_FLOOR) * step
     up = (value / step).quantize(D(1), rounding=ROUND_CEILING) * step
-    assert floor_to(value, step) == down and ceil_to(value, step) == up
+    assert floor_to(value, step) == down
+    assert ceil_to(value, step) == up
     assert floor_to(value, step) <= value <= ceil_to(value, step)
     for rounded in (floor_to(value, step), ceil_to(value, step)):
         assert "E" not in str(rounded)

@@ -11,7 +11,8 @@ from mmsvc.domain.ratelimit import TokenBucket
 def test_a_full_bucket_admits_a_burst_then_defers_the_rest() -> None:
     bucket = TokenBucket(10, now_ms=0)
     now, later = bucket.admit(list(range(12)), now_ms=0)
-    assert now == list(range(10)) and later == [10, 11]
+    assert now == list(range(10))
+    assert later == [10, 11]
 
 
 def test_tokens_refill_at_the_rate() -> None:

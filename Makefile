@@ -48,7 +48,7 @@ migrate: venv ## Apply the database migrations to the dev stack's database
 lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff check mmsvc tests alembic
 	@$(VENV)/bin/ruff format --check mmsvc tests alembic
-	@$(VENV)/bin/mypy mmsvc
+	@$(VENV)/bin/mypy mmsvc tests
 
 test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint

@@ -33,7 +33,8 @@ import zmq
 from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import stack
 from tests.bench._counter import END, QUIT
-from tests.bench._stack import BenchStack, wait_for
+from tests.bench._stack import BenchStack
+from tests.fixtures.waiting import wait_for
 
 QUEUE_HWM = 1000  # the spec's per-worker queue (processes/supervisor/main.py)
 WAIT_LIMIT_MS = 30_000  # a worker that takes no message for this long is broken

@@ -7,16 +7,18 @@ other's symbols, states or events.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pytest
 import requests
@@ -59,9 +61,15 @@ class Service:
         )
 
     def stop(self, name: str = "supervisor", timeout: float = 30) -> int:
+        """SIGTERM ``name`` and wait for it; SIGKILL it (and raise) if it outlives ``timeout``."""
         proc = self.procs.pop(name)
         proc.terminate()
-        return proc.wait(timeout)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
 
     def command(
         self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any
@@ -80,6 +88,11 @@ class Service:
     def state(self, symbol: str) -> StateRecord | None:
         with self.sessions() as session:
             return StateRepository(session).get(symbol)
+
+    def state_name(self, symbol: str) -> str | None:
+        """The symbol's state in PostgreSQL (ACTIVE, PAUSED or HALTED); None without a row."""
+        record = self.state(symbol)
+        return None if record is None else record.state.value
 
     def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         params = {
@@ -128,9 +141,10 @@ class Service:
 
         wait_for(ready, 60, f"workers of {symbols}")
         for symbol in symbols:  # the worker answers once it loaded its state
-            wait_for(
-                lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status"
-            )
+            wait_for(partial(self._answers_status, symbol), 30, f"{symbol} status")
+
+    def _answers_status(self, symbol: str) -> bool:
+        return self.command(protocol.STATUS, symbol)[0] == 200
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:
@@ -140,7 +154,13 @@ def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> N
         plain = isinstance(value, bool) or name == "num_levels"
         values[name] = value if plain else Decimal(str(value))
     with sessions.begin() as session:
-        ConfigRepository(session).create(symbol, "e2e-test", ConfigFields(**values))
+        ConfigRepository(session).create(symbol, "e2e-test", cast(ConfigFields, values))
+
+
+class ServiceFactory(Protocol):
+    """Makes a Service on a fresh database; ``overrides`` replace its environment's values."""
+
+    def __call__(self, **overrides: str) -> Service: ...
 
 
 @pytest.fixture
@@ -151,7 +171,7 @@ def service_factory(
     kafka_bootstrap: str,
     registry_url: str,
     exchange: Exchange,
-) -> Iterator[Callable[..., Service]]:
+) -> Iterator[ServiceFactory]:
     """Builds a Service on a fresh database; everything it started stops afterwards."""
     made: list[Service] = []
     name = f"mmsvc_e2e_{SESSION_TAG}_{len(os.listdir(tmp_path.parent))}"
@@ -192,10 +212,8 @@ def service_factory(
     yield make
     for service in made:
         for proc_name in list(service.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # stop() killed it then
                 service.stop(proc_name)
-            except subprocess.TimeoutExpired:
-                service.procs.get(proc_name) and service.procs[proc_name].kill()
         service.sessions.kw["bind"].dispose()
         if service._control is not None:
             service._control.close()

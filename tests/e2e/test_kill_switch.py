@@ -18,8 +18,9 @@ import pytest
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory, TopicReader
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -56,7 +57,7 @@ def assert_killed(
     assert state.trigger is not None
     assert state.trigger.value == trigger
 
-    def kill_events() -> list[dict]:
+    def kill_events() -> list[dict[str, Any]]:
         return [
             r
             for r in reader.of(topics.RISK_TRIGGERED, symbol=symbol)
@@ -85,7 +86,9 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def test_manual_kill_of_one_symbol(service_factory, risk_reader) -> None:
+def test_manual_kill_of_one_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
@@ -95,7 +98,9 @@ def test_manual_kill_of_one_symbol(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "MANUAL")
 
 
-def test_exchange_halt_event_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_exchange_halt_event_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
@@ -107,7 +112,9 @@ def test_exchange_halt_event_kills_the_symbol(service_factory, risk_reader) -> N
         service.exchange.admin("POST", f"/v1/instruments/{SYMBOL}/resume", {}).raise_for_status()
 
 
-def test_reject_storm_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_reject_storm_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_REJECT_STORM_COUNT="5")
     add_config(service.sessions, SYMBOL)
     service.exchange.set_faults(reject_rate=1.0)
@@ -116,7 +123,9 @@ def test_reject_storm_kills_the_symbol(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "REJECT_STORM")
 
 
-def test_response_timeout_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_response_timeout_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_RESPONSE_TIMEOUT_MS="300")
     add_config(service.sessions, SYMBOL)
     service.exchange.set_faults(order_latency_ms=600)
@@ -134,7 +143,9 @@ def _position(service: Service) -> Decimal:
     return Decimal(service.command(protocol.STATUS, SYMBOL)[1]["position"])
 
 
-def test_lowered_limit_breaches_exposure(service_factory, risk_reader) -> None:
+def test_lowered_limit_breaches_exposure(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL, max_position_usdt=1000, order_size_usdt=100)
     start_quoting(service)
@@ -147,7 +158,9 @@ def test_lowered_limit_breaches_exposure(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "EXPOSURE")
 
 
-def test_adverse_move_breaches_the_loss_limit(service_factory, risk_reader) -> None:
+def test_adverse_move_breaches_the_loss_limit(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL, max_loss_usdt="0.3", order_size_usdt=100)
     start_quoting(service)
@@ -157,7 +170,9 @@ def test_adverse_move_breaches_the_loss_limit(service_factory, risk_reader) -> N
     assert_killed(service, risk_reader, since, "LOSS")
 
 
-def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
+def test_consumer_lag_kills_every_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
     add_config(service.sessions, SYMBOL)
     start_quoting(service)

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -51,7 +53,7 @@ def gauge(samples: dict[str, list[Any]], name: str, **labels: str) -> list[float
 
 
 @pytest.fixture
-def running(service_factory) -> Service:
+def running(service_factory: ServiceFactory) -> Service:
     service = service_factory()
     for symbol in SYMBOLS:
         add_config(service.sessions, symbol)
@@ -62,7 +64,7 @@ def running(service_factory) -> Service:
     for symbol in SYMBOLS:
         assert service.command(protocol.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
-        wait_for(lambda s=symbol: service.quotes(s), 30, f"{symbol} quotes")
+        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quotes")
     return service
 
 

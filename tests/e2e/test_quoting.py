@@ -7,18 +7,21 @@ from decimal import Decimal
 import pytest
 
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import add_config, wait_for
+from tests.e2e.conftest import ServiceFactory, add_config
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def test_enabled_symbol_quotes_both_sides_and_starts_paused(service_factory) -> None:
+def test_enabled_symbol_quotes_both_sides_and_starts_paused(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=20, num_levels=2, level_spacing_bps=10)
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready(["BTCUSDT"])
-    assert service.state("BTCUSDT").state.value == "PAUSED"  # never auto-starts
+    assert service.state_name("BTCUSDT") == "PAUSED"  # never auto-starts
     assert service.open_orders("BTCUSDT") == []
 
     status, body = service.command(protocol.ENABLE, "BTCUSDT")

@@ -14,8 +14,9 @@ from sqlalchemy import text
 from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -61,7 +62,9 @@ def skew(quote: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return mid - Decimal(level["bid"]["price"]), Decimal(level["ask"]["price"]) - mid
 
 
-def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory) -> None:
+def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(
         service.sessions,
@@ -96,7 +99,7 @@ def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory)
 
 
 def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quoting(
-    service_factory,
+    service_factory: ServiceFactory,
 ) -> None:
     service = service_factory()
     # A wide spread: the random walk never reaches our quotes, only the deliberate move does,
@@ -125,14 +128,16 @@ def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quotin
     )
     assert back["state"] == "PAUSED"
     assert Decimal(back["position"]) == position
-    assert service.state("BTCUSDT").state.value == "PAUSED"
+    assert service.state_name("BTCUSDT") == "PAUSED"
     # ETH never noticed: still ACTIVE, still quoting. It requotes every 100 ms, so its
     # open orders are polled for one bid and one ask, never counted once (that read 1 == 2).
     assert status(service, "ETHUSDT")["state"] == "ACTIVE"
     wait_for(lambda: service.quotes("ETHUSDT"), 30, "ETH still quoting one bid and one ask")
 
 
-def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(service_factory) -> None:
+def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=200)  # only our move fills
     start(service, ["BTCUSDT"])
@@ -148,7 +153,7 @@ def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(service_f
 
     after = status(service, "BTCUSDT")
     assert after["state"] == "PAUSED"
-    assert service.state("BTCUSDT").state.value == "PAUSED"
+    assert service.state_name("BTCUSDT") == "PAUSED"
     assert after["position"] == before["position"]
     assert after["realized_pnl_usdt"] == before["realized_pnl_usdt"]
     time.sleep(1.0)  # deliberate: a second in which an auto-start would have placed quotes
@@ -156,7 +161,7 @@ def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(service_f
 
 
 def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
-    service_factory, reader_factory: ReaderFactory
+    service_factory: ServiceFactory, reader_factory: ReaderFactory
 ) -> None:
     service = service_factory(MM_SHADOW_MODE="true")
     add_config(service.sessions, "ETHUSDT", num_levels=2)
@@ -176,7 +181,7 @@ def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
 
 
 def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_back(
-    service_factory,
+    service_factory: ServiceFactory,
 ) -> None:
     first = service_factory()
     add_config(first.sessions, "BTCUSDT", base_spread_bps=200)
@@ -207,7 +212,7 @@ def _fill_rows(service: Service) -> int:
         return len(FillRepository(session).list_for_symbol("BTCUSDT"))
 
 
-def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory) -> None:
+def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory: ServiceFactory) -> None:
     """A fill can beat the move's book message: no quote may be placed on the older book."""
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=10, max_position_usdt=100000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -17,8 +18,9 @@ from confluent_kafka import Producer
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -33,7 +35,9 @@ def start(service: Service) -> None:
     wait_for(lambda: service.quotes(SYMBOL), 30, "quotes")
 
 
-def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -> None:
+def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
@@ -56,13 +60,13 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -
     assert service.open_orders(SYMBOL) == []
 
     assert service.command(protocol.RESET, SYMBOL)[0] == 200
-    assert service.state(SYMBOL).state.value == "PAUSED"
+    assert service.state_name(SYMBOL) == "PAUSED"
     time.sleep(1.0)  # deliberate: a second in which a reset that resumed would quote
     assert service.open_orders(SYMBOL) == []  # a reset never resumes quoting by itself
 
 
 def test_stale_market_data_pulls_quotes_and_halts_nothing(
-    service_factory, reader_factory: ReaderFactory
+    service_factory: ServiceFactory, reader_factory: ReaderFactory
 ) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL, check_staleness=True, staleness_threshold_ms=1500)
@@ -71,9 +75,9 @@ def test_stale_market_data_pulls_quotes_and_halts_nothing(
     since = time.time_ns() // 1_000_000
     service.exchange.set_faults(paused_symbols=[SYMBOL])
     wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "quotes pulled on stale data")
-    assert service.state(SYMBOL).state.value == "ACTIVE"  # STALE_DATA halts nothing (D7)
+    assert service.state_name(SYMBOL) == "ACTIVE"  # STALE_DATA halts nothing (D7)
 
-    def stale_events() -> list[dict]:
+    def stale_events() -> list[dict[str, Any]]:
         return [
             r for r in reader.of(topics.RISK_TRIGGERED, trigger="STALE_DATA") if r["ts_ms"] >= since
         ]
@@ -85,7 +89,9 @@ def test_stale_market_data_pulls_quotes_and_halts_nothing(
     wait_for(lambda: service.quotes(SYMBOL), 30, "quotes back with fresh data")
 
 
-def test_workers_cancel_and_exit_when_their_supervisor_is_lost(service_factory) -> None:
+def test_workers_cancel_and_exit_when_their_supervisor_is_lost(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
@@ -109,7 +115,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
-    service_factory, kafka_bootstrap: str, registry_url: str
+    service_factory: ServiceFactory, kafka_bootstrap: str, registry_url: str
 ) -> None:
     service = service_factory()
     # A wide spread keeps real fills out: position 0 then proves the nonsense fill was skipped.

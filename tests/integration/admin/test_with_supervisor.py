@@ -18,6 +18,7 @@ from mmsvc.adapters.db.records import SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.zmq.control_client import ControlClient
 from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 from tests.integration.admin.conftest import (
     ADMIN_SUBJECT,
     OPERATE,
@@ -25,7 +26,6 @@ from tests.integration.admin.conftest import (
     Admin,
     open_orders,
     state_of,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("supervisor")]
@@ -38,8 +38,10 @@ def delete_once_idle(admin: Admin, symbol: str, timeout: float = 15) -> requests
         response = admin.call("DELETE", f"/v1/mm-configs/{symbol}")
         return None if response.status_code == 409 else (response,)
 
-    (response,) = wait_for(answered, timeout, f"DELETE {symbol} to stop answering 409", 0.2)
-    return response
+    answer: tuple[requests.Response] = wait_for(
+        answered, timeout, f"DELETE {symbol} to stop answering 409", 0.2
+    )
+    return answer[0]
 
 
 def create(admin: Admin, symbol: str, **fields: Any) -> dict[str, Any]:

@@ -53,6 +53,9 @@ def order_body(account_id: str, **overrides: Any) -> dict[str, Any]:
 def below_touch(exchange: Exchange, symbol: str, bps: int) -> str:
     """A bid price on the tick grid ``bps`` basis points below the current best bid."""
     market = exchange.market(symbol)
-    tick = Decimal(1).scaleb(Decimal(market["best_bid"]).as_tuple().exponent)
+    exponent = Decimal(market["best_bid"]).as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"best bid {market['best_bid']} is not finite")
+    tick = Decimal(1).scaleb(exponent)
     price = Decimal(market["best_bid"]) * (1 - Decimal(bps) / 10_000)
     return str((price / tick).to_integral_value(rounding="ROUND_FLOOR") * tick)

@@ -14,6 +14,7 @@ from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.metadata.client import MetadataClient, MetadataUnavailableError
 from mmsvc.devstack.exchange.venue import now_ms
 from mmsvc.domain.model import InstrumentStatus
+from tests.fixtures.exchange import Exchange
 from tests.fixtures.waiting import wait_for
 from tests.integration.exchange.conftest import below_touch, order_body
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 DEMO = ("BTCUSDT", "ETHUSDT", "SOL-PERP")
 
 
-def timed_places(sim, session, account: str, count: int) -> list[float]:
+def timed_places(sim: Exchange, session: requests.Session, account: str, count: int) -> list[float]:
     price = below_touch(sim, "BTCUSDT", 200)
     durations = []
     for _ in range(count):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.domain.book import BookChange, BookSide, OrderBook
+from tests.fixtures.kafka import TopicReader
 
 pytestmark = pytest.mark.integration
 
 SNAP, DELTA = topics.ORDERBOOK_SNAPSHOT, topics.ORDERBOOK_DELTA
 
 
-def new_instrument(symbol: str, msgs_per_s: float) -> dict:
+def new_instrument(symbol: str, msgs_per_s: float) -> dict[str, Any]:
     return {
         "symbol": symbol,
         "base_asset": symbol[:4],
@@ -31,20 +33,25 @@ def new_instrument(symbol: str, msgs_per_s: float) -> dict:
     }
 
 
-def levels(rows: list[dict]) -> dict[Decimal, Decimal]:
+def levels(rows: list[dict[str, Any]]) -> dict[Decimal, Decimal]:
     return {Decimal(row["price"]): Decimal(row["size"]) for row in rows}
 
 
-def changes(record: dict) -> list[BookChange]:
+def changes(record: dict[str, Any]) -> list[BookChange]:
     return [
         BookChange(BookSide(c["side"]), Decimal(c["price"]), Decimal(c["size"]))
         for c in record["changes"]
     ]
 
 
-def replay_until_complete(reader, symbol: str, min_deltas: int):
+Records = list[dict[str, Any]]
+
+
+def replay_until_complete(
+    reader: TopicReader, symbol: str, min_deltas: int
+) -> tuple[Records, dict[int, dict[str, Any]], int]:
     """Snapshots and deltas once every delta up to some snapshot min_deltas later is in."""
-    state = {}
+    state: dict[str, Any] = {}
 
     def complete() -> bool:
         snaps = sorted(reader.of(SNAP, symbol=symbol), key=lambda r: r["sequence"])

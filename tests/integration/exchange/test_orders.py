@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
@@ -15,6 +16,7 @@ from mmsvc.devstack.exchange.config import load_config
 from mmsvc.devstack.exchange.orders import OrderServiceApp
 from mmsvc.devstack.exchange.venue import Venue
 from mmsvc.devstack.exchange.web import HttpService
+from tests.fixtures.exchange import Exchange
 from tests.fixtures.kafka import TopicReader
 from tests.integration.exchange.conftest import below_touch, order_body
 
@@ -23,11 +25,11 @@ pytestmark = pytest.mark.integration
 ENGINE = topics.ENGINE_EVENTS
 
 
-def place(sim, session, body) -> requests.Response:
+def place(sim: Exchange, session: requests.Session, body: dict[str, Any]) -> requests.Response:
     return session.post(f"{sim.order_service_url}/v1/orders", json=body, timeout=5)
 
 
-def open_orders(sim, session, account: str) -> list[dict]:
+def open_orders(sim: Exchange, session: requests.Session, account: str) -> list[dict[str, Any]]:
     """The account's open orders, as the venue lists them."""
     url = f"{sim.order_service_url}/v1/orders"
     response = session.get(url, params={"account_id": account, "status": "OPEN"}, timeout=5)
@@ -35,10 +37,12 @@ def open_orders(sim, session, account: str) -> list[dict]:
     return list(response.json()["orders"])
 
 
-def events_of(reader: TopicReader, account: str, count: int, timeout: float = 10) -> list[dict]:
+def events_of(
+    reader: TopicReader, account: str, count: int, timeout: float = 10
+) -> list[dict[str, Any]]:
     """The account's engine events, once at least ``count`` of them arrived."""
 
-    def enough() -> list[dict]:
+    def enough() -> list[dict[str, Any]]:
         events = reader.of(ENGINE, account_id=account)
         return events if len(events) >= count else []
 

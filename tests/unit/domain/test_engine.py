@@ -7,9 +7,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmsvc.domain.book import TopOfBook
 from mmsvc.domain.engine import MarketInputs, QuoteDecision, decide
 from mmsvc.domain.inventory import Inventory
 from mmsvc.domain.model import (
+    Instrument,
     InstrumentStatus,
     MMConfig,
     NewOrder,
@@ -99,7 +101,9 @@ def test_exposure_breach_fires_the_kill_switch_and_cancels_everything() -> None:
 def test_rising_price_alone_can_breach_exposure() -> None:
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "99")])
     assert run(inventory=inv, valuation=D(101)).kill is None  # 9999
-    assert run(inventory=inv, valuation=D(102)).kill.trigger is RiskTrigger.EXPOSURE
+    kill = run(inventory=inv, valuation=D(102)).kill
+    assert kill is not None
+    assert kill.trigger is RiskTrigger.EXPOSURE
 
 
 def test_loss_breach_fires_the_kill_switch_while_paused_too() -> None:
@@ -149,8 +153,11 @@ def test_pending_cancel_orders_are_not_canceled_twice() -> None:
 # --- properties over random books, configs, grids, positions and resting orders ---
 
 
+Situation = tuple[MMConfig, Instrument, TopOfBook, Decimal, Decimal, list[Order], Decimal]
+
+
 @st.composite
-def situations(draw: st.DrawFn) -> tuple:
+def situations(draw: st.DrawFn) -> Situation:
     cfg = draw(configs())
     inst = draw(instruments())
     book = draw(tops(inst.tick_size))
@@ -163,7 +170,9 @@ def situations(draw: st.DrawFn) -> tuple:
 
 
 @st.composite
-def resting_orders(draw: st.DrawFn, mid: Decimal, tick: Decimal, lot: Decimal, cfg: MMConfig):
+def resting_orders(
+    draw: st.DrawFn, mid: Decimal, tick: Decimal, lot: Decimal, cfg: MMConfig
+) -> Order:
     side = draw(st.sampled_from([BUY, SELL]))
     offset = draw(st.integers(1, 200)) * tick
     price = mid - offset if side is BUY else mid + offset
@@ -180,7 +189,9 @@ def inventory_of(position: Decimal, price: Decimal) -> Inventory:
     return inv
 
 
-def worst_case(side: Side, position: Decimal, valuation: Decimal, orders: list) -> Decimal:
+def worst_case(
+    side: Side, position: Decimal, valuation: Decimal, orders: list[tuple[Decimal, Decimal]]
+) -> Decimal:
     """|position + every order of the side filling| at the highest of its prices (D5)."""
     sign = 1 if side is BUY else -1
     qty = position + sign * sum((q for _, q in orders), D(0))
@@ -188,7 +199,7 @@ def worst_case(side: Side, position: Decimal, valuation: Decimal, orders: list) 
     return abs(qty) * price
 
 
-def decide_situation(s: tuple) -> tuple[QuoteDecision, Inventory]:
+def decide_situation(s: Situation) -> tuple[QuoteDecision, Inventory]:
     cfg, inst, book, valuation, position, resting, vol = s
     inv = inventory_of(position, valuation)
     market = MarketInputs(book, valuation, vol)
@@ -196,7 +207,7 @@ def decide_situation(s: tuple) -> tuple[QuoteDecision, Inventory]:
 
 
 @given(situations())
-def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: tuple) -> None:
+def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: Situation) -> None:
     cfg, _, _, valuation, position, resting, _ = s
     decision, _ = decide_situation(s)
     for side in (BUY, SELL):
@@ -208,7 +219,7 @@ def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: t
 
 
 @given(situations())
-def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: tuple) -> None:
+def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: Situation) -> None:
     """D21: a side's first level is missing only when one more order would break the limit."""
     cfg, inst, book, valuation, position, resting, vol = s
     decision, inv = decide_situation(s)
@@ -227,7 +238,7 @@ def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: tuple) -> None
 
 
 @given(situations())
-def test_decision_orders_are_consistent_with_the_quote(s: tuple) -> None:
+def test_decision_orders_are_consistent_with_the_quote(s: Situation) -> None:
     _, _, book, _, _, resting, _ = s
     decision, _ = decide_situation(s)
     if decision.quote is None:

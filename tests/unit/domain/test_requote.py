@@ -108,7 +108,9 @@ def test_zero_threshold_keeps_only_exact_prices() -> None:
     st.integers(0, 20),
 )
 def test_every_resting_order_is_kept_or_canceled_and_every_level_is_served(
-    resting_spec: list, level_spec: list, threshold: int
+    resting_spec: list[tuple[Side, int, int]],
+    level_spec: list[tuple[int, int, int]],
+    threshold: int,
 ) -> None:
     resting = [order(side, D(p) / 100, D(q)) for side, p, q in resting_spec]
     levels = [

@@ -197,7 +197,7 @@ def reset_ctx(**overrides: object) -> ResetContext:
     ],
 )
 def test_reset_refused_while_the_trigger_holds_and_allowed_once_it_clears(
-    trigger: RiskTrigger, holding: dict, cleared: dict
+    trigger: RiskTrigger, holding: dict[str, object], cleared: dict[str, object]
 ) -> None:
     refusal = reset_refusal([trigger], reset_ctx(**holding))
     assert refusal is not None

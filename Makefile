@@ -53,7 +53,7 @@ lint: venv ## ruff and mypy
 test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
-	@$(PY) -m pytest
+	@$(PY) -m pytest --cov=mmsvc --cov-report=term
 
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q

@@ -48,12 +48,12 @@ migrate: venv ## Apply the database migrations to the dev stack's database
 lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff check mmsvc tests alembic
 	@$(VENV)/bin/ruff format --check mmsvc tests alembic
-	@$(VENV)/bin/mypy mmsvc
+	@$(VENV)/bin/mypy mmsvc tests
 
 test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
-	@$(PY) -m pytest
+	@$(PY) -m pytest --cov=mmsvc --cov-report=term
 
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q

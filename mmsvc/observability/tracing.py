@@ -52,15 +52,14 @@ def configure_tracing(
     replaces the OTLP exporter (tests, other backends).
     """
     global _tracer, _provider
-    if endpoint is None and exporter is None:
-        return False
+    if exporter is None:
+        if endpoint is None:
+            return False
+        exporter = _otlp_exporter(endpoint)
     from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - only when tracing is on
     from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
     from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
 
-    if exporter is None:
-        assert endpoint is not None
-        exporter = _otlp_exporter(endpoint)
     shutdown_tracing()
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(exporter))

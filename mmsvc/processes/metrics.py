@@ -29,7 +29,7 @@ def main() -> None:
     setup_multiprocess(directory, clean=True)
     server = serve("0.0.0.0", settings.metrics_port, metrics_app(directory))
 
-    def stop(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         # shutdown() waits for serve_forever() to return: call it from another thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 

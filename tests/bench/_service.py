@@ -28,7 +28,8 @@ from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.kafka.consumer import consumer_config
 from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import services
-from tests.bench._stack import SYMBOLS, BenchStack, ExchangeUrls, control, wait_for
+from tests.bench._stack import SYMBOLS, BenchStack, ExchangeUrls, control
+from tests.fixtures.waiting import wait_for
 
 BENCH_USER = "00000000-0000-0000-0000-0000000000b0"
 

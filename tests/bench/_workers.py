@@ -33,7 +33,8 @@ import zmq
 from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import stack
 from tests.bench._counter import END, QUIT
-from tests.bench._stack import BenchStack, wait_for
+from tests.bench._stack import BenchStack
+from tests.fixtures.waiting import wait_for
 
 QUEUE_HWM = 1000  # the spec's per-worker queue (processes/supervisor/main.py)
 WAIT_LIMIT_MS = 30_000  # a worker that takes no message for this long is broken
@@ -47,7 +48,11 @@ class WaitingPush(zmq.Socket[bytes]):
     waits = 0
 
     def send_multipart(  # type: ignore[override]  # the router's PushSocket call shape
-        self, msg_parts: Sequence[Any], flags: int = 0, copy: bool = True, track: bool = False
+        self,
+        msg_parts: Sequence[Any],
+        flags: int = 0,  # noqa: ARG002 - zmq's signature; this socket always sends NOBLOCK
+        copy: bool = True,  # noqa: ARG002
+        track: bool = False,  # noqa: ARG002
     ) -> Any:
         try:
             return super().send_multipart(msg_parts, zmq.NOBLOCK)
@@ -60,7 +65,12 @@ class WaitingPush(zmq.Socket[bytes]):
         return super().send_multipart(msg_parts)
 
     def send(  # type: ignore[override]  # the router's send_frames call shape
-        self, data: Any, flags: int = 0, copy: bool = True, track: bool = False, **kw: Any
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,  # noqa: ARG002 - zmq's signature; only flags matter here
+        track: bool = False,  # noqa: ARG002
+        **kw: Any,  # noqa: ARG002
     ) -> Any:
         # Only a message's first frame can meet a full queue; later frames never do.
         try:

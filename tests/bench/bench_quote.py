@@ -81,7 +81,7 @@ def _resting(inventory: Inventory) -> list[Order]:
     """The 10 orders the decision at a mid of 65000.005 would have placed."""
     top = TopOfBook(D("65000.00"), D("65000.01"), NOW)
     quote = compute_quote(CONFIG, INSTRUMENT, top, inventory.position_usdt(top.mid), VOL, NOW)
-    orders = []
+    orders: list[Order] = []
     for lv in quote.levels:
         for side, ps in ((Side.BUY, lv.bid), (Side.SELL, lv.ask)):
             if ps is not None:

@@ -7,28 +7,28 @@ other's symbols, states or events.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pytest
 import requests
 from alembic import command
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
@@ -61,9 +61,15 @@ class Service:
         )
 
     def stop(self, name: str = "supervisor", timeout: float = 30) -> int:
+        """SIGTERM ``name`` and wait for it; SIGKILL it (and raise) if it outlives ``timeout``."""
         proc = self.procs.pop(name)
         proc.terminate()
-        return proc.wait(timeout)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
 
     def command(
         self, cmd: str, symbol: str | None = None, timeout_s: float = 15, **args: Any
@@ -83,6 +89,11 @@ class Service:
         with self.sessions() as session:
             return StateRepository(session).get(symbol)
 
+    def state_name(self, symbol: str) -> str | None:
+        """The symbol's state in PostgreSQL (ACTIVE, PAUSED or HALTED); None without a row."""
+        record = self.state(symbol)
+        return None if record is None else record.state.value
+
     def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         params = {
             "account_id": self.account,
@@ -95,6 +106,30 @@ class Service:
         response.raise_for_status()
         return list(response.json()["orders"])
 
+    def quotes(self, symbol: str, levels: int = 1) -> list[dict[str, Any]]:
+        """The symbol's open orders when exactly ``levels`` bids and asks rest, else [].
+
+        A worker requotes by cancel and place, so one listing can catch it half-way
+        (a side missing, or old and new orders both resting): poll this, never count once.
+        """
+        orders = self.open_orders(symbol)
+        sides = Counter(order["side"] for order in orders)
+        return orders if sides == {"BUY": levels, "SELL": levels} else []
+
+    def venue_position(self, symbol: str) -> Decimal:
+        """Our net base quantity filled at the venue: the position, once the service saw it all."""
+        response = self.exchange.admin(
+            "GET", f"/v1/orders?account_id={self.account}&symbol={symbol}"
+        )
+        response.raise_for_status()
+        return sum(
+            (
+                Decimal(o["filled_quantity"]) * (1 if o["side"] == "BUY" else -1)
+                for o in response.json()["orders"]
+            ),
+            Decimal(0),
+        )
+
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
             try:
@@ -106,9 +141,10 @@ class Service:
 
         wait_for(ready, 60, f"workers of {symbols}")
         for symbol in symbols:  # the worker answers once it loaded its state
-            wait_for(
-                lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status"
-            )
+            wait_for(partial(self._answers_status, symbol), 30, f"{symbol} status")
+
+    def _answers_status(self, symbol: str) -> bool:
+        return self.command(protocol.STATUS, symbol)[0] == 200
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:
@@ -118,56 +154,24 @@ def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> N
         plain = isinstance(value, bool) or name == "num_levels"
         values[name] = value if plain else Decimal(str(value))
     with sessions.begin() as session:
-        ConfigRepository(session).create(symbol, "e2e-test", ConfigFields(**values))
+        ConfigRepository(session).create(symbol, "e2e-test", cast(ConfigFields, values))
 
 
-class TopicReader:
-    """Reads every message of one topic from the beginning, decoded."""
+class ServiceFactory(Protocol):
+    """Makes a Service on a fresh database; ``overrides`` replace its environment's values."""
 
-    def __init__(self, bootstrap: str, registry_url: str, topic: str) -> None:
-        self.codec = AvroCodec(registry_url)
-        self.topic = topic
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"e2e-{uuid.uuid4()}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        # Assigned, not subscribed: no group join to wait for (Tansu takes ~3 s).
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        self.records: list[tuple[str | None, dict[str, Any]]] = []
-
-    def poll(self, seconds: float = 1.0) -> list[tuple[str | None, dict[str, Any]]]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for message in self.consumer.consume(500, 0.05):
-                if message.error() is None:
-                    key = message.key()
-                    self.records.append(
-                        (
-                            None if key is None else key.decode(),
-                            self.codec.decode(self.topic, message.value()),
-                        )
-                    )
-        return self.records
-
-    def close(self) -> None:
-        self.consumer.close()
+    def __call__(self, **overrides: str) -> Service: ...
 
 
 @pytest.fixture
 def service_factory(
-    request: pytest.FixtureRequest,
     tmp_path: Path,
     pg_admin_url: str,
     redis_url: str,
     kafka_bootstrap: str,
     registry_url: str,
     exchange: Exchange,
-) -> Iterator[Callable[..., Service]]:
+) -> Iterator[ServiceFactory]:
     """Builds a Service on a fresh database; everything it started stops afterwards."""
     made: list[Service] = []
     name = f"mmsvc_e2e_{SESSION_TAG}_{len(os.listdir(tmp_path.parent))}"
@@ -208,10 +212,8 @@ def service_factory(
     yield make
     for service in made:
         for proc_name in list(service.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # stop() killed it then
                 service.stop(proc_name)
-            except subprocess.TimeoutExpired:
-                service.procs.get(proc_name) and service.procs[proc_name].kill()
         service.sessions.kw["bind"].dispose()
         if service._control is not None:
             service._control.close()

@@ -18,7 +18,9 @@ import pytest
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
+from tests.fixtures.kafka import ReaderFactory, TopicReader
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -52,38 +54,41 @@ def assert_killed(
         30,
         "HALTED in PostgreSQL",
     )
-    assert state.trigger is not None and state.trigger.value == trigger
+    assert state.trigger is not None
+    assert state.trigger.value == trigger
 
-    def kill_events() -> list[dict]:
+    def kill_events() -> list[dict[str, Any]]:
         return [
             r
-            for key, r in reader.poll(0.5)
-            if r["ts_ms"] >= since_ms and r["trigger"] != "STALE_DATA" and key == symbol
+            for r in reader.of(topics.RISK_TRIGGERED, symbol=symbol)
+            if r["ts_ms"] >= since_ms and r["trigger"] != "STALE_DATA"
         ]
 
-    events = wait_for(kill_events, 30, f"a {trigger} risk event")
-    time.sleep(1.0)
+    reader.read_until(kill_events, 30, f"a {trigger} risk event")
+    reader.read_for(1.0)  # listens on: a second kill event would arrive meanwhile
     events = kill_events()
     assert [e["trigger"] for e in events] == [trigger]
-    assert events[0]["symbol"] == symbol and events[0]["shadow"] is False
+    assert events[0]["symbol"] == symbol
+    assert events[0]["shadow"] is False
     placed = all_orders(service, SYMBOL)
-    time.sleep(2.0)
+    time.sleep(2.0)  # deliberate: two seconds in which a worker that kept quoting would place
     assert all_orders(service, SYMBOL) == placed, "an order was placed after the kill"
     assert service.open_orders(SYMBOL) == []
 
 
 @pytest.fixture
-def risk_reader(kafka_bootstrap: str, registry_url: str):
-    reader = TopicReader(kafka_bootstrap, registry_url, topics.RISK_TRIGGERED)
-    yield reader
-    reader.close()
+def risk_reader(reader_factory: ReaderFactory) -> TopicReader:
+    """mm.risk.triggered.v1 from its beginning, every key (a global kill has none)."""
+    return reader_factory([topics.RISK_TRIGGERED])
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def test_manual_kill_of_one_symbol(service_factory, risk_reader) -> None:
+def test_manual_kill_of_one_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
@@ -93,7 +98,9 @@ def test_manual_kill_of_one_symbol(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "MANUAL")
 
 
-def test_exchange_halt_event_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_exchange_halt_event_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
@@ -105,7 +112,9 @@ def test_exchange_halt_event_kills_the_symbol(service_factory, risk_reader) -> N
         service.exchange.admin("POST", f"/v1/instruments/{SYMBOL}/resume", {}).raise_for_status()
 
 
-def test_reject_storm_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_reject_storm_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_REJECT_STORM_COUNT="5")
     add_config(service.sessions, SYMBOL)
     service.exchange.set_faults(reject_rate=1.0)
@@ -114,7 +123,9 @@ def test_reject_storm_kills_the_symbol(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "REJECT_STORM")
 
 
-def test_response_timeout_kills_the_symbol(service_factory, risk_reader) -> None:
+def test_response_timeout_kills_the_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_RESPONSE_TIMEOUT_MS="300")
     add_config(service.sessions, SYMBOL)
     service.exchange.set_faults(order_latency_ms=600)
@@ -132,7 +143,9 @@ def _position(service: Service) -> Decimal:
     return Decimal(service.command(protocol.STATUS, SYMBOL)[1]["position"])
 
 
-def test_lowered_limit_breaches_exposure(service_factory, risk_reader) -> None:
+def test_lowered_limit_breaches_exposure(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL, max_position_usdt=1000, order_size_usdt=100)
     start_quoting(service)
@@ -145,7 +158,9 @@ def test_lowered_limit_breaches_exposure(service_factory, risk_reader) -> None:
     assert_killed(service, risk_reader, since, "EXPOSURE")
 
 
-def test_adverse_move_breaches_the_loss_limit(service_factory, risk_reader) -> None:
+def test_adverse_move_breaches_the_loss_limit(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory()
     add_config(service.sessions, SYMBOL, max_loss_usdt="0.3", order_size_usdt=100)
     start_quoting(service)
@@ -155,7 +170,9 @@ def test_adverse_move_breaches_the_loss_limit(service_factory, risk_reader) -> N
     assert_killed(service, risk_reader, since, "LOSS")
 
 
-def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
+def test_consumer_lag_kills_every_symbol(
+    service_factory: ServiceFactory, risk_reader: TopicReader
+) -> None:
     service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
@@ -174,6 +191,6 @@ def test_consumer_lag_kills_every_symbol(service_factory, risk_reader) -> None:
     since = now_ms()
     supervisor = service.procs["supervisor"]
     os.kill(supervisor.pid, signal.SIGSTOP)  # an OS-level fault, past the threshold
-    time.sleep(3.5)
+    time.sleep(3.5)  # deliberate: the 2 s lag threshold must pass while it is stopped
     os.kill(supervisor.pid, signal.SIGCONT)
     assert_killed(service, risk_reader, since, "KAFKA_LAG", symbol=None)

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -51,7 +53,7 @@ def gauge(samples: dict[str, list[Any]], name: str, **labels: str) -> list[float
 
 
 @pytest.fixture
-def running(service_factory) -> Service:
+def running(service_factory: ServiceFactory) -> Service:
     service = service_factory()
     for symbol in SYMBOLS:
         add_config(service.sessions, symbol)
@@ -62,7 +64,7 @@ def running(service_factory) -> Service:
     for symbol in SYMBOLS:
         assert service.command(protocol.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
-        wait_for(lambda s=symbol: len(service.open_orders(s)) == 2, 30, f"{symbol} quotes")
+        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quotes")
     return service
 
 
@@ -92,7 +94,8 @@ def test_every_spec_metric_is_served_with_its_labels_for_every_symbol(running: S
             for s in samples["mm_state_gauge"]
             if s.labels["symbol"] == symbol
         }
-        assert sorted(states) == ["ACTIVE", "HALTED", "PAUSED"] and sum(states.values()) == 1
+        assert sorted(states) == ["ACTIVE", "HALTED", "PAUSED"]
+        assert sum(states.values()) == 1
     assert gauge(samples, "mm_kill_switch_total", symbol="ETHUSDT", reason="MANUAL") == [1.0]
 
 
@@ -149,9 +152,10 @@ def test_log_lines_are_json_with_the_required_fields(running: Service) -> None:
     assert lines
     for line in lines:
         assert {"timestamp", "level", "service", "message"} <= set(line), line
-        assert line["timestamp"].endswith("Z") and "T" in line["timestamp"]
+        assert line["timestamp"].endswith("Z")
+        assert "T" in line["timestamp"]
     kill = next(line for line in lines if line["message"] == "kill switch fired")
-    assert (
-        kill["symbol"] == "BTCUSDT" and kill["level"] == "CRITICAL" and kill["trigger"] == "MANUAL"
-    )
+    assert kill["symbol"] == "BTCUSDT"
+    assert kill["level"] == "CRITICAL"
+    assert kill["trigger"] == "MANUAL"
     assert {line["process"] for line in lines} >= {"supervisor", "worker"}

@@ -7,31 +7,32 @@ from decimal import Decimal
 import pytest
 
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import add_config, wait_for
+from tests.e2e.conftest import ServiceFactory, add_config
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def test_enabled_symbol_quotes_both_sides_and_starts_paused(service_factory) -> None:
+def test_enabled_symbol_quotes_both_sides_and_starts_paused(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=20, num_levels=2, level_spacing_bps=10)
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready(["BTCUSDT"])
-    assert service.state("BTCUSDT").state.value == "PAUSED"  # never auto-starts
+    assert service.state_name("BTCUSDT") == "PAUSED"  # never auto-starts
     assert service.open_orders("BTCUSDT") == []
 
     status, body = service.command(protocol.ENABLE, "BTCUSDT")
     assert (status, body["state"]) == (200, "ACTIVE")
 
-    orders = wait_for(
-        lambda: len(service.open_orders("BTCUSDT")) == 4 and service.open_orders("BTCUSDT"),
-        30,
-        "four resting orders",
-    )
+    # One listing, polled: two reads could straddle a requote.
+    orders = wait_for(lambda: service.quotes("BTCUSDT", levels=2), 30, "two bids and two asks")
     bids = sorted((Decimal(o["price"]) for o in orders if o["side"] == "BUY"), reverse=True)
     asks = sorted(Decimal(o["price"]) for o in orders if o["side"] == "SELL")
-    assert len(bids) == 2 and len(asks) == 2
+    assert len(bids) == 2
+    assert len(asks) == 2
     assert bids[0] < asks[0]
     for price in bids + asks:
         assert price % Decimal("0.1") == 0

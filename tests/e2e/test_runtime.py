@@ -14,7 +14,9 @@ from sqlalchemy import text
 from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, TopicReader, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
+from tests.fixtures.kafka import ReaderFactory
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -34,8 +36,23 @@ def start(service: Service, symbols: list[str], enable: bool = True) -> None:
         assert code == 200, body
 
 
-def order_prices(service: Service, symbol: str) -> set[tuple[str, Decimal]]:
-    return {(o["side"], Decimal(o["price"])) for o in service.open_orders(symbol)}
+def quote_prices(service: Service, symbol: str) -> set[tuple[str, Decimal]]:
+    """Side and price of the one bid and one ask resting; empty while a requote is half-way."""
+    return {(o["side"], Decimal(o["price"])) for o in service.quotes(symbol)}
+
+
+def settled_position(service: Service, symbol: str) -> Decimal:
+    """The non-zero position once the service counted every fill the venue made, not half-way."""
+    position: Decimal = wait_for(
+        lambda: (
+            (held := Decimal(status(service, symbol)["position"])) != 0
+            and held == service.venue_position(symbol)
+            and held
+        ),
+        30,
+        f"{symbol}'s position to match the venue's fills",
+    )
+    return position
 
 
 def skew(quote: dict[str, Any]) -> tuple[Decimal, Decimal]:
@@ -45,7 +62,9 @@ def skew(quote: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return mid - Decimal(level["bid"]["price"]), Decimal(level["ask"]["price"]) - mid
 
 
-def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory) -> None:
+def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(
         service.sessions,
@@ -56,11 +75,7 @@ def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory)
         order_size_usdt=100,
     )
     start(service, ["BTCUSDT"])
-    before = wait_for(
-        lambda: len(service.open_orders("BTCUSDT")) == 2 and order_prices(service, "BTCUSDT"),
-        30,
-        "two quotes",
-    )
+    before = wait_for(lambda: quote_prices(service, "BTCUSDT"), 30, "two quotes")
     flat = skew(status(service, "BTCUSDT")["last_quote"])
     assert flat[0] == pytest.approx(flat[1], abs=Decimal("0.2"))  # no inventory: symmetric
 
@@ -68,9 +83,7 @@ def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory)
     service.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -40}).raise_for_status()
     wait_for(lambda: Decimal(status(service, "BTCUSDT")["position"]) > 0, 30, "a fill")
     after = wait_for(
-        lambda: (p := order_prices(service, "BTCUSDT")) and len(p) == 2 and p != before and p,
-        30,
-        "requoted orders",
+        lambda: (p := quote_prices(service, "BTCUSDT")) != before and p, 30, "requoted orders"
     )
     assert max(price for _, price in after) < max(price for _, price in before)
 
@@ -81,11 +94,12 @@ def test_requotes_on_a_move_and_leans_on_inventory_after_a_fill(service_factory)
 
     below, above = wait_for(leaning, 30, "quotes leaning against a long position")
     # Long inventory lowers both: the bid is further below mid, the ask closer above it.
-    assert below > flat[0] and above < flat[1]
+    assert below > flat[0]
+    assert above < flat[1]
 
 
 def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quoting(
-    service_factory,
+    service_factory: ServiceFactory,
 ) -> None:
     service = service_factory()
     # A wide spread: the random walk never reaches our quotes, only the deliberate move does,
@@ -93,14 +107,11 @@ def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quotin
     add_config(service.sessions, "BTCUSDT", base_spread_bps=200)
     add_config(service.sessions, "ETHUSDT")
     start(service, ["BTCUSDT", "ETHUSDT"])
-    wait_for(lambda: len(service.open_orders("BTCUSDT")) == 2, 30, "BTC quotes")
-    wait_for(lambda: len(service.open_orders("ETHUSDT")) == 2, 30, "ETH quotes")
+    wait_for(lambda: service.quotes("BTCUSDT"), 30, "BTC quotes")
+    wait_for(lambda: service.quotes("ETHUSDT"), 30, "ETH quotes")
     service.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -300}).raise_for_status()
-    position = wait_for(
-        lambda: (p := Decimal(status(service, "BTCUSDT")["position"])) > 0 and p, 30, "a fill"
-    )
-    time.sleep(0.5)  # let every fill of the move land
-    position = Decimal(status(service, "BTCUSDT")["position"])
+    position = settled_position(service, "BTCUSDT")
+    assert position > 0
     pid = int(status(service, "BTCUSDT")["pid"])
 
     os.kill(pid, signal.SIGKILL)
@@ -117,20 +128,22 @@ def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quotin
     )
     assert back["state"] == "PAUSED"
     assert Decimal(back["position"]) == position
-    assert service.state("BTCUSDT").state.value == "PAUSED"
-    # ETH never noticed: still ACTIVE, still quoting (possibly requoted meanwhile).
+    assert service.state_name("BTCUSDT") == "PAUSED"
+    # ETH never noticed: still ACTIVE, still quoting. It requotes every 100 ms, so its
+    # open orders are polled for one bid and one ask, never counted once (that read 1 == 2).
     assert status(service, "ETHUSDT")["state"] == "ACTIVE"
-    assert len(service.open_orders("ETHUSDT")) == 2
+    wait_for(lambda: service.quotes("ETHUSDT"), 30, "ETH still quoting one bid and one ask")
 
 
-def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(service_factory) -> None:
+def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(
+    service_factory: ServiceFactory,
+) -> None:
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=200)  # only our move fills
     start(service, ["BTCUSDT"])
-    wait_for(lambda: len(service.open_orders("BTCUSDT")) == 2, 30, "quotes")
+    wait_for(lambda: service.quotes("BTCUSDT"), 30, "quotes")
     service.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": 300}).raise_for_status()
-    wait_for(lambda: Decimal(status(service, "BTCUSDT")["position"]) < 0, 30, "a short fill")
-    time.sleep(0.5)
+    assert settled_position(service, "BTCUSDT") < 0
     before = status(service, "BTCUSDT")
 
     service.stop("supervisor")
@@ -140,47 +153,42 @@ def test_a_restart_pauses_everything_and_rebuilds_positions_from_fills(service_f
 
     after = status(service, "BTCUSDT")
     assert after["state"] == "PAUSED"
-    assert service.state("BTCUSDT").state.value == "PAUSED"
+    assert service.state_name("BTCUSDT") == "PAUSED"
     assert after["position"] == before["position"]
     assert after["realized_pnl_usdt"] == before["realized_pnl_usdt"]
-    time.sleep(1.0)
+    time.sleep(1.0)  # deliberate: a second in which an auto-start would have placed quotes
     assert service.open_orders() == []  # never auto-starts
 
 
 def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
-    service_factory, kafka_bootstrap: str, registry_url: str
+    service_factory: ServiceFactory, reader_factory: ReaderFactory
 ) -> None:
     service = service_factory(MM_SHADOW_MODE="true")
     add_config(service.sessions, "ETHUSDT", num_levels=2)
-    reader = TopicReader(kafka_bootstrap, registry_url, topics.QUOTE_SIMULATED)
-    try:
-        since = time.time_ns() // 1_000_000
-        start(service, ["ETHUSDT"])
+    reader = reader_factory([topics.QUOTE_SIMULATED], ["ETHUSDT"])
+    since = time.time_ns() // 1_000_000
+    start(service, ["ETHUSDT"])
 
-        def simulated() -> list[dict[str, Any]]:
-            return [r for key, r in reader.poll(0.3) if key == "ETHUSDT" and r["ts_ms"] >= since]
+    def both_levels() -> list[dict[str, Any]]:
+        records = [r for r in reader.of(topics.QUOTE_SIMULATED) if r["ts_ms"] >= since]
+        return records if {r["level"] for r in records} == {0, 1} else []
 
-        records = wait_for(lambda: len(simulated()) >= 2 and simulated(), 30, "simulated quotes")
-        levels = {r["level"] for r in records}
-        assert levels == {0, 1}
-        first = records[0]
-        assert Decimal(first["bid_price"]) < Decimal(first["mid"]) < Decimal(first["ask_price"])
-        orders = service.exchange.admin("GET", f"/v1/orders?account_id={service.account}")
-        assert orders.json()["orders"] == []  # D18: no Order Service call at all
-    finally:
-        reader.close()
+    records = reader.read_until(both_levels, 30, "simulated quotes of both levels")
+    for record in records:
+        assert Decimal(record["bid_price"]) < Decimal(record["mid"]) < Decimal(record["ask_price"])
+    orders = service.exchange.admin("GET", f"/v1/orders?account_id={service.account}")
+    assert orders.json()["orders"] == []  # D18: no Order Service call at all
 
 
 def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_back(
-    service_factory,
+    service_factory: ServiceFactory,
 ) -> None:
     first = service_factory()
     add_config(first.sessions, "BTCUSDT", base_spread_bps=200)
     start(first, ["BTCUSDT"])
-    wait_for(lambda: len(first.open_orders("BTCUSDT")) == 2, 30, "quotes")
+    wait_for(lambda: first.quotes("BTCUSDT"), 30, "quotes")
     first.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -300}).raise_for_status()
-    wait_for(lambda: Decimal(status(first, "BTCUSDT")["position"]) > 0, 30, "a fill")
-    time.sleep(0.5)
+    assert settled_position(first, "BTCUSDT") > 0
     position = status(first, "BTCUSDT")["position"]
     first.stop("supervisor")
 
@@ -204,15 +212,20 @@ def _fill_rows(service: Service) -> int:
         return len(FillRepository(session).list_for_symbol("BTCUSDT"))
 
 
-def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory) -> None:
+def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory: ServiceFactory) -> None:
     """A fill can beat the move's book message: no quote may be placed on the older book."""
     service = service_factory()
     add_config(service.sessions, "BTCUSDT", base_spread_bps=10, max_position_usdt=100000)
     start(service, ["BTCUSDT"])
-    wait_for(lambda: len(service.open_orders("BTCUSDT")) == 2, 30, "quotes")
+    wait_for(lambda: service.quotes("BTCUSDT"), 30, "quotes")
     for bps in (-25, 25, -25, 25, -25, 25, -25, 25):
         service.exchange.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": bps}).raise_for_status()
+        # Deliberate pacing, not a wait: the race under test is a move landing while the
+        # worker is still reacting to the last one, so no condition is awaited here.
         time.sleep(0.4)
+    # Counted once the worker settled on a two-sided quote after the last move, so that
+    # move's orders are answered and recorded too.
+    wait_for(lambda: service.quotes("BTCUSDT"), 30, "quotes after the last move")
     orders = service.exchange.admin("GET", f"/v1/orders?account_id={service.account}").json()
     assert any(Decimal(o["filled_quantity"]) > 0 for o in orders["orders"])  # moves filled us
     with service.sessions() as session:  # every reject, 4xx or event, is recorded (D10)

@@ -79,7 +79,7 @@ class Authenticator(Protocol):
 class AuthDisabled:
     """DISABLE_AUTH=true: every caller is ``anonymous`` with every role (local use only)."""
 
-    def authenticate(self, token: str) -> Principal | None:
+    def authenticate(self, token: str) -> Principal | None:  # noqa: ARG002 - the AuthClient port
         """Always the anonymous principal."""
         return ANONYMOUS
 

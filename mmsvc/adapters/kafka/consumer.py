@@ -66,7 +66,7 @@ class MarketConsumer:
         self.assignment = [(tp.topic, tp.partition) for tp in partitions]
         log.info("partitions assigned", extra={"count": len(partitions)})
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:  # noqa: ARG002 - librdkafka's callback signature
         revoked = [(tp.topic, tp.partition) for tp in partitions]
         if self._on_revoke is not None:
             self._on_revoke(revoked)
@@ -110,7 +110,7 @@ class MarketConsumer:
             _, high = self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - advisory: any failure reads as "unknown", never a crash
             return None
         return None if high < 0 else int(high)
 

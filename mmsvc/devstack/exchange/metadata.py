@@ -55,7 +55,7 @@ class InstrumentService(metadata_pb2_grpc.InstrumentServiceServicer):
             raise AssertionError("unreachable: abort raises")
         return to_proto(spec)
 
-    def ListInstruments(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ListInstruments(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802, ARG002 - the servicer's signature
         """Every listed instrument, by symbol."""
         self._check_available(context)
         instruments = [to_proto(spec) for spec in self.venue.instruments()]

@@ -78,7 +78,8 @@ class OrderServiceApp:
 
     def _cancel(self, request: Request) -> Response:
         match = _ORDER_PATH.match(request.path)
-        assert match is not None  # routed here only on a match
+        if match is None:  # routed here only on a match
+            raise LookupError(f"no order id in {request.path!r}")
         return Response(200, self.venue.cancel(match.group(1)))
 
     def _cancel_all(self, request: Request) -> Response:

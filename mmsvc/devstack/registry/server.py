@@ -121,7 +121,7 @@ def serve(host: str, port: int, database_url: str) -> None:
     store = SchemaStore(database_url)
     server = RegistryServer((host, port), store)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, which runs on this
         # (the main) thread, so it must be called from another one.
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -124,7 +124,8 @@ class SchemaStore:
                 (fingerprint, canonical, guid),
             )
             row = cur.fetchone()
-            assert row is not None
+            if row is None:
+                raise RuntimeError("INSERT ... RETURNING returned no row")
         return int(row[0]), str(row[1])
 
     def lookup(self, subject: str, canonical: str, *, deleted: bool) -> dict[str, Any]:
@@ -206,7 +207,8 @@ class SchemaStore:
                 raise subject_not_found(subject)
             row = pick_version(rows, version)
             found = find_schema(cur, "id = %s", row.schema_id)
-            assert found is not None  # the foreign key guarantees it
+            if found is None:  # the foreign key guarantees it
+                raise RuntimeError(f"schema {row.schema_id} of {subject} is missing")
             return registered_body(subject, row, found)
 
     def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:

@@ -83,6 +83,6 @@ def install(app: Flask) -> None:
         return error_response(ApiError(503, "REDIS_UNAVAILABLE", "Redis is unavailable"))
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _unexpected(_error: Exception) -> Response:
         log.exception("unhandled error in the admin API")
         return error_response(ApiError(500, "INTERNAL", "internal error; see the admin log"))

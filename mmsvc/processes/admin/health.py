@@ -45,7 +45,7 @@ def _probe(check: Callable[[], None]) -> dict[str, object]:
     error: str | None = None
     try:
         check()
-    except Exception as exc:  # any failure makes the probe fail, and says which
+    except Exception as exc:  # noqa: BLE001 - any failure makes the probe fail, and says which
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     latency = round((time.perf_counter() - started) * 1000, 3)
     return {"ok": error is None, "error": error, "latency_ms": latency}

@@ -30,7 +30,8 @@ def _request_field(field: Field) -> dict[str, Any]:
         return {"type": "boolean"}
     if field.kind == "integer":
         return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
-    assert field.rule is not None
+    if field.rule is None:
+        raise TypeError(f"{field.name}: a decimal field without a rule")
     text = {"type": "string", "pattern": field.rule.pattern, "maxLength": DECIMAL_MAX_CHARS}
     return {
         "oneOf": [text, field.rule.number_schema()],

@@ -102,7 +102,8 @@ def reject_unknown(body: Mapping[str, Any], allowed: set[str]) -> None:
 
 
 def _decimal(field: Field, value: object) -> Decimal:
-    assert field.rule is not None
+    if field.rule is None:
+        raise TypeError(f"{field.name}: a decimal field without a rule")
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ApiError(
             400,

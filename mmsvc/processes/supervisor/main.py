@@ -130,7 +130,8 @@ class Supervisor(AdminCommands):
 
     def run(self) -> None:
         """Consume, route and keep house until SIGTERM."""
-        assert self.consumer is not None
+        if self.consumer is None:
+            raise RuntimeError("the supervisor was not started")
         next_housekeeping = next_commit = next_heartbeat = 0.0
         while self.running:
             self._consume_batch()
@@ -148,7 +149,8 @@ class Supervisor(AdminCommands):
                 next_commit = now + COMMIT_S
 
     def _consume_batch(self) -> None:
-        assert self.consumer is not None
+        if self.consumer is None:
+            raise RuntimeError("the supervisor was not started")
         self.router.route_batch(self.consumer.poll(BATCH, POLL_S), self.lag, time.time())
 
     def _drain_workers(self) -> None:
@@ -199,7 +201,8 @@ class Supervisor(AdminCommands):
     # ------------------------------------------------------------- housekeeping
 
     def _housekeeping(self, now: float) -> None:
-        assert self.consumer is not None
+        if self.consumer is None:
+            raise RuntimeError("the supervisor was not started")
         self.pool.poll()
         self.router.flush_all()
         self._kill_hung_workers(now)
@@ -241,7 +244,8 @@ class Supervisor(AdminCommands):
         self.status.heartbeat("supervisor")
 
     def _commit(self) -> None:
-        assert self.consumer is not None
+        if self.consumer is None:
+            raise RuntimeError("the supervisor was not started")
         offsets = self.router.tracker.committable()
         if offsets and self.consumer.commit(offsets):
             self.router.tracker.committed(offsets)

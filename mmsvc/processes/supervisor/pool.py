@@ -53,7 +53,7 @@ class WorkerPool:
         env: Mapping[str, str],
         on_death: Callable[[str, int], None],
         clock: Callable[[], float] = time.monotonic,
-        on_exit: Callable[[int], None] = lambda pid: None,
+        on_exit: Callable[[int], None] = lambda _pid: None,
     ) -> None:
         self._argv_for = argv_for
         self._env = dict(env)
@@ -102,7 +102,8 @@ class WorkerPool:
         return died
 
     def _schedule_restart(self, worker: WorkerProcess, now: float) -> None:
-        assert worker.proc is not None
+        if worker.proc is None:
+            raise RuntimeError(f"{worker.symbol}: a restart scheduled with no process")
         code = worker.proc.returncode
         self._on_exit(worker.proc.pid)
         worker.proc = None

@@ -179,7 +179,7 @@ class SymbolTrader:
         if order is not None and order.status not in _FINAL:
             self.orders[client_order_id] = replace(order, status=OrderStatus.PENDING_CANCEL)
 
-    def finished(self, client_order_id: str, status: OrderStatus) -> None:
+    def finished(self, client_order_id: str, status: OrderStatus) -> None:  # noqa: ARG002 - callers name the final status; the order leaves either way
         """An order reached a final status: it can no longer fill."""
         self.orders.pop(client_order_id, None)
 
@@ -194,7 +194,8 @@ class SymbolTrader:
 
     def on_fill(self, fill: Fill, client_order_id: str, remaining: Decimal) -> bool:
         """Apply a fill once (by event id); False when it was seen before."""
-        assert self.inventory is not None
+        if self.inventory is None:  # the worker keeps such a fill aside (D1) and never calls this
+            raise RuntimeError(f"{self.symbol}: a fill before the instrument is known")
         if not self.inventory.apply(fill):
             return False
         order = self.orders.get(client_order_id)

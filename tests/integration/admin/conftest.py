@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.db.transitions import halt
 from mmsvc.devstack import stack
 from tests.fixtures.exchange import Exchange
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.waiting import wait_for, wait_serving
 
 # Dev tokens of the simulator's Auth Service (mmsvc/devstack/exchange/default.toml).
 READ = "dev-read-token"
@@ -73,22 +72,6 @@ class Admin:
         return requests.request(
             method, f"{self.url}{path}", json=body, headers=headers, timeout=30, **kw
         )
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the admin API did not answer within {timeout:.0f}s")
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +120,7 @@ def serve(
     proc = stack.start_process(run_dir, name, argv, env=env)
     url = f"http://127.0.0.1:{env['HTTP_PORT']}"
     try:
-        _wait_healthy(url, proc, run_dir / "logs" / f"{name}.log")
+        wait_serving(f"{url}/healthz", proc, "gunicorn", log=run_dir / "logs" / f"{name}.log")
         yield Admin(url, env, env["REDIS_KEY_PREFIX"], proc)
     finally:
         proc.terminate()

@@ -126,7 +126,8 @@ def test_update_without_a_supervisor_is_503_and_changes_nothing(
     assert response.status_code == 503
     with Session(db_engine) as session:
         config = ConfigRepository(session).get("BTCUSDT")
-    assert config is not None and config.max_loss_usdt == Decimal("500.0")
+    assert config is not None
+    assert config.max_loss_usdt == Decimal("500.0")
 
 
 @pytest.mark.parametrize("state", [SymbolState.ACTIVE, SymbolState.HALTED])

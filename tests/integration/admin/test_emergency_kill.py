@@ -98,7 +98,8 @@ def test_global_kill_without_supervisor_sets_flag_halts_every_symbol_and_records
     store = StatusStore(redis_url, admin.prefix)
     copy = store.kill_flag()
     store.close()
-    assert copy is not None and copy["actor"] == ADMIN_SUBJECT
+    assert copy is not None
+    assert copy["actor"] == ADMIN_SUBJECT
 
 
 def test_a_second_kill_records_nothing_twice(admin: Admin, db_engine: Engine) -> None:

@@ -45,7 +45,7 @@ def admin_schema(admin: Admin) -> Any:
     return schemathesis.openapi.from_url(f"{admin.url}/openapi.json")
 
 
-def only_the_documented_unavailability(ctx: Any, response: Any, case: Any) -> None:
+def only_the_documented_unavailability(_ctx: Any, response: Any, case: Any) -> None:
     """A 5xx only where the supervisor's absence is the documented reason."""
     if response.status_code < 500:
         return
@@ -53,9 +53,9 @@ def only_the_documented_unavailability(ctx: Any, response: Any, case: Any) -> No
         return
     body = response.json()
     code = body.get("error", {}).get("code") if isinstance(body, dict) else None
-    assert response.status_code == 503 and code in EXPECTED_503, (
-        f"{case.method} {case.path} answered {response.status_code}: {response.text[:300]}"
-    )
+    answered = f"{case.method} {case.path} answered {response.status_code}: {response.text[:300]}"
+    assert response.status_code == 503, answered
+    assert code in EXPECTED_503, answered
 
 
 def fuzz(operation: Any, mode: GenerationMode, examples: int, *, supervisor_up: bool) -> None:
@@ -95,14 +95,13 @@ def test_api_conforms_to_its_document(
 
 
 @pytest.mark.slow
-def test_api_conforms_with_the_supervisor_and_workers_running(
-    admin_schema: Any, supervisor: Any
-) -> None:
+@pytest.mark.usefixtures("supervisor")
+def test_api_conforms_with_the_supervisor_and_workers_running(admin_schema: Any) -> None:
     """No 5xx at all once the supervisor runs: its and the workers' answers fit the document."""
     failures = []
     for method, path, mode in CASES:
         try:
             fuzz(admin_schema[path][method], mode, MAX_EXAMPLES_LIVE, supervisor_up=True)
-        except Exception as exc:  # collect every operation's failure, not just the first
+        except Exception as exc:  # noqa: BLE001 - collect every operation's failure, not the first
             failures.append(f"{method} {path} {mode.value}: {exc}")
     assert not failures, "\n\n".join(failures)

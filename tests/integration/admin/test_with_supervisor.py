@@ -1,13 +1,12 @@
 """The admin API with the real supervisor and its workers behind it, quoting on the simulator.
 
-Every test here has the ``supervisor`` fixture: the real process on the admin's
+Every test here uses the ``supervisor`` fixture (``pytestmark``): the real process on the admin's
 control endpoint, started on empty tables and stopped (SIGTERM: it cancels
 every order) before they are emptied again.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from mmsvc.adapters.db.records import SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.zmq.control_client import ControlClient
 from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 from tests.integration.admin.conftest import (
     ADMIN_SUBJECT,
     OPERATE,
@@ -26,20 +26,22 @@ from tests.integration.admin.conftest import (
     Admin,
     open_orders,
     state_of,
-    wait_for,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("supervisor")]
 
 
 def delete_once_idle(admin: Admin, symbol: str, timeout: float = 15) -> requests.Response:
     """DELETE, retried while it is refused (409) for up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answered() -> tuple[requests.Response] | None:  # a tuple: a 4xx Response is falsy
         response = admin.call("DELETE", f"/v1/mm-configs/{symbol}")
-        if response.status_code != 409 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
+        return None if response.status_code == 409 else (response,)
+
+    answer: tuple[requests.Response] = wait_for(
+        answered, timeout, f"DELETE {symbol} to stop answering 409", 0.2
+    )
+    return answer[0]
 
 
 def create(admin: Admin, symbol: str, **fields: Any) -> dict[str, Any]:
@@ -48,16 +50,14 @@ def create(admin: Admin, symbol: str, **fields: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-def test_readyz_is_200_with_every_dependency_up(admin: Admin, supervisor: Any) -> None:
+def test_readyz_is_200_with_every_dependency_up(admin: Admin) -> None:
     body = admin.call("GET", "/readyz", token=None).json()
 
     assert body["ready"] is True
     assert all(check["ok"] for check in body["checks"].values())
 
 
-def test_create_answers_201_once_its_paused_worker_runs(
-    admin: Admin, supervisor: Any, db_engine: Engine
-) -> None:
+def test_create_answers_201_once_its_paused_worker_runs(admin: Admin, db_engine: Engine) -> None:
     created = create(admin, "BTCUSDT", base_spread_bps="20", num_levels=2)
 
     assert (created["base_spread_bps"], created["num_levels"]) == ("20", 2)
@@ -73,7 +73,7 @@ def test_create_answers_201_once_its_paused_worker_runs(
 
 
 def test_every_transition_and_every_illegal_one(
-    admin: Admin, supervisor: Any, db_engine: Engine, exchange: Exchange
+    admin: Admin, db_engine: Engine, exchange: Exchange
 ) -> None:
     create(admin, "BTCUSDT")
 
@@ -106,7 +106,7 @@ def test_every_transition_and_every_illegal_one(
 
 
 def test_a_config_update_reaches_the_running_worker_without_a_restart(
-    admin: Admin, supervisor: Any, exchange: Exchange
+    admin: Admin, exchange: Exchange
 ) -> None:
     create(admin, "BTCUSDT", num_levels=1, quote_interval_ms="50")
     assert admin.call("POST", "/v1/mm-configs/BTCUSDT/enable", token=OPERATE).status_code == 200
@@ -128,7 +128,7 @@ def test_a_config_update_reaches_the_running_worker_without_a_restart(
 
 
 def test_global_kill_through_the_supervisor_then_reset(
-    admin: Admin, supervisor: Any, db_engine: Engine, exchange: Exchange
+    admin: Admin, db_engine: Engine, exchange: Exchange
 ) -> None:
     create(admin, "BTCUSDT")
     create(admin, "ETHUSDT")
@@ -155,7 +155,7 @@ def test_global_kill_through_the_supervisor_then_reset(
 
 
 def test_symbol_kill_through_the_supervisor_and_a_reset_of_that_symbol(
-    admin: Admin, supervisor: Any, db_engine: Engine
+    admin: Admin, db_engine: Engine
 ) -> None:
     create(admin, "BTCUSDT")
 
@@ -167,7 +167,7 @@ def test_symbol_kill_through_the_supervisor_and_a_reset_of_that_symbol(
     assert (reset.status_code, reset.json()["reset"]) == (200, ["BTCUSDT"])
 
 
-def test_reset_with_nothing_halted_is_409_with_the_reason(admin: Admin, supervisor: Any) -> None:
+def test_reset_with_nothing_halted_is_409_with_the_reason(admin: Admin) -> None:
     create(admin, "BTCUSDT")
 
     response = admin.call("POST", "/v1/mm/reset")
@@ -178,7 +178,7 @@ def test_reset_with_nothing_halted_is_409_with_the_reason(admin: Admin, supervis
 
 
 def test_flatten_cancels_everything_and_pauses_every_active_symbol(
-    admin: Admin, supervisor: Any, db_engine: Engine, exchange: Exchange
+    admin: Admin, db_engine: Engine, exchange: Exchange
 ) -> None:
     create(admin, "BTCUSDT")
     create(admin, "ETHUSDT")

@@ -17,11 +17,15 @@ from mmsvc.adapters.db.records import Fill, Liquidity, NewOrder, Side, SymbolSta
 from mmsvc.adapters.db.states import StateRepository
 
 
+def _execute_all(session: Session, statements: tuple[object, ...]) -> None:
+    for statement in statements:
+        session.execute(statement)  # type: ignore[call-overload]
+
+
 def constraint_refusing(session: Session, *statements: object) -> str:
     """Run `statements` in a savepoint and return the name of the constraint that refused them."""
     with pytest.raises(IntegrityError) as refused, session.begin_nested():
-        for statement in statements:
-            session.execute(statement)  # type: ignore[call-overload]
+        _execute_all(session, statements)
     name = refused.value.orig.diag.constraint_name  # type: ignore[union-attr]
     assert name, refused.value
     return str(name)

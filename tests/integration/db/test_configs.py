@@ -42,14 +42,16 @@ def test_create_refuses_a_symbol_that_exists(db_session):
 
 def test_create_refuses_an_unknown_field(db_session):
     with pytest.raises(ValueError, match="max_leverage"):
-        ConfigRepository(db_session).create("BTCUSDT", "alice", {"max_leverage": 5})  # type: ignore[typeddict-unknown-key]
+        ConfigRepository(db_session).create("BTCUSDT", "alice", {"max_leverage": 5})  # type: ignore[arg-type]
 
 
 def test_get_and_list(db_session):
     configs = ConfigRepository(db_session)
     configs.create("ETHUSDT", "alice")
     configs.create("BTCUSDT", "alice")
-    assert configs.get("BTCUSDT").symbol == "BTCUSDT"
+    btc = configs.get("BTCUSDT")
+    assert btc is not None
+    assert btc.symbol == "BTCUSDT"
     assert configs.get("XRPUSDT") is None
     assert [config.symbol for config in configs.list()] == ["BTCUSDT", "ETHUSDT"]
 
@@ -60,9 +62,12 @@ def test_a_limit_raise_is_audited_with_old_and_new_values(db_session):
     updated = configs.update(
         "BTCUSDT", "risk-officer", {"max_loss_usdt": Decimal("750"), "num_levels": 1}
     )
+    assert updated is not None
     assert updated.max_loss_usdt == Decimal("750")
     assert updated.updated_by == "risk-officer"
-    assert configs.get("BTCUSDT").max_loss_usdt == Decimal("750")
+    stored = configs.get("BTCUSDT")
+    assert stored is not None
+    assert stored.max_loss_usdt == Decimal("750")
     latest = AuditRepository(db_session).recent("BTCUSDT")[0]
     assert latest.action == "config.update"
     assert latest.actor == "risk-officer"
@@ -88,7 +93,9 @@ def test_an_update_to_nonsense_is_refused(db_session):
     configs.create("BTCUSDT", "alice")
     with pytest.raises(IntegrityError), db_session.begin_nested():
         configs.update("BTCUSDT", "bob", {"max_position_usdt": Decimal("-1")})
-    assert configs.get("BTCUSDT").max_position_usdt == Decimal("10000.0")
+    stored = configs.get("BTCUSDT")
+    assert stored is not None
+    assert stored.max_position_usdt == Decimal("10000.0")
 
 
 def test_delete_removes_the_config_and_its_state_and_is_audited(db_session):

@@ -52,7 +52,8 @@ def test_an_outbox_write_waits_for_the_symbols_lock_so_ids_follow_commit_order(
         assert writer.is_alive(), "the second writer must wait for the first one's lock"
         first_id = OutboxRepository(first).enqueue(STATE_CHANGED, committed_symbol, {})
     writer.join(10)
-    assert second_id and second_id[0] > first_id
+    assert second_id
+    assert second_id[0] > first_id
 
 
 def test_the_test_session_may_commit_and_still_leaves_nothing_behind(db_session, db_engine):

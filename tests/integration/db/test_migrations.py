@@ -83,7 +83,7 @@ def test_the_alembic_command_line_reads_postgres_url(scratch_url, scratch_engine
     assert tables(scratch_engine) == TABLES
 
 
-def test_head_matches_the_models(database_url, db_engine):
+def test_head_matches_the_models(db_engine):
     with db_engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": True}

@@ -7,12 +7,19 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db.orders import OrderRepository
-from mmsvc.adapters.db.records import NewOrder, OrderStatus, Side
+from mmsvc.adapters.db.records import NewOrder, OrderStatus, OrderUpdate, Side
 from tests.integration.db.conftest import new_order
 
 pytestmark = pytest.mark.integration
+
+
+def known(update: OrderUpdate | None) -> OrderUpdate:
+    """The update of an order the repository holds (None would mean an unknown order)."""
+    assert update is not None
+    return update
 
 
 def test_insert_pending_writes_the_order_pending_with_nothing_filled(db_session):
@@ -42,7 +49,7 @@ def test_the_201_makes_a_pending_order_new_with_its_order_id(db_session):
     orders = OrderRepository(db_session)
     order = new_order()
     orders.insert_pending(order)
-    update = orders.mark_new(order.client_order_id, "o-42")
+    update = known(orders.mark_new(order.client_order_id, "o-42"))
     assert update.previous is OrderStatus.PENDING
     assert update.changed
     assert (update.order.status, update.order.order_id) == (OrderStatus.NEW, "o-42")
@@ -59,7 +66,7 @@ def test_a_201_after_the_fill_event_does_not_move_the_order_back(db_session):
         filled_quantity=Decimal("0.0005"),
         order_id="o-42",
     )
-    late = orders.mark_new(order.client_order_id, "o-42")
+    late = known(orders.mark_new(order.client_order_id, "o-42"))
     assert not late.changed
     assert late.order.status is OrderStatus.PARTIALLY_FILLED
     assert late.order.filled_quantity == Decimal("0.0005")
@@ -70,12 +77,16 @@ def test_events_fill_the_order_step_by_step(db_session):
     order = new_order()
     orders.insert_pending(order)
     orders.mark_new(order.client_order_id, "o-1")
-    partial = orders.apply_event(
-        order.client_order_id, OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("0.001")
+    partial = known(
+        orders.apply_event(
+            order.client_order_id, OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("0.001")
+        )
     )
     assert partial.order.filled_quantity == Decimal("0.001")
-    done = orders.apply_event(
-        order.client_order_id, OrderStatus.FILLED, filled_quantity=Decimal("0.0015")
+    done = known(
+        orders.apply_event(
+            order.client_order_id, OrderStatus.FILLED, filled_quantity=Decimal("0.0015")
+        )
     )
     assert done.previous is OrderStatus.PARTIALLY_FILLED
     assert (done.order.status, done.order.filled_quantity) == (
@@ -90,7 +101,7 @@ def test_a_final_status_is_never_left(db_session):
     order = new_order()
     orders.insert_pending(order)
     orders.apply_event(order.client_order_id, OrderStatus.CANCELED, order_id="o-1")
-    late = orders.apply_event(order.client_order_id, OrderStatus.NEW)
+    late = known(orders.apply_event(order.client_order_id, OrderStatus.NEW))
     assert late.order.status is OrderStatus.CANCELED
     assert not late.changed
 
@@ -99,10 +110,12 @@ def test_a_reject_counts_once_whether_it_came_as_a_4xx_or_an_event(db_session):
     orders = OrderRepository(db_session)
     order = new_order()
     orders.insert_pending(order)
-    first = orders.apply_event(
-        order.client_order_id, OrderStatus.REJECTED, reject_reason="POST_ONLY would cross"
+    first = known(
+        orders.apply_event(
+            order.client_order_id, OrderStatus.REJECTED, reject_reason="POST_ONLY would cross"
+        )
     )
-    second = orders.apply_event(order.client_order_id, OrderStatus.REJECTED, order_id="o-9")
+    second = known(orders.apply_event(order.client_order_id, OrderStatus.REJECTED, order_id="o-9"))
     assert first.changed
     assert not second.changed
     assert second.order.reject_reason == "POST_ONLY would cross"
@@ -115,8 +128,10 @@ def test_the_filled_quantity_never_shrinks(db_session):
     orders.apply_event(
         order.client_order_id, OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("0.001")
     )
-    stale = orders.apply_event(
-        order.client_order_id, OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("0.0005")
+    stale = known(
+        orders.apply_event(
+            order.client_order_id, OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("0.0005")
+        )
     )
     assert stale.order.filled_quantity == Decimal("0.001")
 
@@ -135,10 +150,12 @@ def test_a_timed_out_request_leaves_a_pending_order_unknown_and_still_open(db_se
     orders = OrderRepository(db_session)
     order = new_order()
     orders.insert_pending(order)
-    update = orders.mark_unknown(order.client_order_id)
+    update = known(orders.mark_unknown(order.client_order_id))
     assert (update.previous, update.order.status) == (OrderStatus.PENDING, OrderStatus.UNKNOWN)
     assert [o.client_order_id for o in orders.list_open("BTCUSDT")] == [order.client_order_id]
-    resolved = orders.apply_event(order.client_order_id, OrderStatus.CANCELED, order_id="o-1")
+    resolved = known(
+        orders.apply_event(order.client_order_id, OrderStatus.CANCELED, order_id="o-1")
+    )
     assert resolved.order.status is OrderStatus.CANCELED
 
 
@@ -147,7 +164,7 @@ def test_mark_unknown_leaves_an_order_the_engine_already_reported(db_session):
     order = new_order()
     orders.insert_pending(order)
     orders.mark_new(order.client_order_id, "o-1")
-    update = orders.mark_unknown(order.client_order_id)
+    update = known(orders.mark_unknown(order.client_order_id))
     assert not update.changed
     assert update.order.status is OrderStatus.NEW
 
@@ -175,7 +192,7 @@ def test_events_for_an_order_that_is_not_ours_return_none(db_session):
     assert orders.get(uuid4()) is None
 
 
-def test_a_requotes_orders_are_written_pending_in_one_statement(db_session) -> None:
+def test_a_requotes_orders_are_written_pending_in_one_statement(db_session: Session) -> None:
     repo = OrderRepository(db_session)
     orders = [
         NewOrder(uuid4(), "BTCUSDT", Side.BUY, Decimal("64990.0"), Decimal("0.0015"), 0),

@@ -13,6 +13,13 @@ from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 pytestmark = pytest.mark.integration
 
 
+def state_of(states: StateRepository, symbol: str) -> SymbolState:
+    """The state of a symbol that has a state row."""
+    record = states.get(symbol)
+    assert record is not None
+    return record.state
+
+
 def test_the_first_state_of_a_new_symbol_has_no_previous(db_session):
     ConfigRepository(db_session).create("BTCUSDT", "alice")
     change = StateRepository(db_session).set(
@@ -43,6 +50,7 @@ def test_a_halt_keeps_its_trigger_and_a_reset_clears_it(db_session, btc):
         trigger_detail="pnl -501 < -500",
     )
     halted = states.get(btc)
+    assert halted is not None
     assert (halted.state, halted.trigger, halted.trigger_detail) == (
         SymbolState.HALTED,
         RiskTrigger.LOSS,
@@ -89,16 +97,18 @@ def test_a_worker_restart_pauses_only_an_active_symbol(db_session, btc):
     states = StateRepository(db_session)
     states.set(btc, SymbolState.ACTIVE, reason="enable", actor="ops")
     assert states.pause_if_active(btc, reason="worker restart", actor="supervisor")
-    assert states.get(btc).state is SymbolState.PAUSED
+    assert state_of(states, btc) is SymbolState.PAUSED
     assert not states.pause_if_active(btc, reason="worker restart", actor="supervisor")
     states.set(btc, SymbolState.HALTED, reason="k", actor="system", trigger=RiskTrigger.MANUAL)
     assert not states.pause_if_active(btc, reason="worker restart", actor="supervisor")
-    assert states.get(btc).state is SymbolState.HALTED
+    assert state_of(states, btc) is SymbolState.HALTED
 
 
 def test_lock_returns_the_row_and_none_for_an_unknown_symbol(db_session, btc):
     states = StateRepository(db_session)
-    assert states.lock(btc).state is SymbolState.PAUSED
+    locked = states.lock(btc)
+    assert locked is not None
+    assert locked.state is SymbolState.PAUSED
     assert states.lock("XRPUSDT") is None
 
 

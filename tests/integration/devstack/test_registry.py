@@ -23,6 +23,7 @@ from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import avro_dir
 from mmsvc.devstack import services, stack
 from mmsvc.devstack.registry import COMPATIBILITY_LEVELS
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +248,7 @@ def scratch_database_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)')
 
 
-def stop_registry(run_dir: Path, timeout: float = 10) -> int | None:
+def stop_registry(run_dir: Path, timeout: float = 10) -> int:
     """SIGTERM the registry started under ``run_dir`` and reap it; its exit code.
 
     ``stack.down`` alone would wait out its whole grace period here: the
@@ -255,13 +256,13 @@ def stop_registry(run_dir: Path, timeout: float = 10) -> int | None:
     """
     pid = int((run_dir / "pids" / "registry.pid").read_text())
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reaped, status = os.waitpid(pid, os.WNOHANG)
-        if reaped:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.05)
-    return None
+
+    def reaped() -> tuple[int] | None:  # a tuple: exit code 0 is falsy
+        done, status = os.waitpid(pid, os.WNOHANG)
+        return (os.waitstatus_to_exitcode(status),) if done else None
+
+    (code,) = wait_for(reaped, timeout, "the registry to exit on SIGTERM", poll_s=0.05)
+    return int(code)
 
 
 def test_ids_survive_a_registry_restart_and_sigterm_exits_cleanly(

@@ -14,6 +14,8 @@ from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.metadata.client import MetadataClient, MetadataUnavailableError
 from mmsvc.devstack.exchange.venue import now_ms
 from mmsvc.domain.model import InstrumentStatus
+from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 from tests.integration.exchange.conftest import below_touch, order_body
 
 pytestmark = pytest.mark.integration
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.integration
 DEMO = ("BTCUSDT", "ETHUSDT", "SOL-PERP")
 
 
-def timed_places(sim, session, account: str, count: int) -> list[float]:
+def timed_places(sim: Exchange, session: requests.Session, account: str, count: int) -> list[float]:
     price = below_touch(sim, "BTCUSDT", 200)
     durations = []
     for _ in range(count):
@@ -79,19 +81,20 @@ def test_paused_feed_sends_no_market_data(sim, reader_factory):
     sim.set_faults(feed_paused=True)
     paused_at = now_ms()
     sequences = {s: sim.market(s)["sequence"] for s in DEMO}
-    time.sleep(1.5)
+    time.sleep(1.5)  # deliberate: 1.5 s of silence, about 30 messages a symbol when running
     assert {s: sim.market(s)["sequence"] for s in DEMO} == sequences
     resumed_at = now_ms()
     sim.clear_faults()
     # Resuming starts with a snapshot of every symbol; once those are in, so is the pause.
     reader.read_until(
-        lambda _s: (
+        lambda: (
             {r["symbol"] for r in reader.of(topics.ORDERBOOK_SNAPSHOT) if r["ts_ms"] >= resumed_at}
             == set(DEMO)
         ),
-        timeout=10,
+        10,
+        "a snapshot of every symbol after the resume",
     )
-    reader.read_for(0.3)
+    reader.read_for(0.3)  # the other topics' partitions a moment more, to see a straggler
     during = [s for s in reader.seen if paused_at + 50 < s.record["ts_ms"] < resumed_at]
     assert during == []
     assert any(s.record["ts_ms"] < paused_at for s in reader.seen)  # it was talking before
@@ -117,16 +120,18 @@ def test_halt_emits_the_halt_event_marks_the_instrument_halted_and_rejects_order
         canceled = session.delete(f"{sim.order_service_url}/v1/orders/{resting}")
     finally:
         sim.admin("POST", "/v1/instruments/ETHUSDT/resume", {})
-    reader.read_until(lambda _s: reader.of(topics.INSTRUMENT_RESUME), timeout=10)
+    reader.read_until(lambda: reader.of(topics.INSTRUMENT_RESUME), 10, "the resume event")
 
-    assert halted is not None and halted.status is InstrumentStatus.HALTED
+    assert halted is not None
+    assert halted.status is InstrumentStatus.HALTED
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "INSTRUMENT_HALTED")
     assert canceled.status_code == 200  # cancels still work on a halted instrument
     (halt,) = reader.of(topics.INSTRUMENT_HALT)
     assert (halt["symbol"], halt["reason"]) == ("ETHUSDT", "circuit breaker")
     assert reader.of(topics.INSTRUMENT_RESUME)[0]["reason"] is None
     resumed = metadata.get_instrument("ETHUSDT")
-    assert resumed is not None and resumed.status is InstrumentStatus.TRADING
+    assert resumed is not None
+    assert resumed.status is InstrumentStatus.TRADING
     metadata.close()
 
 
@@ -147,8 +152,9 @@ def test_instrument_created_on_demand_is_announced_and_served(sim, reader_factor
     assert sim.admin("POST", "/v1/instruments", body).json()["error"]["code"] == "INSTRUMENT_EXISTS"
     # Two topics: either may be read first.
     reader.read_until(
-        lambda _s: reader.of(topics.ORDERBOOK_SNAPSHOT) and reader.of(topics.INSTRUMENT_CREATED),
-        timeout=10,
+        lambda: reader.of(topics.ORDERBOOK_SNAPSHOT) and reader.of(topics.INSTRUMENT_CREATED),
+        10,
+        "the created event and a snapshot",
     )
     (created,) = reader.of(topics.INSTRUMENT_CREATED)
     assert {k: v for k, v in created.items() if k != "ts_ms"} == {
@@ -157,7 +163,8 @@ def test_instrument_created_on_demand_is_announced_and_served(sim, reader_factor
     }
     with MetadataClient(sim.metadata_grpc_url) as metadata:
         served = metadata.get_instrument("NEWCOINUSDT")
-    assert served is not None and str(served.tick_size) == "0.0001"
+    assert served is not None
+    assert str(served.tick_size) == "0.0001"
 
 
 def test_metadata_unavailable_makes_calls_fail_with_unavailable(sim):
@@ -180,10 +187,11 @@ def test_unknown_fault_knob_is_400_and_faults_read_back(sim):
 def test_paused_symbols_holds_back_only_those_symbols(sim):
     sim.set_faults(paused_symbols=["BTCUSDT"])
     before = {s: sim.market(s)["sequence"] for s in ("BTCUSDT", "ETHUSDT")}
-    time.sleep(0.6)  # 20 messages a second: ETHUSDT moves on meanwhile
-    after = {s: sim.market(s)["sequence"] for s in ("BTCUSDT", "ETHUSDT")}
-    assert after["BTCUSDT"] == before["BTCUSDT"]
-    assert after["ETHUSDT"] > before["ETHUSDT"]
+    # Both run at 20 messages a second: once ETHUSDT moved on 10, BTCUSDT would have too.
+    wait_for(
+        lambda: sim.market("ETHUSDT")["sequence"] >= before["ETHUSDT"] + 10, 10, "ETHUSDT moving"
+    )
+    assert sim.market("BTCUSDT")["sequence"] == before["BTCUSDT"]
 
 
 def test_instrument_update_is_announced_and_regrids_the_book(sim, reader_factory):
@@ -197,11 +205,12 @@ def test_instrument_update_is_announced_and_regrids_the_book(sim, reader_factory
     assert patched.status_code == 200
     sim.admin("POST", f"/v1/markets/{symbol}/snapshot").raise_for_status()
     reader.read_until(
-        lambda _s: (
+        lambda: (
             reader.of(topics.INSTRUMENT_UPDATED)
             and any(s["ts_ms"] >= updated_at for s in reader.of(topics.ORDERBOOK_SNAPSHOT))
         ),
-        timeout=10,
+        10,
+        "the updated event and a snapshot after it",
     )
     (update,) = reader.of(topics.INSTRUMENT_UPDATED)
     assert (update["tick_size"], update["kind"], update["status"]) == (
@@ -213,4 +222,5 @@ def test_instrument_update_is_announced_and_regrids_the_book(sim, reader_factory
     assert all(Decimal(r["price"]) % Decimal("0.05") == 0 for r in latest["bids"] + latest["asks"])
     with MetadataClient(sim.metadata_grpc_url) as metadata:
         served = metadata.get_instrument(symbol)
-    assert served is not None and served.tick_size == Decimal("0.05")
+    assert served is not None
+    assert served.tick_size == Decimal("0.05")

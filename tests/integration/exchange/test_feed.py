@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.domain.book import BookChange, BookSide, OrderBook
+from tests.fixtures.kafka import TopicReader
 
 pytestmark = pytest.mark.integration
 
 SNAP, DELTA = topics.ORDERBOOK_SNAPSHOT, topics.ORDERBOOK_DELTA
 
 
-def new_instrument(symbol: str, msgs_per_s: float) -> dict:
+def new_instrument(symbol: str, msgs_per_s: float) -> dict[str, Any]:
     return {
         "symbol": symbol,
         "base_asset": symbol[:4],
@@ -31,22 +33,27 @@ def new_instrument(symbol: str, msgs_per_s: float) -> dict:
     }
 
 
-def levels(rows: list[dict]) -> dict[Decimal, Decimal]:
+def levels(rows: list[dict[str, Any]]) -> dict[Decimal, Decimal]:
     return {Decimal(row["price"]): Decimal(row["size"]) for row in rows}
 
 
-def changes(record: dict) -> list[BookChange]:
+def changes(record: dict[str, Any]) -> list[BookChange]:
     return [
         BookChange(BookSide(c["side"]), Decimal(c["price"]), Decimal(c["size"]))
         for c in record["changes"]
     ]
 
 
-def replay_until_complete(reader, symbol: str, min_deltas: int):
-    """Snapshots and deltas once every delta up to some snapshot min_deltas later is in."""
-    state = {}
+Records = list[dict[str, Any]]
 
-    def complete(_seen) -> bool:
+
+def replay_until_complete(
+    reader: TopicReader, symbol: str, min_deltas: int
+) -> tuple[Records, dict[int, dict[str, Any]], int]:
+    """Snapshots and deltas once every delta up to some snapshot min_deltas later is in."""
+    state: dict[str, Any] = {}
+
+    def complete() -> bool:
         snaps = sorted(reader.of(SNAP, symbol=symbol), key=lambda r: r["sequence"])
         deltas = {r["sequence"]: r for r in reader.of(DELTA, symbol=symbol)}
         if not snaps:
@@ -58,7 +65,7 @@ def replay_until_complete(reader, symbol: str, min_deltas: int):
         state.update(snaps=snaps, deltas=deltas, last=last[0]["sequence"])
         return True
 
-    reader.read_until(complete, timeout=30)
+    reader.read_until(complete, 30, f"{min_deltas} deltas between two snapshots")
     return state["snaps"], state["deltas"], state["last"]
 
 
@@ -95,10 +102,13 @@ def test_deltas_applied_to_a_snapshot_reproduce_the_next_snapshots(sim, reader_f
     assert (last - first["sequence"]) / span_s > 1000  # thousands of messages a second
 
 
-def test_every_wire_decimal_is_on_the_grid(sim, reader_factory):
+@pytest.mark.usefixtures("sim")
+def test_every_wire_decimal_is_on_the_grid(reader_factory):
     reader = reader_factory([SNAP, DELTA, topics.TRADES, topics.MARK], ["SOL-PERP"])
     reader.read_until(
-        lambda _s: all(reader.of(t) for t in (SNAP, DELTA, topics.TRADES, topics.MARK)), timeout=15
+        lambda: all(reader.of(t) for t in (SNAP, DELTA, topics.TRADES, topics.MARK)),
+        15,
+        "a message on every feed topic",
     )
     prices = [row["price"] for s in reader.of(SNAP) for row in s["bids"] + s["asks"]]
     prices += [c["price"] for d in reader.of(DELTA) for c in d["changes"]]
@@ -118,14 +128,15 @@ def test_a_sequence_gap_makes_the_core_book_unknown_until_the_next_snapshot(sim,
     reader = reader_factory([SNAP, DELTA], [symbol])
     assert sim.admin("POST", "/v1/instruments", new_instrument(symbol, 200)).status_code == 201
     try:
-        reader.read_until(lambda _s: len(reader.of(DELTA)) >= 20, timeout=10)
+        reader.read_until(lambda: len(reader.of(DELTA)) >= 20, 10, "20 deltas")
         skipped = sim.admin("POST", f"/v1/markets/{symbol}/gap", {"count": 1}).json()["sequence"]
         reader.read_until(
-            lambda _s: (
+            lambda: (
                 any(s["sequence"] > skipped for s in reader.of(SNAP))
                 and any(d["sequence"] > skipped for d in reader.of(DELTA))
             ),
-            timeout=10,
+            10,
+            "a snapshot and a delta after the gap",
         )
     finally:
         sim.admin("PATCH", f"/v1/markets/{symbol}", {"msgs_per_s": 0}).raise_for_status()

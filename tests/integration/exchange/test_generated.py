@@ -21,6 +21,7 @@ from mmsvc.devstack.exchange.config import SYMBOL_RE, generated_instrument, gene
 from mmsvc.domain.book import BookSide, OrderBook
 from mmsvc.domain.model import InstrumentKind
 from tests.fixtures.exchange import Exchange, start_exchange
+from tests.fixtures.kafka import TopicReader
 from tests.integration.exchange.test_feed import changes, levels
 
 pytestmark = pytest.mark.integration
@@ -39,8 +40,10 @@ def generated(
     """A simulator listing only 200 generated instruments, two feed messages a second each."""
     config = tmp_path_factory.mktemp("generated") / "exchange.toml"
     config.write_text("[exchange]\nother_accounts = []\n")
-    args = ("--config", str(config), "--generated-instruments", str(COUNT))
-    args += ("--generated-msgs-per-s", str(RATE), "--generated-prefix", PREFIX)
+    args = (
+        *("--config", str(config), "--generated-instruments", str(COUNT)),
+        *("--generated-msgs-per-s", str(RATE), "--generated-prefix", PREFIX),
+    )
     sim = start_exchange(run_dir, kafka_bootstrap, registry_url, NAME, args)
     try:
         yield sim
@@ -63,7 +66,7 @@ def test_metadata_lists_every_generated_instrument_with_its_own_grid(generated):
     assert len({i.tick_size for i in listed}) == 6
 
 
-def replayed_books(reader, symbol: str) -> int | None:
+def replayed_books(reader: TopicReader, symbol: str) -> int | None:
     """How many snapshots after the first the deltas reproduce, None when not all arrived."""
     snaps = sorted(reader.of(SNAP, symbol=symbol), key=lambda r: r["sequence"])
     if len(snaps) < 2:
@@ -88,12 +91,11 @@ def replayed_books(reader, symbol: str) -> int | None:
     return compared
 
 
-def test_every_generated_symbol_has_its_feed_with_deltas_matching_snapshots(
-    generated, reader_factory
-):
+@pytest.mark.usefixtures("generated")
+def test_every_generated_symbol_has_its_feed_with_deltas_matching_snapshots(reader_factory):
     reader = reader_factory([SNAP, DELTA, topics.TRADES, topics.MARK], SYMBOLS)
 
-    def complete(_seen) -> bool:
+    def complete() -> bool:
         moved = {r["symbol"] for r in reader.of(DELTA) if r["sequence"] > 1}
         marked = {r["symbol"] for r in reader.of(topics.MARK)}
         traded = {r["symbol"] for r in reader.of(topics.TRADES)}
@@ -133,7 +135,7 @@ def test_more_instruments_listed_at_runtime_are_announced(generated, reader_fact
     answer = generated.admin("POST", "/v1/instruments/generate", {"count": COUNT + 3})
     again = generated.admin("POST", "/v1/instruments/generate", {"count": COUNT + 3})
     reader.read_until(
-        lambda _s: {r["symbol"] for r in reader.of(topics.INSTRUMENT_CREATED)} == set(extra),
+        lambda: {r["symbol"] for r in reader.of(topics.INSTRUMENT_CREATED)} == set(extra),
         timeout=20,
     )
 

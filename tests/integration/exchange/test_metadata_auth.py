@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import grpc
 import pytest
@@ -12,14 +14,15 @@ from mmsvc.adapters.metadata.client import MetadataClient, MetadataUnavailableEr
 from mmsvc.adapters.metadata.proto import metadata_pb2, metadata_pb2_grpc
 from mmsvc.devstack import stack
 from mmsvc.domain.model import Instrument, InstrumentKind, InstrumentStatus
+from tests.fixtures.exchange import Exchange
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def stub(exchange):
+def stub(exchange: Exchange) -> Iterator[Any]:
     with grpc.insecure_channel(exchange.metadata_grpc_url) as channel:
-        yield metadata_pb2_grpc.InstrumentServiceStub(channel)
+        yield metadata_pb2_grpc.InstrumentServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
 def test_get_instrument_answers_with_decimal_strings_and_proto_enums(stub):

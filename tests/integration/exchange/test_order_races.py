@@ -10,12 +10,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 import requests
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.devstack.exchange.venue import now_ms
+from tests.fixtures.exchange import Exchange
+from tests.fixtures.kafka import TopicReader
 from tests.fixtures.waiting import wait_for
 from tests.integration.exchange.conftest import below_touch, order_body
 
@@ -27,7 +30,7 @@ DELAY_MS = 600
 DRAINED = {"held_places": 0, "delayed_events": 0}
 
 
-def listed(sim, session, account: str) -> list[dict]:
+def listed(sim: Exchange, session: requests.Session, account: str) -> list[dict[str, Any]]:
     response = session.get(
         f"{sim.order_service_url}/v1/orders", params={"account_id": account}, timeout=5
     )
@@ -35,7 +38,7 @@ def listed(sim, session, account: str) -> list[dict]:
     return list(response.json()["orders"])
 
 
-def cancel_all(sim, session, account: str) -> int:
+def cancel_all(sim: Exchange, session: requests.Session, account: str) -> int:
     response = session.post(
         f"{sim.order_service_url}/v1/orders/cancel-all", json={"account_id": account}, timeout=5
     )
@@ -43,9 +46,9 @@ def cancel_all(sim, session, account: str) -> int:
     return int(response.json()["canceled"])
 
 
-def caught_up(reader, account: str) -> None:
+def caught_up(reader: TopicReader, account: str) -> None:
     """Read the engine topic up to a marker order's ACCEPTED, so later absences mean something."""
-    reader.read_until(lambda _s: reader.of(ENGINE, account_id=account), timeout=20)
+    reader.read_until(lambda: reader.of(ENGINE, account_id=account), timeout=20)
 
 
 def test_held_place_times_out_is_invisible_to_cancel_all_and_listing_then_comes_alive(
@@ -69,7 +72,7 @@ def test_held_place_times_out_is_invisible_to_cancel_all_and_listing_then_comes_
     assert admin_listing == []
     (alive,) = wait_for(lambda: listed(sim, session, account), 10, "the held order to exist")
     assert (alive["client_order_id"], alive["status"]) == (body["client_order_id"], "NEW")
-    reader.read_until(lambda _s: reader.of(ENGINE, account_id=account), timeout=20)
+    reader.read_until(lambda: reader.of(ENGINE, account_id=account), timeout=20)
     (accepted,) = reader.of(ENGINE, account_id=account)
     assert accepted["event_type"] == "ACCEPTED"
     assert accepted["order_id"] == alive["order_id"]
@@ -134,7 +137,7 @@ def test_a_late_answer_comes_after_the_order_exists_and_is_accepted(
     with pytest.raises(requests.Timeout):
         requests.post(f"{sim.order_service_url}/v1/orders", json=body, timeout=0.1)
     exists = listed(sim, session, account)  # asked before the answer would have come
-    reader.read_until(lambda _s: reader.of(ENGINE, account_id=account), timeout=20)
+    reader.read_until(lambda: reader.of(ENGINE, account_id=account), timeout=20)
 
     assert [o["client_order_id"] for o in exists] == [body["client_order_id"]]
     assert [e["event_type"] for e in reader.of(ENGINE, account_id=account)] == ["ACCEPTED"]
@@ -158,7 +161,7 @@ def test_delayed_events_trail_the_delete_answer_and_keep_their_order(
     answered_ms = now_ms()
     reader.read_for(0.3)
     before = [e["event_type"] for e in reader.of(ENGINE, account_id=account)]
-    reader.read_until(lambda _s: len(reader.of(ENGINE, account_id=account)) == 2, timeout=20)
+    reader.read_until(lambda: len(reader.of(ENGINE, account_id=account)) == 2, timeout=20)
 
     assert deleted.status_code == 200
     assert before == ["ACCEPTED"]  # no CANCELED yet 300 ms after the 200
@@ -189,15 +192,17 @@ def test_a_fill_event_arrives_after_the_answer_of_a_delete_sent_after_the_fill(
     )
     answered_ms = now_ms()
     reader.read_until(
-        lambda _s: reader.of(ENGINE, account_id=account, event_type="CANCELED"), timeout=20
+        lambda: reader.of(ENGINE, account_id=account, event_type="CANCELED"), timeout=20
     )
 
     assert deleted.status_code == 200
     events = reader.seen_on(ENGINE, account_id=account)
     kinds = [e.record["event_type"] for e in events]
-    assert kinds[0] == "ACCEPTED" and kinds[-1] == "CANCELED"
+    assert kinds[0] == "ACCEPTED"
+    assert kinds[-1] == "CANCELED"
     fills = [e for e in events if e.record["event_type"] == "FILL"]
-    assert fills and kinds == ["ACCEPTED", *["FILL"] * len(fills), "CANCELED"]
+    assert fills
+    assert kinds == ["ACCEPTED", *["FILL"] * len(fills), "CANCELED"]
     assert all(f.record["ts_ms"] <= answered_ms for f in fills)  # filled before the DELETE
     assert all(f.published_ms > answered_ms for f in fills)  # published after its 200
     published = [e.published_ms for e in events]
@@ -216,7 +221,7 @@ def test_held_place_and_delayed_events_together(sim, session, account, reader_fa
     assert sim.admin("GET", "/v1/pending").json()["held_places"] == 1
     wait_for(lambda: listed(sim, session, account), 10, "the held order to exist", poll_s=0.02)
     listed_ms = now_ms()
-    reader.read_until(lambda _s: reader.of(ENGINE, account_id=account), timeout=20)
+    reader.read_until(lambda: reader.of(ENGINE, account_id=account), timeout=20)
 
     (accepted,) = reader.seen_on(ENGINE, account_id=account)
     assert accepted.record["event_type"] == "ACCEPTED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
@@ -15,6 +16,8 @@ from mmsvc.devstack.exchange.config import load_config
 from mmsvc.devstack.exchange.orders import OrderServiceApp
 from mmsvc.devstack.exchange.venue import Venue
 from mmsvc.devstack.exchange.web import HttpService
+from tests.fixtures.exchange import Exchange
+from tests.fixtures.kafka import TopicReader
 from tests.integration.exchange.conftest import below_touch, order_body
 
 pytestmark = pytest.mark.integration
@@ -22,16 +25,28 @@ pytestmark = pytest.mark.integration
 ENGINE = topics.ENGINE_EVENTS
 
 
-def place(sim, session, body) -> requests.Response:
+def place(sim: Exchange, session: requests.Session, body: dict[str, Any]) -> requests.Response:
     return session.post(f"{sim.order_service_url}/v1/orders", json=body, timeout=5)
 
 
-def events_of(reader, account: str, count: int, timeout: float = 10) -> list[dict]:
-    seen = reader.read_until(
-        lambda _s: len(reader.of(ENGINE, account_id=account)) >= count, timeout
-    )
-    assert seen
-    return reader.of(ENGINE, account_id=account)
+def open_orders(sim: Exchange, session: requests.Session, account: str) -> list[dict[str, Any]]:
+    """The account's open orders, as the venue lists them."""
+    url = f"{sim.order_service_url}/v1/orders"
+    response = session.get(url, params={"account_id": account, "status": "OPEN"}, timeout=5)
+    response.raise_for_status()
+    return list(response.json()["orders"])
+
+
+def events_of(
+    reader: TopicReader, account: str, count: int, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """The account's engine events, once at least ``count`` of them arrived."""
+
+    def enough() -> list[dict[str, Any]]:
+        events = reader.of(ENGINE, account_id=account)
+        return events if len(events) >= count else []
+
+    return reader.read_until(enough, timeout, f"{count} engine events of the account")
 
 
 def test_resting_order_crossed_by_the_market_is_accepted_then_filled(
@@ -47,17 +62,22 @@ def test_resting_order_crossed_by_the_market_is_accepted_then_filled(
         "status": "NEW",
     }
 
+    # A move fills what it crosses before it answers, so the venue's listing says at
+    # once whether another is needed; the events follow on Kafka at their own pace.
     for _ in range(5):  # each move down trades through the order's price
-        sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -10}).raise_for_status()
-        reader.read_for(0.3)
-        if reader.of(ENGINE, account_id=account, remaining_quantity="0"):
+        if not open_orders(sim, session, account):
             break
+        sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -10}).raise_for_status()
+    reader.read_until(
+        lambda: reader.of(ENGINE, account_id=account, remaining_quantity="0"), 10, "the last fill"
+    )
 
     accepted, *fills = reader.of(ENGINE, account_id=account)
     assert accepted["event_type"] == "ACCEPTED"
     assert accepted["order_id"] == placed.json()["order_id"]
     assert accepted["remaining_quantity"] == "0.0005"
-    assert fills and {f["event_type"] for f in fills} == {"FILL"}
+    assert fills
+    assert {f["event_type"] for f in fills} == {"FILL"}
     assert {f["fill_price"] for f in fills} == {price}  # a maker fills at its own price
     assert sum(Decimal(f["fill_quantity"]) for f in fills) == Decimal("0.0005")
     assert fills[-1]["remaining_quantity"] == "0"
@@ -95,7 +115,8 @@ def test_repeated_client_order_id_returns_the_first_order(sim, session, account,
     assert first.json() == again.json() == changed.json()
     listed = session.get(f"{sim.order_service_url}/v1/orders", params={"account_id": account})
     assert [o["order_id"] for o in listed.json()["orders"]] == [first.json()["order_id"]]
-    reader.read_for(1.0)
+    events_of(reader, account, 1)
+    reader.read_for(1.0)  # listens on: a second event would arrive meanwhile
     assert [e["event_type"] for e in reader.of(ENGINE, account_id=account)] == ["ACCEPTED"]
 
 
@@ -207,13 +228,16 @@ def test_cancel_of_an_unknown_or_final_order_is_404(sim, session, account):
     assert session.delete(f"{url}/no-such-order").json()["error"]["code"] == "ORDER_NOT_FOUND"
 
 
-def test_events_of_other_accounts_are_mixed_in(sim, reader_factory):
+@pytest.mark.usefixtures("sim")
+def test_events_of_other_accounts_are_mixed_in(reader_factory):
     other_accounts = set(load_config().other_accounts)
     reader = reader_factory([ENGINE], ["BTCUSDT", "ETHUSDT", "SOL-PERP"])
-    seen = reader.read_until(
-        lambda s: any(x.record["account_id"] in other_accounts for x in s), timeout=15
+    others = reader.read_until(
+        lambda: [r for r in reader.of(ENGINE) if r["account_id"] in other_accounts],
+        15,
+        "an event of another account",
     )
-    assert {x.record["event_type"] for x in seen} & {"FILL", "ACCEPTED", "CANCELED"}
+    assert {r["event_type"] for r in others} & {"FILL", "ACCEPTED", "CANCELED"}
 
 
 def test_order_service_answers_well_under_5_ms_on_a_keep_alive_connection(sim, session, account):

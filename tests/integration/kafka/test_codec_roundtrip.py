@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError, EncodeError
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -163,13 +164,16 @@ def consume_run(bootstrap: str, run: bytes, wanted: int, deadline_s: float = 30)
         ]
     )
     seen: list[Any] = []
-    deadline = time.monotonic() + deadline_s
-    try:
+
+    def all_read() -> bool:
         # Count our messages rather than trust Tansu's high watermark, which lags.
-        while len(seen) < wanted and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=0.5):
-                if message.error() is None and run_of(message) == run:
-                    seen.append(message)
+        for message in consumer.consume(num_messages=500, timeout=0.5):
+            if message.error() is None and run_of(message) == run:
+                seen.append(message)
+        return len(seen) >= wanted
+
+    try:
+        wait_for(all_read, deadline_s, f"{wanted} messages of the run", poll_s=0)
     finally:
         consumer.close()
     return seen
@@ -220,20 +224,22 @@ def valid_value(codec: AvroCodec) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("name", "corrupt"),
+    "corrupt",
     [
-        ("null value", lambda v: None),
-        ("empty", lambda v: b""),
-        ("shorter than the header", lambda v: v[:4]),
-        ("header only", lambda v: v[:5]),
-        ("wrong magic byte", lambda v: b"\x01" + v[1:]),
-        ("unknown schema id", lambda v: struct.pack(">bI", 0, UNKNOWN_SCHEMA_ID) + v[5:]),
-        ("truncated body", lambda v: v[:-3]),
-        ("trailing bytes", lambda v: v + b"\x00\x01"),
-        ("body of another topic", lambda v: v[:5] + b"\x0ebad\xff"),
+        pytest.param(lambda _v: None, id="null value"),
+        pytest.param(lambda _v: b"", id="empty"),
+        pytest.param(lambda v: v[:4], id="shorter than the header"),
+        pytest.param(lambda v: v[:5], id="header only"),
+        pytest.param(lambda v: b"\x01" + v[1:], id="wrong magic byte"),
+        pytest.param(
+            lambda v: struct.pack(">bI", 0, UNKNOWN_SCHEMA_ID) + v[5:], id="unknown schema id"
+        ),
+        pytest.param(lambda v: v[:-3], id="truncated body"),
+        pytest.param(lambda v: v + b"\x00\x01", id="trailing bytes"),
+        pytest.param(lambda v: v[:5] + b"\x0ebad\xff", id="body of another topic"),
     ],
 )
-def test_garbage_values_raise_decode_error(codec: AvroCodec, name: str, corrupt: Any) -> None:
+def test_garbage_values_raise_decode_error(codec: AvroCodec, corrupt: Any) -> None:
     with pytest.raises(DecodeError) as caught:
         codec.decode(topics.ENGINE_EVENTS, corrupt(valid_value(codec)))
 

@@ -5,26 +5,18 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
+from mmsvc.devstack import stack
+from tests.fixtures.waiting import wait_serving
 from tests.integration.observability.roles import READY
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def service_env(prom_dir: Path, **extra: str) -> dict[str, str]:
@@ -99,17 +91,10 @@ def procs(prom_dir: Path) -> Iterator[Processes]:
 @pytest.fixture
 def metrics_url(procs: Processes) -> str:
     """The metrics process, started like supervisord starts it, on a free port."""
-    port = free_port()
+    port = stack.free_port()
     procs.env = {**procs.env, "METRICS_PORT": str(port)}
     proc = procs.spawn("-m", "mmsvc.processes.metrics")
     procs.env = {k: v for k, v in procs.env.items() if k != "METRICS_PORT"}
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the metrics process exited"
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).ok:
-                return f"{base}/metrics"
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError("the metrics process did not answer")
+    wait_serving(f"{base}/healthz", proc, "the metrics process", timeout=20)
+    return f"{base}/metrics"

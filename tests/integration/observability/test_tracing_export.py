@@ -104,7 +104,8 @@ def test_spans_arrive_for_a_quote_and_an_admin_call(collector: Collector, tmp_pa
     assert quote.trace_id == order.trace_id == tick.trace_id
     assert quote.parent_span_id == order.parent_span_id == tick.span_id
     assert tick.parent_span_id == b""
-    assert admin.kind == Span.SPAN_KIND_SERVER and admin.trace_id != tick.trace_id
+    assert admin.kind == Span.SPAN_KIND_SERVER
+    assert admin.trace_id != tick.trace_id
     status = {a.key: a.value.int_value for a in admin.attributes}["http.response.status_code"]
     assert status == 200
     # The credentials in the endpoint became a Basic header, never part of the URL.

@@ -23,6 +23,7 @@ from mmsvc.adapters.order_service.client import (
     RequestFailure,
 )
 from tests.fixtures.exchange import Exchange
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,8 @@ def test_place_is_accepted_with_an_order_id_and_listed_open(
     req = resting(exchange)
     result = client.place(req)
     assert result.outcome is Outcome.ACCEPTED, result
-    assert result.order_id and result.client_order_id == req.client_order_id
+    assert result.order_id
+    assert result.client_order_id == req.client_order_id
     listed = client.list_open("BTCUSDT")
     assert listed == [
         OpenOrder(
@@ -208,20 +210,19 @@ def test_a_call_outliving_its_timeout_is_a_timeout_and_leaves_the_order_unknown(
         # symbol, this cancel-all cannot cancel the order looked for below.
         assert client.cancel_all("ETHUSDT").outcome is Outcome.TIMEOUT
         listed = client.list_open("ETHUSDT")
-        assert isinstance(listed, RequestFailure) and listed.outcome is Outcome.TIMEOUT
+        assert isinstance(listed, RequestFailure)
+        assert listed.outcome is Outcome.TIMEOUT
         faults.clear_faults()
         # D10: the timed-out order was placed all the same; only a listing tells.
-        assert _eventually_listed(client, req.client_order_id)
+        wait_for(
+            lambda: _listed(client, req.client_order_id), 5, "the timed-out order in the listing"
+        )
         assert client.cancel_until_flat("BTCUSDT", deadline_s=5).flat
 
 
-def _eventually_listed(client: OrderServiceClient, client_order_id: str) -> bool:
-    for _ in range(50):
-        listed = client.list_open("BTCUSDT")
-        if isinstance(listed, list) and any(o.client_order_id == client_order_id for o in listed):
-            return True
-        time.sleep(0.05)
-    return False
+def _listed(client: OrderServiceClient, client_order_id: str) -> bool:
+    listed = client.list_open("BTCUSDT")
+    return isinstance(listed, list) and any(o.client_order_id == client_order_id for o in listed)
 
 
 def test_refused_connections_are_errors_and_the_client_recovers(
@@ -235,7 +236,8 @@ def test_refused_connections_are_errors_and_the_client_recovers(
         assert client.cancel(str(uuid.uuid4())).outcome is Outcome.ERROR
         assert client.cancel_all(None).outcome is Outcome.ERROR
         listed = client.list_open(None)
-        assert isinstance(listed, RequestFailure) and listed.outcome is Outcome.ERROR
+        assert isinstance(listed, RequestFailure)
+        assert listed.outcome is Outcome.ERROR
         assert client.execute(["x"], [req]).places[0].outcome is Outcome.ERROR
     finally:
         faults.clear_faults()
@@ -262,7 +264,8 @@ def test_cancel_until_flat_outlasts_a_slow_order_service(faults: Exchange, accou
         result = client.cancel_until_flat("BTCUSDT", deadline_s=5, backoff=Backoff(0.01))
         faults.clear_faults()
         # Requests of 50 ms then 100 ms time out; the kill goes on past the budget (D7).
-        assert result.flat and result.attempts >= 3, result
+        assert result.flat, result
+        assert result.attempts >= 3, result
         assert open_ids(client) == set()
 
 

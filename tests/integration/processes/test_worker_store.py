@@ -54,7 +54,9 @@ def store(sessions: sessionmaker[Session]) -> WorkerStore:
     return WorkerStore(sessions, symbol, shadow=False)
 
 
-def test_a_fill_before_the_instrument_is_known_is_kept_and_rebuilds_the_position(store) -> None:
+def test_a_fill_before_the_instrument_is_known_is_kept_and_rebuilds_the_position(
+    store: WorkerStore,
+) -> None:
     first, second = fill("e-1", Side.BUY, "100", "2"), fill("e-2", Side.SELL, "110", "0.5")
     assert store.record_fill(first, event(first), None, Decimal(0)) is True
     assert store.record_fill(second, event(second), None, Decimal(0)) is True
@@ -64,7 +66,7 @@ def test_a_fill_before_the_instrument_is_known_is_kept_and_rebuilds_the_position
     assert fees == Decimal("-0.02")
 
 
-def test_the_same_fill_twice_is_recorded_once(store) -> None:
+def test_the_same_fill_twice_is_recorded_once(store: WorkerStore) -> None:
     first = fill("e-1", Side.BUY, "100", "2")
     assert store.record_fill(first, event(first), None, Decimal(0)) is True
     assert store.record_fill(first, event(first), None, Decimal(0)) is False
@@ -73,7 +75,7 @@ def test_the_same_fill_twice_is_recorded_once(store) -> None:
 
 
 def test_a_fill_with_a_known_instrument_writes_the_position_in_the_same_transaction(
-    store, sessions
+    store: WorkerStore, sessions: sessionmaker[Session]
 ) -> None:
     first = fill("e-1", Side.BUY, "100", "2")
     inventory, _ = store.rebuild_inventory("BTC")
@@ -81,5 +83,6 @@ def test_a_fill_with_a_known_instrument_writes_the_position_in_the_same_transact
     store.record_fill(first, event(first), inventory, Decimal("-0.01"))
     with sessions() as session:
         position = PositionRepository(session).get(store.symbol)
-    assert position is not None and position.quantity == Decimal("2")
+    assert position is not None
+    assert position.quantity == Decimal("2")
     assert position.avg_entry_price == Decimal("100")

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from mmsvc.adapters.status.redis_store import StatusStore
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def test_read_all_returns_every_live_symbol_and_drops_expired_ones(store: Status
     store.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5)
     store.publish("ETHUSDT", {"state": "HALTED"}, ttl_s=5)
     store.publish("SOLUSDT", {"state": "PAUSED"}, ttl_s=0.05)
-    time.sleep(0.1)
+    wait_for(lambda: store.read("SOLUSDT") is None, 5, "SOLUSDT's status to expire")
     statuses = store.read_all()
     assert {s: v["state"] for s, v in statuses.items()} == {
         "BTCUSDT": "ACTIVE",

@@ -7,9 +7,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmsvc.domain.book import TopOfBook
 from mmsvc.domain.engine import MarketInputs, QuoteDecision, decide
 from mmsvc.domain.inventory import Inventory
 from mmsvc.domain.model import (
+    Instrument,
     InstrumentStatus,
     MMConfig,
     NewOrder,
@@ -50,7 +52,8 @@ def run(
 
 def test_active_symbol_with_nothing_resting_places_both_sides() -> None:
     decision = run()
-    assert decision.kill is None and decision.pulled is None
+    assert decision.kill is None
+    assert decision.pulled is None
     assert decision.place == (
         NewOrder(BUY, D("99.90"), D("1.001"), 0),
         NewOrder(SELL, D("100.10"), D("0.999"), 0),
@@ -68,15 +71,20 @@ def test_resting_orders_near_the_quote_are_kept_and_others_replaced() -> None:
 def test_paused_symbol_cancels_everything_and_places_nothing() -> None:
     resting = order(BUY, "99.90", "1")
     decision = run(state=PAUSED, open_orders=[resting])
-    assert decision.cancel == (resting,) and decision.place == () and decision.quote is None
-    assert decision.kill is None and decision.pulled == "symbol PAUSED"
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
+    assert decision.quote is None
+    assert decision.kill is None
+    assert decision.pulled == "symbol PAUSED"
 
 
 def test_halted_symbol_only_cancels_even_when_a_breach_holds() -> None:
     long_inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "500")])
     resting = order(BUY, "99.90", "1")
     decision = run(state=HALTED, inventory=long_inv, open_orders=[resting])
-    assert decision.cancel == (resting,) and decision.place == () and decision.kill is None
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
+    assert decision.kill is None
 
 
 def test_exposure_breach_fires_the_kill_switch_and_cancels_everything() -> None:
@@ -84,34 +92,42 @@ def test_exposure_breach_fires_the_kill_switch_and_cancels_everything() -> None:
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "101")])
     resting = order(SELL, "100.10", "1")
     decision = run(inventory=inv, open_orders=[resting])
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.EXPOSURE
-    assert decision.cancel == (resting,) and decision.place == ()
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.EXPOSURE
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
 
 
 def test_rising_price_alone_can_breach_exposure() -> None:
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "100", "99")])
     assert run(inventory=inv, valuation=D(101)).kill is None  # 9999
-    assert run(inventory=inv, valuation=D(102)).kill.trigger is RiskTrigger.EXPOSURE
+    kill = run(inventory=inv, valuation=D(102)).kill
+    assert kill is not None
+    assert kill.trigger is RiskTrigger.EXPOSURE
 
 
 def test_loss_breach_fires_the_kill_switch_while_paused_too() -> None:
     # bought 10 @ 160, valued at 100: unrealized -600 < -500
     inv = Inventory.from_fills("TESTUSDT", "TEST", [fill(BUY, "160", "10")])
     decision = run(state=PAUSED, inventory=inv)
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.LOSS
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.LOSS
 
 
 def test_exchange_halt_fires_market_halt() -> None:
     decision = run(status=InstrumentStatus.HALTED)
-    assert decision.kill is not None and decision.kill.trigger is RiskTrigger.MARKET_HALT
+    assert decision.kill is not None
+    assert decision.kill.trigger is RiskTrigger.MARKET_HALT
     assert decision.place == ()
 
 
 def test_stale_book_pulls_quotes_without_a_kill() -> None:
     resting = order(BUY, "99.90", "1.001")
     decision = run(book_ts=NOW - 5_001, open_orders=[resting])
-    assert decision.stale and decision.kill is None
-    assert decision.cancel == (resting,) and decision.place == ()
+    assert decision.stale
+    assert decision.kill is None
+    assert decision.cancel == (resting,)
+    assert decision.place == ()
     assert (decision.pulled or "").startswith("STALE_DATA")
 
 
@@ -125,7 +141,8 @@ def test_unknown_book_pulls_quotes() -> None:
     market = MarketInputs(None, D(100), D(1))
     inv = Inventory("TESTUSDT", "TEST")
     decision = decide(config(), instrument(), market, inv, [], ACTIVE, LIMITS, NOW)
-    assert decision.stale and decision.place == ()
+    assert decision.stale
+    assert decision.place == ()
 
 
 def test_pending_cancel_orders_are_not_canceled_twice() -> None:
@@ -136,8 +153,11 @@ def test_pending_cancel_orders_are_not_canceled_twice() -> None:
 # --- properties over random books, configs, grids, positions and resting orders ---
 
 
+Situation = tuple[MMConfig, Instrument, TopOfBook, Decimal, Decimal, list[Order], Decimal]
+
+
 @st.composite
-def situations(draw: st.DrawFn) -> tuple:
+def situations(draw: st.DrawFn) -> Situation:
     cfg = draw(configs())
     inst = draw(instruments())
     book = draw(tops(inst.tick_size))
@@ -150,7 +170,9 @@ def situations(draw: st.DrawFn) -> tuple:
 
 
 @st.composite
-def resting_orders(draw: st.DrawFn, mid: Decimal, tick: Decimal, lot: Decimal, cfg: MMConfig):
+def resting_orders(
+    draw: st.DrawFn, mid: Decimal, tick: Decimal, lot: Decimal, cfg: MMConfig
+) -> Order:
     side = draw(st.sampled_from([BUY, SELL]))
     offset = draw(st.integers(1, 200)) * tick
     price = mid - offset if side is BUY else mid + offset
@@ -167,7 +189,9 @@ def inventory_of(position: Decimal, price: Decimal) -> Inventory:
     return inv
 
 
-def worst_case(side: Side, position: Decimal, valuation: Decimal, orders: list) -> Decimal:
+def worst_case(
+    side: Side, position: Decimal, valuation: Decimal, orders: list[tuple[Decimal, Decimal]]
+) -> Decimal:
     """|position + every order of the side filling| at the highest of its prices (D5)."""
     sign = 1 if side is BUY else -1
     qty = position + sign * sum((q for _, q in orders), D(0))
@@ -175,7 +199,7 @@ def worst_case(side: Side, position: Decimal, valuation: Decimal, orders: list) 
     return abs(qty) * price
 
 
-def decide_situation(s: tuple) -> tuple[QuoteDecision, Inventory]:
+def decide_situation(s: Situation) -> tuple[QuoteDecision, Inventory]:
     cfg, inst, book, valuation, position, resting, vol = s
     inv = inventory_of(position, valuation)
     market = MarketInputs(book, valuation, vol)
@@ -183,7 +207,7 @@ def decide_situation(s: tuple) -> tuple[QuoteDecision, Inventory]:
 
 
 @given(situations())
-def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: tuple) -> None:
+def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: Situation) -> None:
     cfg, _, _, valuation, position, resting, _ = s
     decision, _ = decide_situation(s)
     for side in (BUY, SELL):
@@ -195,7 +219,7 @@ def test_no_set_of_proposed_orders_can_break_the_position_limit_if_all_fill(s: t
 
 
 @given(situations())
-def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: tuple) -> None:
+def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: Situation) -> None:
     """D21: a side's first level is missing only when one more order would break the limit."""
     cfg, inst, book, valuation, position, resting, vol = s
     decision, inv = decide_situation(s)
@@ -214,7 +238,7 @@ def test_quote_is_not_empty_whenever_the_limits_allow_an_order(s: tuple) -> None
 
 
 @given(situations())
-def test_decision_orders_are_consistent_with_the_quote(s: tuple) -> None:
+def test_decision_orders_are_consistent_with_the_quote(s: Situation) -> None:
     _, _, book, _, _, resting, _ = s
     decision, _ = decide_situation(s)
     if decision.quote is None:

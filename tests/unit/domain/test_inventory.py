@@ -40,7 +40,8 @@ def test_unrealized_pnl_and_position_usdt_use_the_valuation_price() -> None:
 def test_short_profits_when_the_price_falls() -> None:
     # short 2 @ 100, buy back 2 @ 90: realized = 2 x (100 - 90) = 20
     inv = inventory(fill(SELL, "100", "2"))
-    assert inv.quantity == D(-2) and inv.position_usdt(D(90)) == D(-180)
+    assert inv.quantity == D(-2)
+    assert inv.position_usdt(D(90)) == D(-180)
     assert inv.unrealized_pnl(D(90)) == D(20)
     inv.apply(fill(BUY, "90", "2"))
     assert (inv.quantity, inv.avg_entry, inv.realized_pnl) == (D(0), None, D(20))
@@ -64,13 +65,15 @@ def test_quote_asset_fee_is_subtracted_and_a_rebate_adds_to_pnl() -> None:
 def test_base_asset_fee_is_converted_at_the_fill_price_and_keeps_the_quantity() -> None:
     # 0.001 BTC at 65000 = 65 USDT
     inv = inventory(fill(BUY, "65000", "1", fee="0.001", fee_asset="BTC"))
-    assert inv.realized_pnl == D(-65) and inv.quantity == D(1)
+    assert inv.realized_pnl == D(-65)
+    assert inv.quantity == D(1)
 
 
 def test_a_fill_is_applied_once_by_event_id() -> None:
     inv = inventory(fill(BUY, "100", "1", event_id="e-1"))
     assert not inv.apply(fill(BUY, "100", "1", event_id="e-1"))
-    assert inv.quantity == D(1) and inv.has_seen("e-1")
+    assert inv.quantity == D(1)
+    assert inv.has_seen("e-1")
 
 
 def test_round_trip_realizes_exactly_even_with_thirds() -> None:
@@ -83,7 +86,8 @@ def test_round_trip_realizes_exactly_even_with_thirds() -> None:
         fill(SELL, "100.5", "2"),
     )
     # cash: -300 - 101 + 132.6 + 69.3 + 201 = 1.9
-    assert inv.quantity == 0 and inv.realized_pnl == D("1.9")
+    assert inv.quantity == 0
+    assert inv.realized_pnl == D("1.9")
 
 
 def test_perpetual_is_valued_at_its_fresh_mark() -> None:

@@ -16,7 +16,8 @@ def test_reject_storm_fires_on_the_fifth_reject_within_the_window() -> None:
     storm = RejectStorm(count=5, window_ms=60_000)
     assert all(storm.record(f"c{i}", i * 1_000) is None for i in range(4))
     decision = storm.record("c4", 4_000)
-    assert decision is not None and decision.trigger is RiskTrigger.REJECT_STORM
+    assert decision is not None
+    assert decision.trigger is RiskTrigger.REJECT_STORM
 
 
 def test_rejects_outside_the_window_do_not_count() -> None:
@@ -45,26 +46,32 @@ def test_reset_clears_the_window() -> None:
 def test_kafka_lag_above_the_threshold_kills() -> None:
     assert kafka_lag_breach(10_000, 10_000) is None
     breach = kafka_lag_breach(10_001, 10_000)
-    assert breach is not None and breach.trigger is RiskTrigger.KAFKA_LAG
+    assert breach is not None
+    assert breach.trigger is RiskTrigger.KAFKA_LAG
 
 
 def test_response_over_budget_kills() -> None:
     assert response_timeout(50, 50, "POST /v1/orders") is None
     breach = response_timeout(51, 50, "POST /v1/orders")
-    assert breach is not None and breach.trigger is RiskTrigger.RESPONSE_TIMEOUT
+    assert breach is not None
+    assert breach.trigger is RiskTrigger.RESPONSE_TIMEOUT
     assert "POST /v1/orders" in breach.detail
 
 
 def test_manual_kill_names_who_asked() -> None:
     kill = manual_kill("alice", "fat finger")
-    assert kill.trigger is RiskTrigger.MANUAL and kill.detail == "kill by alice: fat finger"
+    assert kill.trigger is RiskTrigger.MANUAL
+    assert kill.detail == "kill by alice: fat finger"
 
 
 def test_stale_data_reports_one_event_per_episode() -> None:
     episodes = StaleEpisodes()
     assert episodes.observe(None) is None
     first = episodes.observe("book unknown")
-    assert first is not None and first.trigger is RiskTrigger.STALE_DATA
-    assert episodes.observe("book unknown") is None and episodes.stale
-    assert episodes.observe(None) is None and not episodes.stale
+    assert first is not None
+    assert first.trigger is RiskTrigger.STALE_DATA
+    assert episodes.observe("book unknown") is None
+    assert episodes.stale
+    assert episodes.observe(None) is None
+    assert not episodes.stale
     assert episodes.observe("book 6000 ms old") is not None

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mmsvc.domain.model import PriceSize, QuoteLevel
+from mmsvc.domain.model import PriceSize, Quote, QuoteLevel
 from mmsvc.domain.quoting import ceil_to, compute_quote, floor_to, inventory_norm
 from tests.unit.domain.builders import D, config, instrument, top
 
 NO_VOL = D(1)
+
+
+def bid(quote: Quote) -> PriceSize:
+    """Level 0's bid, which the case expects to be quoted."""
+    side = quote.levels[0].bid
+    assert side is not None
+    return side
+
+
+def ask(quote: Quote) -> PriceSize:
+    """Level 0's ask, which the case expects to be quoted."""
+    side = quote.levels[0].ask
+    assert side is not None
+    return side
 
 
 def quote_prices(position_usdt: str = "0", **cfg: object) -> list[tuple[Decimal, Decimal]]:
@@ -32,7 +46,8 @@ def test_long_inventory_lowers_both_bid_and_ask() -> None:
     assert quote_prices("5000") == [(D("99.87"), D("100.08"))]
     (flat_bid, flat_ask) = quote_prices("0")[0]
     (bid, ask) = quote_prices("5000")[0]
-    assert bid < flat_bid and ask < flat_ask
+    assert bid < flat_bid
+    assert ask < flat_ask
 
 
 def test_short_inventory_raises_both_bid_and_ask() -> None:
@@ -41,7 +56,8 @@ def test_short_inventory_raises_both_bid_and_ask() -> None:
     assert quote_prices("-5000") == [(D("99.92"), D("100.13"))]
     (flat_bid, flat_ask) = quote_prices("0")[0]
     (bid, ask) = quote_prices("-5000")[0]
-    assert bid > flat_bid and ask > flat_ask
+    assert bid > flat_bid
+    assert ask > flat_ask
 
 
 def test_inventory_beyond_the_limit_skews_no_further_than_the_limit() -> None:
@@ -82,7 +98,7 @@ def test_volatility_multiplier_never_narrows_and_is_ignored_when_disabled() -> N
     on = config(volatility_multiplier=True)
     calm = compute_quote(on, instrument(), top(), D(0), D("0.5"), 0)
     off = compute_quote(config(volatility_multiplier=False), instrument(), top(), D(0), D(3), 0)
-    assert calm.levels[0].bid.price == off.levels[0].bid.price == D("99.90")
+    assert bid(calm).price == bid(off).price == D("99.90")
 
 
 def test_quantity_is_order_size_over_price_rounded_down_to_the_lot() -> None:
@@ -125,10 +141,10 @@ def test_bid_rounds_down_and_ask_rounds_up_to_a_half_tick_grid() -> None:
         NO_VOL,
         0,
     )
-    assert str(q.levels[0].bid.price) == "64967.5"
-    assert str(q.levels[0].ask.price) == "65033.0"
+    assert str(bid(q).price) == "64967.5"
+    assert str(ask(q).price) == "65033.0"
     # 1000 / 64967.5 = 0.015392.. -> 0.0153
-    assert str(q.levels[0].bid.quantity) == "0.0153"
+    assert str(bid(q).quantity) == "0.0153"
 
 
 def test_prices_on_a_tick_of_ten_print_without_an_exponent() -> None:
@@ -141,20 +157,20 @@ def test_prices_on_a_tick_of_ten_print_without_an_exponent() -> None:
         0,
     )
     # mid 65005; spread 130.01, half 65.005: bid 64939.995 -> 64930; ask 65070.005 -> 65080
-    assert (str(q.levels[0].bid.price), str(q.levels[0].ask.price)) == ("64930", "65080")
+    assert (str(bid(q).price), str(ask(q).price)) == ("64930", "65080")
 
 
 def test_bid_that_would_cross_the_best_ask_moves_one_tick_below_it() -> None:
     # skew 4, short 10000: bias = -1 x 4 x 0.1 = -0.4; bid = 100 - 0.1 + 0.4 = 100.3
     # >= best ask 100.01, so it becomes 100.00; ask = 100.1 + 0.4 = 100.50
     q = compute_quote(config(inventory_skew_factor=D(4)), instrument(), top(), D(-10000), NO_VOL, 0)
-    assert (q.levels[0].bid.price, q.levels[0].ask.price) == (D("100.00"), D("100.50"))
+    assert (bid(q).price, ask(q).price) == (D("100.00"), D("100.50"))
 
 
 def test_ask_that_would_cross_the_best_bid_moves_one_tick_above_it() -> None:
     # long 10000 with skew 4: ask = 100 + 0.1 - 0.4 = 99.70 <= best bid 99.99 -> 100.00
     q = compute_quote(config(inventory_skew_factor=D(4)), instrument(), top(), D(10000), NO_VOL, 0)
-    assert (q.levels[0].bid.price, q.levels[0].ask.price) == (D("99.50"), D("100.00"))
+    assert (bid(q).price, ask(q).price) == (D("99.50"), D("100.00"))
 
 
 def test_quote_reports_mid_spread_and_inventory() -> None:

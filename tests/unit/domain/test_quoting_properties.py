@@ -16,8 +16,11 @@ from tests.unit.domain.strategies import configs, instruments, multipliers, step
 D = Decimal
 
 
+Scenario = tuple[MMConfig, Instrument, TopOfBook, Decimal, Decimal]
+
+
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[MMConfig, Instrument, TopOfBook, Decimal, Decimal]:
+def scenarios(draw: st.DrawFn) -> Scenario:
     cfg = draw(configs())
     inst = draw(instruments())
     book = draw(tops(inst.tick_size))
@@ -31,7 +34,7 @@ def sides(quote: Quote) -> list[PriceSize]:
 
 
 @given(scenarios())
-def test_bid_is_below_ask_on_every_level(s: tuple) -> None:
+def test_bid_is_below_ask_on_every_level(s: Scenario) -> None:
     quote = compute_quote(*s, now_ms=0)
     for lv in quote.levels:
         if lv.bid is not None and lv.ask is not None:
@@ -39,18 +42,20 @@ def test_bid_is_below_ask_on_every_level(s: tuple) -> None:
 
 
 @given(scenarios())
-def test_every_price_is_on_the_tick_and_every_quantity_on_the_lot(s: tuple) -> None:
+def test_every_price_is_on_the_tick_and_every_quantity_on_the_lot(s: Scenario) -> None:
     _, inst, _, _, _ = s
     for side in sides(compute_quote(*s, now_ms=0)):
         assert side.price % inst.tick_size == 0
         assert side.quantity % inst.lot_size == 0
-        assert side.price > 0 and side.quantity >= inst.lot_size
+        assert side.price > 0
+        assert side.quantity >= inst.lot_size
         assert side.price * side.quantity >= inst.min_notional
-        assert "E" not in str(side.price) and "E" not in str(side.quantity)
+        assert "E" not in str(side.price)
+        assert "E" not in str(side.quantity)
 
 
 @given(scenarios())
-def test_quotes_never_go_through_the_opposite_best(s: tuple) -> None:
+def test_quotes_never_go_through_the_opposite_best(s: Scenario) -> None:
     _, _, book, _, _ = s
     for lv in compute_quote(*s, now_ms=0).levels:
         assert lv.bid is None or lv.bid.price < book.best_ask
@@ -58,7 +63,7 @@ def test_quotes_never_go_through_the_opposite_best(s: tuple) -> None:
 
 
 @given(scenarios())
-def test_rounding_never_tightens_the_formula(s: tuple) -> None:
+def test_rounding_never_tightens_the_formula(s: Scenario) -> None:
     cfg, _, book, position, vol = s
     quote = compute_quote(*s, now_ms=0)
     mid = book.mid
@@ -75,7 +80,7 @@ def test_rounding_never_tightens_the_formula(s: tuple) -> None:
 
 
 @given(scenarios())
-def test_long_inventory_never_raises_and_short_never_lowers_a_price(s: tuple) -> None:
+def test_long_inventory_never_raises_and_short_never_lowers_a_price(s: Scenario) -> None:
     cfg, inst, book, position, vol = s
     skewed = compute_quote(*s, now_ms=0)
     flat = compute_quote(cfg, inst, book, D(0), vol, 0)
@@ -90,7 +95,7 @@ def test_long_inventory_never_raises_and_short_never_lowers_a_price(s: tuple) ->
 
 
 @given(scenarios())
-def test_every_level_is_quoted_when_the_order_size_allows_a_lot(s: tuple) -> None:
+def test_every_level_is_quoted_when_the_order_size_allows_a_lot(s: Scenario) -> None:
     """D21: nothing is dropped when each order can hold one lot above min notional."""
     cfg, inst, book, position, vol = s
     # Spread <= 500 bps x 3, skew <= 5 and 4 levels of <= 100 bps keep every price
@@ -107,7 +112,8 @@ def test_rounding_helpers_agree_with_decimal_quantize(value: Decimal, step: Deci
     step = plain(step)  # as Instrument keeps its tick and lot
     down = (value / step).quantize(D(1), rounding=ROUND_FLOOR) * step
     up = (value / step).quantize(D(1), rounding=ROUND_CEILING) * step
-    assert floor_to(value, step) == down and ceil_to(value, step) == up
+    assert floor_to(value, step) == down
+    assert ceil_to(value, step) == up
     assert floor_to(value, step) <= value <= ceil_to(value, step)
     for rounded in (floor_to(value, step), ceil_to(value, step)):
         assert "E" not in str(rounded)

@@ -27,7 +27,8 @@ def quote(*levels: tuple[tuple[str, str] | None, tuple[str, str] | None]) -> Quo
 
 def test_nothing_resting_places_every_side() -> None:
     diff = diff_quote(quote((("99.90", "1"), ("100.10", "1"))), [], THRESHOLD)
-    assert diff.keep == () and diff.cancel == ()
+    assert diff.keep == ()
+    assert diff.cancel == ()
     assert diff.place == (
         NewOrder(BUY, D("99.90"), D(1), 0),
         NewOrder(SELL, D("100.10"), D(1), 0),
@@ -38,8 +39,10 @@ def test_order_within_threshold_and_same_size_is_kept() -> None:
     # |99.86 - 99.90| = 0.04 <= 99.90 x 5 / 10000 = 0.04995
     resting = order(BUY, "99.86", "1")
     diff = diff_quote(quote((("99.90", "1"), None)), [resting], THRESHOLD)
-    assert [k.order for k in diff.keep] == [resting] and diff.keep[0].level == 0
-    assert diff.cancel == () and diff.place == ()
+    assert [k.order for k in diff.keep] == [resting]
+    assert diff.keep[0].level == 0
+    assert diff.cancel == ()
+    assert diff.place == ()
 
 
 def test_order_beyond_threshold_is_replaced() -> None:
@@ -52,7 +55,8 @@ def test_order_beyond_threshold_is_replaced() -> None:
 def test_order_of_another_size_is_replaced_even_at_the_same_price() -> None:
     resting = order(BUY, "99.90", "2")
     diff = diff_quote(quote((("99.90", "1"), None)), [resting], THRESHOLD)
-    assert diff.cancel == (resting,) and len(diff.place) == 1
+    assert diff.cancel == (resting,)
+    assert len(diff.place) == 1
 
 
 def test_partially_filled_order_compares_its_remaining_size() -> None:
@@ -76,7 +80,8 @@ def test_each_order_is_kept_for_one_level_only_and_the_closest_wins() -> None:
 def test_order_whose_cancel_is_in_flight_is_neither_kept_nor_canceled_again() -> None:
     going = order(BUY, "99.90", "1", status=OrderStatus.PENDING_CANCEL)
     diff = diff_quote(quote((("99.90", "1"), None)), [going], THRESHOLD)
-    assert diff.keep == () and diff.cancel == ()
+    assert diff.keep == ()
+    assert diff.cancel == ()
     assert len(diff.place) == 1
 
 
@@ -90,7 +95,8 @@ def test_order_that_would_now_cross_the_market_is_never_kept() -> None:
 def test_zero_threshold_keeps_only_exact_prices() -> None:
     same, off = order(BUY, "99.90", "1"), order(SELL, "100.11", "1")
     diff = diff_quote(quote((("99.90", "1"), ("100.10", "1"))), [same, off], D(0))
-    assert [k.order for k in diff.keep] == [same] and diff.cancel == (off,)
+    assert [k.order for k in diff.keep] == [same]
+    assert diff.cancel == (off,)
 
 
 @given(
@@ -102,7 +108,9 @@ def test_zero_threshold_keeps_only_exact_prices() -> None:
     st.integers(0, 20),
 )
 def test_every_resting_order_is_kept_or_canceled_and_every_level_is_served(
-    resting_spec: list, level_spec: list, threshold: int
+    resting_spec: list[tuple[Side, int, int]],
+    level_spec: list[tuple[int, int, int]],
+    threshold: int,
 ) -> None:
     resting = [order(side, D(p) / 100, D(q)) for side, p, q in resting_spec]
     levels = [
@@ -117,5 +125,6 @@ def test_every_resting_order_is_kept_or_canceled_and_every_level_is_served(
     for k in diff.keep:
         lv = wanted.levels[k.level]
         want = lv.bid if k.order.side is BUY else lv.ask
-        assert want is not None and k.order.remaining == want.quantity
+        assert want is not None
+        assert k.order.remaining == want.quantity
         assert abs(k.order.price - want.price) * 10_000 <= threshold * want.price

@@ -37,7 +37,8 @@ def test_fresh_book_passes_the_global_staleness_check() -> None:
 
 def test_book_older_than_the_global_threshold_is_stale() -> None:
     reason = stale_reason(top(ts_ms=1_000), 6_001, config(), LIMITS)
-    assert reason is not None and "MARKET_DATA_STALENESS_THRESHOLD" in reason
+    assert reason is not None
+    assert "MARKET_DATA_STALENESS_THRESHOLD" in reason
 
 
 def test_per_symbol_threshold_applies_only_when_check_staleness() -> None:
@@ -56,20 +57,23 @@ def test_exposure_breach_is_strictly_above_the_limit_either_way() -> None:
     assert exposure_breach(D(1000), cfg) is None
     assert exposure_breach(D(-1000), cfg) is None
     breach = exposure_breach(D("-1000.01"), cfg)
-    assert breach is not None and breach.trigger is RiskTrigger.EXPOSURE
+    assert breach is not None
+    assert breach.trigger is RiskTrigger.EXPOSURE
 
 
 def test_loss_breach_is_strictly_below_minus_max_loss() -> None:
     cfg = config(max_loss_usdt=D(500))
     assert loss_breach(D(-500), cfg) is None
     breach = loss_breach(D("-500.01"), cfg)
-    assert breach is not None and breach.trigger is RiskTrigger.LOSS
+    assert breach is not None
+    assert breach.trigger is RiskTrigger.LOSS
 
 
 def test_exchange_halt_is_a_market_halt() -> None:
     assert market_halt(instrument()) is None
     halt = market_halt(instrument(status=InstrumentStatus.HALTED))
-    assert halt is not None and halt.trigger is RiskTrigger.MARKET_HALT
+    assert halt is not None
+    assert halt.trigger is RiskTrigger.MARKET_HALT
 
 
 def bids_quote(*prices: str) -> Quote:
@@ -142,14 +146,16 @@ def test_kept_orders_are_canceled_outermost_first_when_open_orders_alone_break_t
     out = enforce_position_limit(wanted, diff, [inner, outer], D(9), D(100), D(1000))
     assert [k.order for k in out.diff.keep] == [inner]
     assert out.diff.cancel == (outer,)
-    assert out.quote.levels[1].bid is None and out.quote.levels[0].bid is not None
+    assert out.quote.levels[1].bid is None
+    assert out.quote.levels[0].bid is not None
 
 
 def test_nothing_is_dropped_when_every_order_fits() -> None:
     wanted = bids_quote("99.9", "99.8")
     diff = placements(wanted)
     out = enforce_position_limit(wanted, diff, [], D(0), D(100), D(10_000))
-    assert out.quote is wanted and out.diff is diff
+    assert out.quote is wanted
+    assert out.diff is diff
 
 
 def reset_ctx(**overrides: object) -> ResetContext:
@@ -191,10 +197,11 @@ def reset_ctx(**overrides: object) -> ResetContext:
     ],
 )
 def test_reset_refused_while_the_trigger_holds_and_allowed_once_it_clears(
-    trigger: RiskTrigger, holding: dict, cleared: dict
+    trigger: RiskTrigger, holding: dict[str, object], cleared: dict[str, object]
 ) -> None:
     refusal = reset_refusal([trigger], reset_ctx(**holding))
-    assert refusal is not None and refusal.startswith(trigger.value)
+    assert refusal is not None
+    assert refusal.startswith(trigger.value)
     assert reset_refusal([trigger], reset_ctx(**cleared)) is None
 
 
@@ -210,7 +217,8 @@ def test_reset_needs_nothing_for_storms_timeouts_and_manual_kills(trigger: RiskT
 def test_reset_rechecks_every_active_trigger() -> None:
     ctx = reset_ctx(position_usdt=D(0), total_pnl=D(-600))
     refusal = reset_refusal([RiskTrigger.EXPOSURE, RiskTrigger.LOSS], ctx)
-    assert refusal is not None and refusal.startswith("LOSS")
+    assert refusal is not None
+    assert refusal.startswith("LOSS")
 
 
 def test_limits_default_to_the_spec() -> None:

@@ -41,40 +41,49 @@ def test_transition_is_allowed_or_refused_with_a_reason(
     result = apply(state, command)
     assert result.previous is state
     if expected is None:
-        assert not result.allowed and result.state is state and not result.changed
+        assert not result.allowed
+        assert result.state is state
+        assert not result.changed
         assert result.reason
     else:
-        assert result.allowed and result.state is expected
+        assert result.allowed
+        assert result.state is expected
         assert result.changed == (expected is not state)
 
 
 @pytest.mark.parametrize("command", [Command.ENABLE, Command.RESUME])
 def test_enable_and_resume_refused_while_the_global_kill_flag_is_set(command: Command) -> None:
     result = apply(PAUSED, command, global_kill=True)
-    assert not result.allowed and "global kill" in result.reason
+    assert not result.allowed
+    assert "global kill" in result.reason
 
 
 def test_enable_refused_until_the_instrument_is_known() -> None:
     result = apply(PAUSED, Command.ENABLE, instrument_known=False)
-    assert not result.allowed and "instrument" in result.reason
+    assert not result.allowed
+    assert "instrument" in result.reason
 
 
 def test_reset_refused_while_the_trigger_condition_holds() -> None:
     result = apply(HALTED, Command.RESET, reset_refusal="LOSS still holds: P&L -600")
-    assert not result.allowed and result.state is HALTED
+    assert not result.allowed
+    assert result.state is HALTED
     assert result.reason == "LOSS still holds: P&L -600"
 
 
 def test_reset_of_one_symbol_refused_while_the_global_kill_flag_is_set() -> None:
     result = apply(HALTED, Command.RESET, global_kill=True)
-    assert not result.allowed and "global kill" in result.reason
+    assert not result.allowed
+    assert "global kill" in result.reason
 
 
 def test_kill_records_its_reason_and_a_second_kill_changes_nothing() -> None:
     first = apply(ACTIVE, Command.KILL, reason="EXPOSURE")
-    assert first.changed and first.reason == "EXPOSURE"
+    assert first.changed
+    assert first.reason == "EXPOSURE"
     again = apply(HALTED, Command.KILL, reason="LOSS")
-    assert again.allowed and not again.changed
+    assert again.allowed
+    assert not again.changed
 
 
 @pytest.mark.parametrize(

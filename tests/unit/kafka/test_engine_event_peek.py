@@ -126,21 +126,21 @@ def leading_fields(
 
 
 @pytest.mark.parametrize(
-    ("name", "data"),
+    "data",
     [
-        ("null value", None),
-        ("empty", b""),
-        ("shorter than the header", b"\x00\x00\x00"),
-        ("header only", header()),
-        ("wrong magic byte", b"\x01" + header()[1:] + leading_fields()),
-        ("enum index out of range", header() + leading_fields(event_type=5)),
-        ("negative string length", header() + b"\x01" + leading_fields()[3:]),
-        ("length past the end", header() + b"\x7e" + b"short"),
-        ("account_id not UTF-8", header() + leading_fields(account=b"\xff\xfe")),
-        ("unterminated varint", header() + b"\xff" * 12),
+        pytest.param(None, id="null value"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x00\x00\x00", id="shorter than the header"),
+        pytest.param(header(), id="header only"),
+        pytest.param(b"\x01" + header()[1:] + leading_fields(), id="wrong magic byte"),
+        pytest.param(header() + leading_fields(event_type=5), id="enum index out of range"),
+        pytest.param(header() + b"\x01" + leading_fields()[3:], id="negative string length"),
+        pytest.param(header() + b"\x7e" + b"short", id="length past the end"),
+        pytest.param(header() + leading_fields(account=b"\xff\xfe"), id="account_id not UTF-8"),
+        pytest.param(header() + b"\xff" * 12, id="unterminated varint"),
     ],
 )
-def test_malformed_bytes_give_none(name: str, data: bytes | None) -> None:
+def test_malformed_bytes_give_none(data: bytes | None) -> None:
     assert engine_event_account_id(data) is None
 
 

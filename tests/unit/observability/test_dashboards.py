@@ -79,9 +79,8 @@ def test_dashboard_panels_have_unique_ids_and_a_datasource(dashboard: dict[str, 
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
-            assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel[
-                "title"
-            ]
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["targets"], panel["title"]
 
 
 def test_every_alert_is_well_formed_and_uses_existing_metrics(

@@ -34,8 +34,10 @@ def test_a_line_is_one_json_object_with_the_required_fields(log_lines: Lines) ->
     assert line["levels"] == 2
     assert line["timestamp"].endswith("Z")
     offset = datetime.fromisoformat(line["timestamp"]).utcoffset()
-    assert offset is not None and offset.total_seconds() == 0
-    assert "trace_id" not in line and "stack_trace" not in line
+    assert offset is not None
+    assert offset.total_seconds() == 0
+    assert "trace_id" not in line
+    assert "stack_trace" not in line
 
 
 def test_warning_is_spelled_warn_as_in_the_spec(log_lines: Lines) -> None:

@@ -44,7 +44,8 @@ def test_a_tick_starts_a_new_trace_and_quote_and_order_are_its_children(
 
     got = finished(spans)
     tick, quote, order = got["mm.tick"], got["mm.quote"], got["mm.order_request"]
-    assert tick.parent is None and tick.start_time == 1_000
+    assert tick.parent is None
+    assert tick.start_time == 1_000
     assert tick.attributes["mm.symbol"] == "BTCUSDT"
     assert quote.parent.span_id == order.parent.span_id == tick.context.span_id
     assert headers["traceparent"].split("-")[2] == f"{order.context.span_id:016x}"

@@ -25,7 +25,7 @@ def test_a_dead_worker_is_reported_once_and_restarted_with_backoff() -> None:
     deaths: list[tuple[str, int]] = []
     clock = FakeClock()
     pool = WorkerPool(
-        argv_for=lambda s: [sys.executable, "-c", "raise SystemExit(3)"],
+        argv_for=lambda _s: [sys.executable, "-c", "raise SystemExit(3)"],
         env={},
         on_death=lambda s, code: deaths.append((s, code)),
         clock=clock,
@@ -46,9 +46,9 @@ def test_a_dead_worker_is_reported_once_and_restarted_with_backoff() -> None:
 
 def test_stop_terminates_a_running_worker() -> None:
     pool = WorkerPool(
-        argv_for=lambda s: [sys.executable, "-c", "import time; time.sleep(60)"],
+        argv_for=lambda _s: [sys.executable, "-c", "import time; time.sleep(60)"],
         env={},
-        on_death=lambda s, code: None,
+        on_death=lambda _s, _code: None,
     )
     worker = pool.start("ETHUSDT")
     assert worker.alive()

@@ -16,8 +16,11 @@ OURS = "mm-account"
 FILLS, TRADES, HALT = "engine.event.v1", "md.trades.v1", "md.instrument.halt.v1"
 
 
+Context = zmq.Context[zmq.Socket[bytes]]
+
+
 @pytest.fixture
-def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+def ctx() -> Iterator[Context]:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     yield context
     context.destroy(linger=0)
@@ -53,7 +56,7 @@ def make_router(
     return router, pull
 
 
-def test_routes_by_key_and_forwards_the_value_untouched(ctx) -> None:
+def test_routes_by_key_and_forwards_the_value_untouched(ctx: Context) -> None:
     router, pull = make_router(ctx)
     router.route(TRADES, b"BTCUSDT", b"raw-avro", 2, 41, 1_700)
     frame = unpack_data(pull.recv_multipart())
@@ -92,7 +95,7 @@ class Message:
         return (1, 1_000)
 
 
-def test_other_accounts_engine_events_are_dropped_and_counted(ctx) -> None:
+def test_other_accounts_engine_events_are_dropped_and_counted(ctx: Context) -> None:
     router, pull = make_router(ctx)
     lag = LagTracker(threshold_s=10)
     router.route_batch([Message(FILLS, b"BTCUSDT", b"someone-else", 0, 0)], lag, now=1.0)
@@ -101,7 +104,7 @@ def test_other_accounts_engine_events_are_dropped_and_counted(ctx) -> None:
     assert router.tracker.committable() == {(FILLS, 0): 1}  # its offset still advances
 
 
-def test_a_batch_feeds_the_lag_tracker_its_oldest_message_per_partition(ctx) -> None:
+def test_a_batch_feeds_the_lag_tracker_its_oldest_message_per_partition(ctx: Context) -> None:
     router, _ = make_router(ctx)
     lag = LagTracker(threshold_s=10)
     batch = [Message(TRADES, b"BTCUSDT", b"t", 0, offset) for offset in range(3)]
@@ -109,14 +112,14 @@ def test_a_batch_feeds_the_lag_tracker_its_oldest_message_per_partition(ctx) -> 
     assert lag.by_topic(now=31.0) == {TRADES: 30.0}  # ts 1 s, consumed at 31 s
 
 
-def test_messages_for_symbols_without_a_worker_are_dropped_and_counted(ctx) -> None:
+def test_messages_for_symbols_without_a_worker_are_dropped_and_counted(ctx: Context) -> None:
     router, _ = make_router(ctx)
     router.route(TRADES, b"DOGEUSDT", b"x", 0, 0, 0)
     router.route(FILLS, b"DOGEUSDT", OURS.encode(), 0, 1, 0)
     assert router.stats["dropped_no_worker"] == 2
 
 
-def test_full_queue_sheds_market_data_but_buffers_fills_until_room(ctx) -> None:
+def test_full_queue_sheds_market_data_but_buffers_fills_until_room(ctx: Context) -> None:
     router, pull = make_router(ctx, hwm=2)
     for offset in range(20):
         router.route(TRADES, b"BTCUSDT", b"t", 0, offset, 0)
@@ -127,11 +130,14 @@ def test_full_queue_sheds_market_data_but_buffers_fills_until_room(ctx) -> None:
     received = drain(pull)
     router.flush_all()
     received += drain(pull)
-    assert (FILLS, 100) in received and (HALT, 7) in received
+    assert (FILLS, 100) in received
+    assert (HALT, 7) in received
     assert router.buffered() == 0
 
 
-def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(ctx) -> None:
+def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(
+    ctx: Context,
+) -> None:
     router, pull = make_router(ctx)
     router.route(FILLS, b"BTCUSDT", OURS.encode(), 3, 10, 0)
     assert drain(pull) == [(FILLS, 10)]
@@ -144,7 +150,7 @@ def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(c
     assert router.links[b"BTCUSDT"].unacked == {}
 
 
-def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx) -> None:
+def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx: Context) -> None:
     router, pull = make_router(ctx)
     router.route(FILLS, b"BTCUSDT", b"", 0, 0, 0)
     assert drain(pull) == []

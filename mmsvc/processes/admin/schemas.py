@@ -1,49 +1,32 @@
 """Every component schema of the admin API's OpenAPI document.
 
-One definition per field serves both the request validation and the OpenAPI
-document, so the two cannot drift: the config schemas are built from
-CONFIG_SPEC and the rules of ``validation``.
+The config schemas are generated from the config model's fields, types and
+bounds (``mmsvc.domain.symbol_config``), the same model that validates the
+requests, so the document and the validation cannot drift (issue 11).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mmsvc.processes.admin.config_spec import CONFIG_SPEC
+from mmsvc.domain.symbol_config import CONFIG_FIELDS
 from mmsvc.processes.admin.json_schema import (
-    DECIMAL,
     REASONS,
     STATE_ENUM,
     SYMBOL_LIST,
     SYMBOL_SCHEMA,
     TIMESTAMP,
     closed,
+    config_property,
     nullable,
     ref,
 )
 from mmsvc.processes.admin.status_schemas import status_components
-from mmsvc.processes.admin.validation import DECIMAL_MAX_CHARS, REASON_MAX, Field
-
-
-def _request_field(field: Field) -> dict[str, Any]:
-    if field.kind == "boolean":
-        return {"type": "boolean"}
-    if field.kind == "integer":
-        return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
-    assert field.rule is not None
-    text = {"type": "string", "pattern": field.rule.pattern, "maxLength": DECIMAL_MAX_CHARS}
-    return {
-        "oneOf": [text, field.rule.number_schema()],
-        "description": f"decimal {field.rule.text}, as a string (preferred) or a number",
-    }
-
-
-def _response_field(field: Field) -> dict[str, Any]:
-    return {"decimal": DECIMAL, "integer": {"type": "integer"}}.get(field.kind, {"type": "boolean"})
+from mmsvc.processes.admin.validation import REASON_MAX
 
 
 def _config_request(with_symbol: bool) -> dict[str, Any]:
-    properties = {f.name: _request_field(f) for f in CONFIG_SPEC}
+    properties = {name: config_property(name, request=True) for name in CONFIG_FIELDS}
     if with_symbol:
         return closed({"symbol": SYMBOL_SCHEMA, **properties}, ["symbol"])
     return closed(properties)
@@ -63,7 +46,7 @@ def _error() -> dict[str, Any]:
 
 def _config() -> dict[str, Any]:
     properties: dict[str, Any] = {"symbol": {"type": "string"}}
-    properties.update({f.name: _response_field(f) for f in CONFIG_SPEC})
+    properties.update({name: config_property(name, request=False) for name in CONFIG_FIELDS})
     properties.update(
         {"created_at": TIMESTAMP, "updated_at": TIMESTAMP, "updated_by": {"type": "string"}}
     )

@@ -23,7 +23,8 @@ from tests.fixtures.db import ALEMBIC_INI, alembic_config
 
 pytestmark = pytest.mark.integration
 
-SCRATCH_DATABASE = "mmsvc_test_migrations"
+# Per process: engineers and CI runs sharing one PostgreSQL must not drop each other's.
+SCRATCH_DATABASE = f"mmsvc_test_migrations_{os.getpid()}"
 TABLES = {
     "mm_configs",
     "mm_states",

@@ -34,8 +34,9 @@ MS_COLUMNS = {"staleness_threshold_ms": "1000", "quote_interval_ms": "100"}
 
 
 def _digits(column: str) -> str:
-    # At most 38 digits: the integer digits (none below 1) plus the decimal places.
-    return f"scale({column}) + length(ltrim(trunc(abs({column}))::text, '0')) <= 38"
+    # At most 340 decimal places and 38 significant digits.
+    significant = f"length(ltrim(replace(abs({column})::text, '.', ''), '0'))"
+    return f"scale({column}) <= 340 AND {significant} <= 38"
 
 
 def _bps(column: str, low: str) -> str:

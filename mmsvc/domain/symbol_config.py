@@ -32,7 +32,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
@@ -40,7 +47,11 @@ from pydantic_core import PydanticCustomError
 # CONTRACTS.md, General rules: the symbol format and length.
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,16}(-[A-Z0-9]{2,16})?$"
 SYMBOL_MAX = 32
-MAX_DIGITS = 38  # significant digits of any decimal; PostgreSQL and Avro decimals hold them
+MAX_DIGITS = 38  # significant digits of any decimal (issue 11)
+# Decimal places: a binary64 float's shortest form (a JSON number most clients
+# compute) never needs more than 324, so none is refused for its size alone,
+# while 1e-100000 is (PostgreSQL's NUMERIC holds 16383).
+MAX_SCALE = 340
 # A decimal string has at most MAX_DIGITS digits and its point: the schema can say that.
 DECIMAL_MAX_CHARS = MAX_DIGITS + 1
 BPS_MAX = Decimal(10_000)  # 100 % of the price: anything wider is an error, never a strategy
@@ -72,25 +83,82 @@ def _whole(value: object) -> object:
     return value
 
 
+def _sane_size(value: Decimal) -> Decimal:
+    """At most MAX_DIGITS significant digits and MAX_SCALE decimal places."""
+    _, digits, exponent = value.as_tuple()
+    if len(digits) > MAX_DIGITS:
+        raise PydanticCustomError(
+            "too_many_digits", "must have at most {max} significant digits", {"max": MAX_DIGITS}
+        )
+    if isinstance(exponent, int) and -exponent > MAX_SCALE:
+        raise PydanticCustomError(
+            "too_many_places", "must have at most {max} decimal places", {"max": MAX_SCALE}
+        )
+    return value
+
+
 def plain_text(value: Decimal) -> str:
     """A decimal as a plain string, never in exponent notation (CONTRACTS.md)."""
     return format(value, "f")
 
 
-DecimalValue = Annotated[
-    Decimal,
+# Bounds come first in each Annotated: pydantic then applies them to the Decimal
+# itself, so model_json_schema states them (minimum, exclusiveMinimum, maximum).
+_DECIMAL = (
     BeforeValidator(_decimal),
-    Field(allow_inf_nan=False, max_digits=MAX_DIGITS),
+    Field(allow_inf_nan=False),
+    AfterValidator(_sane_size),
     PlainSerializer(plain_text, return_type=str, when_used="json"),
-]
-Whole = Annotated[int, BeforeValidator(_whole)]
-Bps = Annotated[DecimalValue, Field(gt=0, le=BPS_MAX)]
-Usdt = Annotated[DecimalValue, Field(gt=0, le=USDT_MAX)]
+)
+Bps = Annotated[Decimal, Field(gt=0, le=BPS_MAX), *_DECIMAL]
+BpsOrZero = Annotated[Decimal, Field(ge=0, le=BPS_MAX), *_DECIMAL]
+Usdt = Annotated[Decimal, Field(gt=0, le=USDT_MAX), *_DECIMAL]
+Fraction = Annotated[Decimal, Field(ge=0, le=1), *_DECIMAL]
 Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN, max_length=SYMBOL_MAX)]
 
 
-# Every model of a config (and a row of one) refuses unknown fields and coerces nothing.
-STRICT = ConfigDict(extra="forbid", strict=True)
+def decimal_pattern(found: Bounds) -> str:
+    """A regular expression of exactly the unsigned decimal strings within ``found``.
+
+    Only the shapes the model uses are written out: a low end of 0 (open or
+    closed) and a high end of a power of ten, closed; another shape raises, so
+    a new field's bounds are never documented wrongly.
+    """
+    high = found.high
+    power = 0 if high is None else len(str(int(high))) - 1
+    if found.low != 0 or high != 10**power or not found.high_inclusive:
+        raise ValueError(f"no string pattern for bounds {found.text()}")
+    zero = r"0+(\.[0-9]+)?" if found.low_inclusive else r"0+\.[0-9]*[1-9][0-9]*"
+    parts = [zero, rf"0*1{'0' * power}(\.0+)?"]
+    if power > 0:
+        parts.insert(1, rf"0*[1-9][0-9]{{0,{power - 1}}}(\.[0-9]+)?")
+    return f"^({'|'.join(parts)})$"
+
+
+def _document_decimals(schema: dict[str, Any], _: type) -> None:
+    """Give each decimal's string form its exact pattern: the schema promises what is accepted."""
+    for name, prop in schema.get("properties", {}).items():
+        found = bounds(name) if name in CONFIG_FIELDS and is_decimal(name) else None
+        if found is None:
+            continue
+        text: dict[str, Any] = {"type": "string", "pattern": decimal_pattern(found)}
+        if "anyOf" in prop:  # a request: a string or a JSON number
+            text["maxLength"] = DECIMAL_MAX_CHARS
+            prop["anyOf"] = [
+                text if branch.get("type") == "string" else branch for branch in prop["anyOf"]
+            ]
+        else:  # a response: always the string (a stored value may have more places)
+            prop.update(text)
+
+
+# Every model of a config (and a row of one) refuses unknown fields and coerces
+# nothing; its JSON Schema states every field as required in a response.
+STRICT = ConfigDict(
+    extra="forbid",
+    strict=True,
+    json_schema_extra=_document_decimals,
+    json_schema_serialization_defaults_required=True,
+)
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
@@ -103,19 +171,19 @@ class ConfigFields:
     # bias = inv_norm x skew x spread/2 (spec, Formula): at 1 a full position moves
     # its reducing side to the mid; above 1 it would quote through the mid, paying
     # the spread to unwind, which is a flatten, not a market maker's skew.
-    inventory_skew_factor: Annotated[DecimalValue, Field(ge=0, le=1)] = Decimal("0.5")
+    inventory_skew_factor: Fraction = Decimal("0.5")
     max_position_usdt: Usdt = Decimal("10000.0")
     max_loss_usdt: Usdt = Decimal("500.0")
     volatility_multiplier: bool = True
-    num_levels: Annotated[Whole, Field(ge=1, le=20)] = 1
+    num_levels: Annotated[int, Field(ge=1, le=20), BeforeValidator(_whole)] = 1
     level_spacing_bps: Bps = Decimal("5.0")
     check_staleness: bool = False
-    staleness_threshold_ms: Annotated[Whole, Field(ge=1, le=MS_MAX)] = 1000
+    staleness_threshold_ms: Annotated[int, Field(ge=1, le=MS_MAX), BeforeValidator(_whole)] = 1000
     # Below 10 ms the requote timer would spin the worker (D13: it is also the timer).
-    quote_interval_ms: Annotated[Whole, Field(ge=10, le=MS_MAX)] = 100
+    quote_interval_ms: Annotated[int, Field(ge=10, le=MS_MAX), BeforeValidator(_whole)] = 100
     # 0 is meaningful: requote whenever the wanted price moves at all; requotes stay
     # spaced by quote_interval_ms and MAX_ORDERS_PER_SECOND.
-    price_threshold_bps: Annotated[DecimalValue, Field(ge=0, le=BPS_MAX)] = Decimal("5.0")
+    price_threshold_bps: BpsOrZero = Decimal("5.0")
 
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)

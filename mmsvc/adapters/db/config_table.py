@@ -18,6 +18,7 @@ from sqlalchemy.types import TypeEngine
 from mmsvc.domain.symbol_config import (
     CONFIG_FIELDS,
     MAX_DIGITS,
+    MAX_SCALE,
     bounds,
     field_info,
     is_decimal,
@@ -45,13 +46,9 @@ def config_columns() -> dict[str, MappedColumn[Any]]:
 
 
 def digits_sql(column: str) -> str:
-    """SQL true when `column` has at most MAX_DIGITS digits as pydantic counts them.
-
-    pydantic's count is the integer digits (none below 1) plus the decimal
-    places (trailing zeros included), which is what NUMERIC's text shows.
-    """
-    integer_digits = f"length(ltrim(trunc(abs({column}))::text, '0'))"
-    return f"scale({column}) + {integer_digits} <= {MAX_DIGITS}"
+    """SQL true when `column` has at most MAX_DIGITS significant digits and MAX_SCALE places."""
+    significant = f"length(ltrim(replace(abs({column})::text, '.', ''), '0'))"
+    return f"scale({column}) <= {MAX_SCALE} AND {significant} <= {MAX_DIGITS}"
 
 
 def bounds_sql(name: str) -> str | None:

@@ -210,9 +210,9 @@ def _document_operation() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.0 document."""
+    """The whole OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes)."""
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "mmsvc admin API",
             "version": __version__,

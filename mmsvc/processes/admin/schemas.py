@@ -9,27 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmsvc.domain.symbol_config import CONFIG_FIELDS
+from mmsvc.adapters.db.records import ConfigRecord
+from mmsvc.domain.symbol_config import ConfigFields, MMConfig
 from mmsvc.processes.admin.json_schema import (
     REASONS,
     STATE_ENUM,
     SYMBOL_LIST,
     SYMBOL_SCHEMA,
-    TIMESTAMP,
     closed,
-    config_property,
+    model_schema,
     nullable,
     ref,
 )
 from mmsvc.processes.admin.status_schemas import status_components
 from mmsvc.processes.admin.validation import REASON_MAX
-
-
-def _config_request(with_symbol: bool) -> dict[str, Any]:
-    properties = {name: config_property(name, request=True) for name in CONFIG_FIELDS}
-    if with_symbol:
-        return closed({"symbol": SYMBOL_SCHEMA, **properties}, ["symbol"])
-    return closed(properties)
 
 
 def _error() -> dict[str, Any]:
@@ -42,15 +35,6 @@ def _error() -> dict[str, Any]:
         ["code", "message", "field"],
     )
     return closed({"error": detail, "state": STATE_ENUM}, ["error"])
-
-
-def _config() -> dict[str, Any]:
-    properties: dict[str, Any] = {"symbol": {"type": "string"}}
-    properties.update({name: config_property(name, request=False) for name in CONFIG_FIELDS})
-    properties.update(
-        {"created_at": TIMESTAMP, "updated_at": TIMESTAMP, "updated_by": {"type": "string"}}
-    )
-    return closed(properties, list(properties))
 
 
 def _kill_result() -> dict[str, Any]:
@@ -80,9 +64,10 @@ def components() -> dict[str, dict[str, Any]]:
     checks = ("postgres", "redis", "kafka", "supervisor")
     return {
         "Error": _error(),
-        "ConfigCreate": _config_request(with_symbol=True),
-        "ConfigUpdate": _config_request(with_symbol=False),
-        "Config": _config(),
+        # Generated from the config model itself (issue 11): no field is listed here.
+        "ConfigCreate": model_schema(MMConfig),
+        "ConfigUpdate": model_schema(ConfigFields),
+        "Config": model_schema(ConfigRecord, response=True),
         "ConfigList": closed({"configs": {"type": "array", "items": ref("Config")}}, ["configs"]),
         **status_components(),
         "KillRequest": closed(

@@ -89,14 +89,15 @@ def _api_error(error: ErrorDetails) -> ApiError:
         return ApiError(400, "UNKNOWN_FIELD", f"{name} is not a field of this request", field=name)
     if kind in _MISSING:
         return ApiError(400, "MISSING_FIELD", f"{name} is required", field=name)
-    if kind in _FORMAT:
-        return ApiError(400, "INVALID_FORMAT", f"{name}: {error['msg']}", field=name)
-    if kind.endswith("_type") or kind == "invalid_type":
-        return ApiError(400, "INVALID_TYPE", f"{name}: {error['msg']}", field=name)
-    # A value outside its bounds (issue 11: 400, naming the field and the bounds).
+    # Anything else names the field, what is wrong and, for a config field, its bounds.
     found = None if name not in CONFIG_FIELDS else bounds(name)
     allowed = "" if found is None else f" (allowed: {found.text()})"
-    return ApiError(400, "OUT_OF_RANGE", f"{name}: {error['msg']}{allowed}", field=name)
+    message = f"{name}: {error['msg']}{allowed}"
+    if kind in _FORMAT:
+        return ApiError(400, "INVALID_FORMAT", message, field=name)
+    if kind.endswith("_type") or kind == "invalid_type":
+        return ApiError(400, "INVALID_TYPE", message, field=name)
+    return ApiError(400, "OUT_OF_RANGE", message, field=name)
 
 
 def optional_text(body: Mapping[str, Any], name: str) -> str | None:

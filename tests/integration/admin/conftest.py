@@ -85,8 +85,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a loaded machine answering slowly: ask again
         time.sleep(0.1)
     raise RuntimeError(f"the admin API did not answer within {timeout:.0f}s")
 
@@ -191,7 +191,7 @@ def seed_config(
 ) -> None:
     """A committed config and state, as a worker's start-up leaves them."""
     with Session(db_engine) as session, session.begin():
-        ConfigRepository(session).create(symbol, "seed", ConfigFields(**fields))  # type: ignore[typeddict-item]
+        ConfigRepository(session).create(symbol, "seed", ConfigFields(**fields))
         states = StateRepository(session)
         states.set(symbol, SymbolState.PAUSED, reason="seed", actor="seed")
         if state is SymbolState.ACTIVE:

@@ -5,7 +5,8 @@ defaults and bounds. Everything else is derived from it:
 
 - the admin API validates POST and PUT bodies with it (a PUT is a partial body:
   every field has a default and only the fields sent are applied), and its
-  OpenAPI schemas are generated from the fields and their bounds;
+  OpenAPI schemas are these classes' own JSON Schema (``TypeAdapter.json_schema``,
+  each decimal string given its exact pattern by ``_document_decimals``);
 - ``MMConfig`` adds the symbol: it is the frozen config the quoting core reads;
 - the ORM columns of mm_configs, their server defaults and CHECK constraints are
   generated from the fields (``mmsvc.adapters.db.config_table``), and a test
@@ -59,8 +60,7 @@ USDT_MAX = Decimal(10**12)  # a trillion USDT: more than any account could hold
 MS_MAX = 3_600_000  # an hour: a slower quote or staleness check is an error
 
 # Unsigned: no config decimal is negative, so a sign is never needed.
-PLAIN_DECIMAL = r"[0-9]+(\.[0-9]+)?"
-_PLAIN_DECIMAL = re.compile(PLAIN_DECIMAL)
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def _decimal(value: object) -> object:

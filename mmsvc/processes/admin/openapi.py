@@ -1,8 +1,8 @@
 """The OpenAPI 3 document of the admin API, exactly as served (GET /openapi.json).
 
 Every status an operation can answer is listed with its body's schema; every
-object schema forbids unknown properties (D21), and request schemas carry the
-same rules as the validators (both come from :mod:`schemas`).
+object schema forbids unknown properties (D21), and the config schemas are the
+JSON Schema of the model that validates the requests (:mod:`schemas`, issue 11).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every component schema of the admin API's OpenAPI document.
 
-The config schemas are generated from the config model's fields, types and
-bounds (``mmsvc.domain.symbol_config``), the same model that validates the
+The config schemas are the config model's own JSON Schema, as pydantic
+generates it (``mmsvc.domain.symbol_config``): the same model validates the
 requests, so the document and the validation cannot drift (issue 11).
 """
 

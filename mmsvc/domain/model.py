@@ -10,6 +10,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+# A symbol's config is defined once, in symbol_config (issue 11); re-exported for the core.
+from mmsvc.domain.symbol_config import MMConfig as MMConfig  # noqa: PLC0414
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 BPS = Decimal(10_000)
@@ -118,52 +121,6 @@ class Instrument:
     def halted(self) -> bool:
         """True while the exchange has halted trading in this symbol."""
         return self.status is InstrumentStatus.HALTED
-
-
-@dataclass(frozen=True, slots=True)
-class MMConfig:
-    """One row of mm_configs (spec, Per-Symbol Configuration); validated on creation."""
-
-    symbol: str
-    enabled: bool = False
-    base_spread_bps: Decimal = Decimal("10.0")
-    order_size_usdt: Decimal = Decimal("100.0")
-    inventory_skew_factor: Decimal = Decimal("0.5")
-    max_position_usdt: Decimal = Decimal("10000.0")
-    max_loss_usdt: Decimal = Decimal("500.0")
-    volatility_multiplier: bool = True
-    num_levels: int = 1
-    level_spacing_bps: Decimal = Decimal("5.0")
-    check_staleness: bool = False
-    staleness_threshold_ms: int = 1000
-    quote_interval_ms: int = 100
-    price_threshold_bps: Decimal = Decimal("5.0")
-
-    def __post_init__(self) -> None:
-        problem = self.problem()
-        if problem is not None:
-            raise ValueError(f"{self.symbol}: {problem}")
-
-    def problem(self) -> str | None:
-        """Return why the config is unusable, or None when it is valid."""
-        positive = ("base_spread_bps", "order_size_usdt", "max_position_usdt")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                return f"{name} must be > 0"
-        non_negative = (
-            "inventory_skew_factor",
-            "max_loss_usdt",
-            "level_spacing_bps",
-            "price_threshold_bps",
-        )
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                return f"{name} must be >= 0"
-        if self.num_levels < 1:
-            return "num_levels must be >= 1"
-        if self.staleness_threshold_ms <= 0 or self.quote_interval_ms <= 0:
-            return "staleness_threshold_ms and quote_interval_ms must be > 0"
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ INSTRUMENT = Instrument(
     "BTCUSDT", "BTC", "USDT", InstrumentKind.SPOT, D("0.01"), D("0.00001"), D("5")
 )
 CONFIG = MMConfig(
-    "BTCUSDT",
+    symbol="BTCUSDT",
     base_spread_bps=D("10"),
     order_size_usdt=D("100"),
     max_position_usdt=D("10000"),

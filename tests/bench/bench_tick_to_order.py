@@ -91,7 +91,7 @@ def _config() -> ConfigFields:
     return ConfigFields(
         base_spread_bps=Decimal(BASE_SPREAD_BPS),
         price_threshold_bps=Decimal(PRICE_THRESHOLD_BPS),
-        quote_interval_ms=Decimal(QUOTE_INTERVAL_MS),
+        quote_interval_ms=int(QUOTE_INTERVAL_MS),
         volatility_multiplier=False,
         num_levels=1,
         order_size_usdt=Decimal(100),

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from mmsvc.adapters.db.config_table import config_checks, config_columns
 from mmsvc.adapters.db.records import (
     GLOBAL_KILL_TRIGGERS,
     KILL_TRIGGERS,
@@ -42,8 +43,8 @@ from mmsvc.adapters.db.records import (
     Side,
     SymbolState,
 )
+from mmsvc.domain.symbol_config import SYMBOL_PATTERN
 
-SYMBOL_PATTERN = "^[A-Z0-9]{2,16}(-[A-Z0-9]{2,16})?$"
 PUBLISHED_TOPICS = ("mm.state.changed.v1", "mm.risk.triggered.v1", "mm.quote.simulated.v1")
 
 NAMING_CONVENTION = {
@@ -88,42 +89,25 @@ def _created() -> Mapped[datetime]:
 
 
 class MMConfig(Base):
-    """mm_configs: one row per symbol, the spec's columns and defaults exactly."""
+    """mm_configs: one row per symbol; the config columns are generated from the model below."""
 
     __tablename__ = "mm_configs"
     __table_args__ = (
         CheckConstraint(f"symbol ~ '{SYMBOL_PATTERN}'", name="symbol_format"),
-        CheckConstraint("base_spread_bps >= 0", name="base_spread_bps_not_negative"),
-        CheckConstraint("order_size_usdt > 0", name="order_size_usdt_positive"),
-        CheckConstraint("inventory_skew_factor >= 0", name="inventory_skew_factor_not_negative"),
-        # The quoting formula divides by max_position (spec: inv_norm).
-        CheckConstraint("max_position_usdt > 0", name="max_position_usdt_positive"),
-        CheckConstraint("max_loss_usdt >= 0", name="max_loss_usdt_not_negative"),
-        CheckConstraint("num_levels >= 1", name="num_levels_at_least_one"),
-        CheckConstraint("level_spacing_bps >= 0", name="level_spacing_bps_not_negative"),
-        CheckConstraint("staleness_threshold_ms > 0", name="staleness_threshold_ms_positive"),
-        CheckConstraint("quote_interval_ms > 0", name="quote_interval_ms_positive"),
-        CheckConstraint("price_threshold_bps >= 0", name="price_threshold_bps_not_negative"),
+        # One CHECK per numeric field, from the model's bounds (issue 11).
+        *config_checks(),
         CheckConstraint("updated_by <> ''", name="updated_by_not_empty"),
     )
 
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
-    enabled: Mapped[bool] = mapped_column(server_default=text("false"))
-    base_spread_bps: Mapped[Decimal] = _money("10.0")
-    order_size_usdt: Mapped[Decimal] = _money("100.0")
-    inventory_skew_factor: Mapped[Decimal] = _money("0.5")
-    max_position_usdt: Mapped[Decimal] = _money("10000.0")
-    max_loss_usdt: Mapped[Decimal] = _money("500.0")
-    volatility_multiplier: Mapped[bool] = mapped_column(server_default=text("true"))
-    num_levels: Mapped[int] = mapped_column(server_default=text("1"))
-    level_spacing_bps: Mapped[Decimal] = _money("5.0")
-    check_staleness: Mapped[bool] = mapped_column(server_default=text("false"))
-    staleness_threshold_ms: Mapped[Decimal] = _money("1000.0")
-    quote_interval_ms: Mapped[Decimal] = _money("100.0")
-    price_threshold_bps: Mapped[Decimal] = _money("5.0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
     updated_by: Mapped[str] = mapped_column(Text, server_default=text("'system'"))
+
+
+# The settable fields, as the config model defines them (one definition: issue 11).
+for _name, _column in config_columns().items():
+    setattr(MMConfig, _name, _column)
 
 
 class MMState(Base):

@@ -10,13 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any
 from uuid import UUID
+
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 # One vocabulary for the whole service: the trading core's enums are the ones stored.
 from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
 
+# A symbol's config is defined once, in the domain (issue 11).
+from mmsvc.domain.symbol_config import CONFIG_FIELDS, STRICT, ConfigFields, MMConfig
+
 __all__ = [  # re-exported: callers import the stored vocabulary from here
+    "CONFIG_FIELDS",
+    "ConfigFields",
     "Liquidity",
     "RiskTrigger",
     "Side",
@@ -51,45 +58,10 @@ FINAL_STATUSES = frozenset(
 OPEN_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
 
 
-class ConfigFields(TypedDict, total=False):
-    """The settable fields of a symbol's config; a field left out keeps its default."""
+@pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
+class ConfigRecord(MMConfig):
+    """One row of mm_configs: the config (validated as the model says) and who wrote it last."""
 
-    enabled: bool
-    base_spread_bps: Decimal
-    order_size_usdt: Decimal
-    inventory_skew_factor: Decimal
-    max_position_usdt: Decimal
-    max_loss_usdt: Decimal
-    volatility_multiplier: bool
-    num_levels: int
-    level_spacing_bps: Decimal
-    check_staleness: bool
-    staleness_threshold_ms: Decimal
-    quote_interval_ms: Decimal
-    price_threshold_bps: Decimal
-
-
-CONFIG_FIELDS: tuple[str, ...] = tuple(ConfigFields.__annotations__)
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigRecord:
-    """One row of mm_configs."""
-
-    symbol: str
-    enabled: bool
-    base_spread_bps: Decimal
-    order_size_usdt: Decimal
-    inventory_skew_factor: Decimal
-    max_position_usdt: Decimal
-    max_loss_usdt: Decimal
-    volatility_multiplier: bool
-    num_levels: int
-    level_spacing_bps: Decimal
-    check_staleness: bool
-    staleness_threshold_ms: Decimal
-    quote_interval_ms: Decimal
-    price_threshold_bps: Decimal
     created_at: datetime
     updated_at: datetime
     updated_by: str

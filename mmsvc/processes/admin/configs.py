@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.configs import ConfigRepository
-from mmsvc.adapters.db.models import MMConfig
+from mmsvc.adapters.db.models import MMConfig as ConfigRow
 from mmsvc.adapters.db.orders import OrderRepository
-from mmsvc.adapters.db.records import ConfigFields, ConfigRecord, SymbolState
+from mmsvc.adapters.db.records import ConfigRecord, SymbolState
 from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.symbol_config import MMConfig, field_values
 from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.context import ctx
@@ -60,15 +61,17 @@ def get_config(symbol: str) -> Response:
 @requires(Role.ADMIN)
 def create_config() -> tuple[Response, int, dict[str, str]]:
     """Write the config, then have the supervisor spawn its PAUSED worker before answering (D4)."""
-    symbol, fields = config_spec.config_create(validation.json_object(request.get_data()))
-    if "quote_interval_ms" not in fields:
+    body = validation.json_object(request.get_data())
+    if "quote_interval_ms" not in body:
         # QUOTE_UPDATE_INTERVAL is a new config's default (D13); no float on the way.
         seconds = Decimal(repr(ctx().settings.quote_update_interval_s))
-        fields["quote_interval_ms"] = seconds * 1000
+        body["quote_interval_ms"] = seconds * 1000
+    config = config_spec.config_create(body)
+    symbol = config.symbol
     with ctx().read() as session:
         _refuse_create(session, symbol)
     supervisor.require_reachable()
-    created = _insert(symbol, fields)
+    created = _insert(config)
     log.info("config created", extra={"actor": actor(), "symbol": symbol})
     try:
         status, body = supervisor.ask(
@@ -92,20 +95,20 @@ def create_config() -> tuple[Response, int, dict[str, str]]:
     return jsonify(config_view(created)), 201, {"Location": location}
 
 
-def _insert(symbol: str, fields: ConfigFields) -> ConfigRecord:
+def _insert(config: MMConfig) -> ConfigRecord:
     with ctx().transaction() as session:
         session.execute(
             text("SELECT pg_advisory_xact_lock(:a, :b)"),
             {"a": _CREATE_LOCK[0], "b": _CREATE_LOCK[1]},
         )
-        _refuse_create(session, symbol)
-        return ConfigRepository(session).create(symbol, actor(), fields)
+        _refuse_create(session, config.symbol)
+        return ConfigRepository(session).create(config.symbol, actor(), field_values(config))
 
 
 def _refuse_create(session: Session, symbol: str) -> None:
     if ConfigRepository(session).get(symbol) is not None:
         raise ApiError(409, "CONFIG_EXISTS", f"{symbol} is already configured", field="symbol")
-    count = session.scalar(select(func.count()).select_from(MMConfig)) or 0
+    count = session.scalar(select(func.count()).select_from(ConfigRow)) or 0
     limit = ctx().settings.max_symbols
     if count >= limit:
         raise ApiError(409, "MAX_SYMBOLS", f"MAX_SYMBOLS={limit} symbols are configured (D4)")
@@ -122,7 +125,7 @@ def _undo_create(symbol: str) -> None:
 def update_config(symbol: str) -> Response:
     """Update the config; the running worker applies it without a restart, HALTED too (D4)."""
     validation.check_symbol(symbol)
-    changes = config_spec.config_fields(validation.json_object(request.get_data()))
+    changes = config_spec.config_changes(validation.json_object(request.get_data()))
     supervisor.require_reachable()
     with ctx().transaction() as session:
         updated = ConfigRepository(session).update(symbol, actor(), changes)

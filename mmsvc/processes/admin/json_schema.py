@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
-from mmsvc.processes.admin.validation import SYMBOL_MAX, SYMBOL_PATTERN
+from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
 
 
 def closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -21,8 +23,16 @@ def closed(properties: dict[str, Any], required: list[str] | None = None) -> dic
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema``, also allowing null."""
-    return {**schema, "nullable": True}
+    """``schema``, also allowing null (OpenAPI 3.1: JSON Schema's own way)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def model_schema(model: type, *, response: bool = False) -> dict[str, Any]:
+    """The JSON Schema pydantic generates for `model`: of a request, or of a response."""
+    schema: dict[str, Any] = TypeAdapter(model).json_schema(
+        mode="serialization" if response else "validation"
+    )
+    return schema
 
 
 def ref(name: str) -> dict[str, str]:

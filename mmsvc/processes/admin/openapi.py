@@ -1,8 +1,8 @@
 """The OpenAPI 3 document of the admin API, exactly as served (GET /openapi.json).
 
 Every status an operation can answer is listed with its body's schema; every
-object schema forbids unknown properties (D21), and request schemas carry the
-same rules as the validators (both come from :mod:`schemas`).
+object schema forbids unknown properties (D21), and the config schemas are the
+JSON Schema of the model that validates the requests (:mod:`schemas`, issue 11).
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from typing import Any
 
 from mmsvc import __version__
 from mmsvc.adapters.auth import Role
+from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
 from mmsvc.processes.admin.json_schema import ref
 from mmsvc.processes.admin.schemas import components
-from mmsvc.processes.admin.validation import SYMBOL_MAX, SYMBOL_PATTERN
 
 _DESCRIPTIONS = {
     200: "OK",
     201: "Created",
     204: "Deleted",
-    400: "Malformed request: not a JSON object, wrong type, unknown or missing field",
+    400: "Refused request: not a JSON object, wrong type, unknown or missing field, "
+    "or a value outside its format or bounds (the body names the field and the bounds)",
     401: "No Authorization: Bearer header, or the token is not active",
     403: "The token lacks the role this call needs",
     404: "No such symbol",
     409: "Refused in the current state (the body says why, with the state)",
-    422: "A field breaks its rule (range or format)",
     502: "The supervisor or a worker gave an answer outside the protocol",
     503: "The supervisor (or the Auth Service) cannot be reached, or a worker did not answer",
 }
@@ -36,8 +36,8 @@ _SYMBOL_PARAM = {
     "required": True,
     "schema": {"type": "string", "pattern": SYMBOL_PATTERN, "maxLength": SYMBOL_MAX},
 }
-_WRITE = (400, 422)
-_CONTROL = (404, 409, 422, 502)
+_WRITE = (400,)
+_CONTROL = (400, 404, 409, 502)
 
 
 def _json(schema: str) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/v1/mm-configs/{symbol}": {
             "get": _operation(
-                "getConfig", "Get a config", read, {200: "Config"}, (404, 422), symbol=True
+                "getConfig", "Get a config", read, {200: "Config"}, (400, 404), symbol=True
             ),
             "put": _operation(
                 "updateConfig",
@@ -147,7 +147,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "Config, state, position, open orders, P&L, last quote and data age",
                 read,
                 {200: "SymbolStatus"},
-                (404, 422),
+                (400, 404),
                 symbol=True,
             )
         },
@@ -210,9 +210,9 @@ def _document_operation() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.0 document."""
+    """The whole OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes)."""
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "mmsvc admin API",
             "version": __version__,

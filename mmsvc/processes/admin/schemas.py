@@ -1,53 +1,28 @@
 """Every component schema of the admin API's OpenAPI document.
 
-One definition per field serves both the request validation and the OpenAPI
-document, so the two cannot drift: the config schemas are built from
-CONFIG_SPEC and the rules of ``validation``.
+The config schemas are the config model's own JSON Schema, as pydantic
+generates it (``mmsvc.domain.symbol_config``): the same model validates the
+requests, so the document and the validation cannot drift (issue 11).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mmsvc.processes.admin.config_spec import CONFIG_SPEC
+from mmsvc.adapters.db.records import ConfigRecord
+from mmsvc.domain.symbol_config import ConfigFields, MMConfig
 from mmsvc.processes.admin.json_schema import (
-    DECIMAL,
     REASONS,
     STATE_ENUM,
     SYMBOL_LIST,
     SYMBOL_SCHEMA,
-    TIMESTAMP,
     closed,
+    model_schema,
     nullable,
     ref,
 )
 from mmsvc.processes.admin.status_schemas import status_components
-from mmsvc.processes.admin.validation import DECIMAL_MAX_CHARS, REASON_MAX, Field
-
-
-def _request_field(field: Field) -> dict[str, Any]:
-    if field.kind == "boolean":
-        return {"type": "boolean"}
-    if field.kind == "integer":
-        return {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
-    if field.rule is None:
-        raise TypeError(f"{field.name}: a decimal field without a rule")
-    text = {"type": "string", "pattern": field.rule.pattern, "maxLength": DECIMAL_MAX_CHARS}
-    return {
-        "oneOf": [text, field.rule.number_schema()],
-        "description": f"decimal {field.rule.text}, as a string (preferred) or a number",
-    }
-
-
-def _response_field(field: Field) -> dict[str, Any]:
-    return {"decimal": DECIMAL, "integer": {"type": "integer"}}.get(field.kind, {"type": "boolean"})
-
-
-def _config_request(with_symbol: bool) -> dict[str, Any]:
-    properties = {f.name: _request_field(f) for f in CONFIG_SPEC}
-    if with_symbol:
-        return closed({"symbol": SYMBOL_SCHEMA, **properties}, ["symbol"])
-    return closed(properties)
+from mmsvc.processes.admin.validation import REASON_MAX
 
 
 def _error() -> dict[str, Any]:
@@ -60,15 +35,6 @@ def _error() -> dict[str, Any]:
         ["code", "message", "field"],
     )
     return closed({"error": detail, "state": STATE_ENUM}, ["error"])
-
-
-def _config() -> dict[str, Any]:
-    properties: dict[str, Any] = {"symbol": {"type": "string"}}
-    properties.update({f.name: _response_field(f) for f in CONFIG_SPEC})
-    properties.update(
-        {"created_at": TIMESTAMP, "updated_at": TIMESTAMP, "updated_by": {"type": "string"}}
-    )
-    return closed(properties, list(properties))
 
 
 def _kill_result() -> dict[str, Any]:
@@ -98,9 +64,10 @@ def components() -> dict[str, dict[str, Any]]:
     checks = ("postgres", "redis", "kafka", "supervisor")
     return {
         "Error": _error(),
-        "ConfigCreate": _config_request(with_symbol=True),
-        "ConfigUpdate": _config_request(with_symbol=False),
-        "Config": _config(),
+        # Generated from the config model itself (issue 11): no field is listed here.
+        "ConfigCreate": model_schema(MMConfig),
+        "ConfigUpdate": model_schema(ConfigFields),
+        "Config": model_schema(ConfigRecord, response=True),
         "ConfigList": closed({"configs": {"type": "array", "items": ref("Config")}}, ["configs"]),
         **status_components(),
         "KillRequest": closed(

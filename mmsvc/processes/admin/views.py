@@ -21,7 +21,7 @@ from mmsvc.adapters.db.records import (
     StateRecord,
     SymbolState,
 )
-from mmsvc.processes.admin.config_spec import CONFIG_SPEC
+from mmsvc.domain.symbol_config import field_values
 from mmsvc.processes.admin.status_schemas import LIVE_DECIMALS
 
 _STATES = {s.value for s in SymbolState}
@@ -40,9 +40,8 @@ def timestamp(value: datetime | None) -> str | None:
 def config_view(config: ConfigRecord) -> dict[str, Any]:
     """The Config schema."""
     body: dict[str, Any] = {"symbol": config.symbol}
-    for field in CONFIG_SPEC:
-        value = getattr(config, field.name)
-        body[field.name] = decimal_text(value) if field.kind == "decimal" else value
+    for name, value in field_values(config).items():
+        body[name] = decimal_text(value) if isinstance(value, Decimal) else value
     body.update(
         created_at=timestamp(config.created_at),
         updated_at=timestamp(config.updated_at),

@@ -33,16 +33,12 @@ from mmsvc.domain.model import (
     Side,
     SymbolState,
 )
-
-_CONFIG_FIELDS = tuple(f for f in MMConfig.__dataclass_fields__ if f != "symbol")
+from mmsvc.domain.symbol_config import field_values
 
 
 def config_from_record(record: db.ConfigRecord) -> MMConfig:
-    """The core's config from an mm_configs row (millisecond fields as integers)."""
-    values = {name: getattr(record, name) for name in _CONFIG_FIELDS}
-    values["staleness_threshold_ms"] = int(values["staleness_threshold_ms"])
-    values["quote_interval_ms"] = int(values["quote_interval_ms"])
-    return MMConfig(symbol=record.symbol, **values)
+    """The core's config from an mm_configs row (the row is already validated by the model)."""
+    return MMConfig(symbol=record.symbol, **field_values(record))
 
 
 def _fill(record: db.Fill) -> Fill:

@@ -174,7 +174,7 @@ def seed_config(
 ) -> None:
     """A committed config and state, as a worker's start-up leaves them."""
     with Session(db_engine) as session, session.begin():
-        ConfigRepository(session).create(symbol, "seed", ConfigFields(**fields))  # type: ignore[typeddict-item]
+        ConfigRepository(session).create(symbol, "seed", ConfigFields(**fields))
         states = StateRepository(session)
         states.set(symbol, SymbolState.PAUSED, reason="seed", actor="seed")
         if state is SymbolState.ACTIVE:

@@ -26,8 +26,8 @@ DEFAULTS = {
     "num_levels": 1,
     "level_spacing_bps": "5.0",
     "check_staleness": False,
-    "staleness_threshold_ms": "1000.0",
-    "quote_interval_ms": "100.0",
+    "staleness_threshold_ms": 1000,  # whole milliseconds (issue 11)
+    "quote_interval_ms": 100,
     "price_threshold_bps": "5.0",
     "updated_by": "seed",
 }
@@ -74,10 +74,10 @@ def test_get_unknown_symbol_is_404_naming_the_symbol(admin: Admin) -> None:
 
 
 @pytest.mark.parametrize("symbol", ["btcusdt", "B", "BTC_USDT", "A" * 17, "BTC-USDT-X"])
-def test_get_malformed_symbol_is_422_with_the_rule(admin: Admin, symbol: str) -> None:
+def test_get_malformed_symbol_is_400_with_the_rule(admin: Admin, symbol: str) -> None:
     response = admin.call("GET", f"/v1/mm-configs/{symbol}", token=READ)
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("INVALID_FORMAT", "symbol")
     assert "^[A-Z0-9]{2,16}(-[A-Z0-9]{2,16})?$" in error["message"]

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from pydantic import TypeAdapter
 
+from mmsvc.adapters.db.records import ConfigRecord
 from mmsvc.config import load_settings
+from mmsvc.domain.symbol_config import CONFIG_FIELDS, ConfigFields, MMConfig
 from mmsvc.processes.admin import create_app, openapi
 from mmsvc.processes.admin.context import EXTENSION
 from tests.integration.admin.conftest import Admin
@@ -85,3 +88,15 @@ def test_every_operation_lists_auth_failures_and_has_an_id() -> None:
             assert operation["operationId"], (method, path)
             if operation["security"]:
                 assert {"401", "403", "503"} <= set(operation["responses"]), (method, path)
+
+
+def test_the_config_schemas_are_generated_from_the_config_model() -> None:
+    # issue 11: no config field is listed by hand in the document.
+    schemas = openapi.document()["components"]["schemas"]
+
+    assert schemas["ConfigCreate"] == TypeAdapter(MMConfig).json_schema()
+    assert schemas["ConfigUpdate"] == TypeAdapter(ConfigFields).json_schema()
+    assert schemas["Config"] == TypeAdapter(ConfigRecord).json_schema(mode="serialization")
+    assert set(schemas["Config"]["required"]) >= set(CONFIG_FIELDS)
+    spread = schemas["ConfigCreate"]["properties"]["base_spread_bps"]["anyOf"]
+    assert {"type": "number", "exclusiveMinimum": 0.0, "maximum": 10000.0} in spread

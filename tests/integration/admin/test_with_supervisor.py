@@ -108,7 +108,7 @@ def test_every_transition_and_every_illegal_one(
 def test_a_config_update_reaches_the_running_worker_without_a_restart(
     admin: Admin, exchange: Exchange
 ) -> None:
-    create(admin, "BTCUSDT", num_levels=1, quote_interval_ms="50")
+    create(admin, "BTCUSDT", num_levels=1, quote_interval_ms=50)
     assert admin.call("POST", "/v1/mm-configs/BTCUSDT/enable", token=OPERATE).status_code == 200
     wait_for(lambda: len(open_orders(exchange, "BTCUSDT")) == 2, 20, "one level each side")
     control = ControlClient(admin.env["MMSVC_CONTROL_ENDPOINT"])

@@ -33,8 +33,9 @@ SPEC_DEFAULTS = {
     "num_levels": 1,
     "level_spacing_bps": Decimal("5.0"),
     "check_staleness": False,
-    "staleness_threshold_ms": Decimal("1000.0"),
-    "quote_interval_ms": Decimal("100.0"),
+    # Whole milliseconds, INTEGER since 0002_config_bounds.
+    "staleness_threshold_ms": 1000,
+    "quote_interval_ms": 100,
     "price_threshold_bps": Decimal("5.0"),
 }
 
@@ -75,20 +76,17 @@ def test_money_columns_are_numeric_and_keep_every_digit(db_session):
 @pytest.mark.parametrize(
     ("values", "constraint"),
     [
-        ({"order_size_usdt": Decimal("-1")}, "ck_mm_configs_order_size_usdt_positive"),
-        ({"order_size_usdt": Decimal("0")}, "ck_mm_configs_order_size_usdt_positive"),
-        ({"base_spread_bps": Decimal("-0.1")}, "ck_mm_configs_base_spread_bps_not_negative"),
-        ({"max_position_usdt": Decimal("0")}, "ck_mm_configs_max_position_usdt_positive"),
-        ({"max_loss_usdt": Decimal("-500")}, "ck_mm_configs_max_loss_usdt_not_negative"),
-        (
-            {"inventory_skew_factor": Decimal("-1")},
-            "ck_mm_configs_inventory_skew_factor_not_negative",
-        ),
-        ({"num_levels": 0}, "ck_mm_configs_num_levels_at_least_one"),
-        ({"level_spacing_bps": Decimal("-5")}, "ck_mm_configs_level_spacing_bps_not_negative"),
-        ({"staleness_threshold_ms": Decimal("0")}, "ck_mm_configs_staleness_threshold_ms_positive"),
-        ({"quote_interval_ms": Decimal("0")}, "ck_mm_configs_quote_interval_ms_positive"),
-        ({"price_threshold_bps": Decimal("-1")}, "ck_mm_configs_price_threshold_bps_not_negative"),
+        ({"order_size_usdt": Decimal("-1")}, "ck_mm_configs_order_size_usdt_bounds"),
+        ({"order_size_usdt": Decimal("0")}, "ck_mm_configs_order_size_usdt_bounds"),
+        ({"base_spread_bps": Decimal("-0.1")}, "ck_mm_configs_base_spread_bps_bounds"),
+        ({"max_position_usdt": Decimal("0")}, "ck_mm_configs_max_position_usdt_bounds"),
+        ({"max_loss_usdt": Decimal("-500")}, "ck_mm_configs_max_loss_usdt_bounds"),
+        ({"inventory_skew_factor": Decimal("-1")}, "ck_mm_configs_inventory_skew_factor_bounds"),
+        ({"num_levels": 0}, "ck_mm_configs_num_levels_bounds"),
+        ({"level_spacing_bps": Decimal("-5")}, "ck_mm_configs_level_spacing_bps_bounds"),
+        ({"staleness_threshold_ms": 0}, "ck_mm_configs_staleness_threshold_ms_bounds"),
+        ({"quote_interval_ms": 0}, "ck_mm_configs_quote_interval_ms_bounds"),
+        ({"price_threshold_bps": Decimal("-1")}, "ck_mm_configs_price_threshold_bps_bounds"),
         ({"symbol": "btc usdt"}, "ck_mm_configs_symbol_format"),
         ({"updated_by": ""}, "ck_mm_configs_updated_by_not_empty"),
     ],

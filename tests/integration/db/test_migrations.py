@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -23,7 +24,8 @@ from tests.fixtures.db import ALEMBIC_INI, alembic_config
 
 pytestmark = pytest.mark.integration
 
-SCRATCH_DATABASE = "mmsvc_test_migrations"
+# Per process: engineers and CI runs sharing one PostgreSQL must not drop each other's.
+SCRATCH_DATABASE = f"mmsvc_test_migrations_{os.getpid()}"
 TABLES = {
     "mm_configs",
     "mm_states",
@@ -112,3 +114,27 @@ def test_a_migration_gives_up_on_a_lock_instead_of_queueing_behind_it(scratch_ur
         release.set()
         holder.join()
     assert tables(scratch_engine) == TABLES
+
+
+def test_the_bounds_migration_refuses_rows_outside_them_and_changes_nothing(
+    scratch_url, scratch_engine
+):
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO mm_configs (symbol, base_spread_bps, quote_interval_ms) "
+                "VALUES ('BTCUSDT', 0, 0.5), ('ETHUSDT', 10, 100)"
+            )
+        )
+
+    with pytest.raises(RuntimeError, match=r"BTCUSDT: base_spread_bps, quote_interval_ms$"):
+        command.upgrade(config, "head")
+
+    with scratch_engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        kept = connection.execute(
+            text("SELECT quote_interval_ms FROM mm_configs WHERE symbol = 'BTCUSDT'")
+        ).scalar()
+    assert (version, kept) == ("0001", Decimal("0.5"))

@@ -54,12 +54,12 @@ def configs(draw: st.DrawFn) -> MMConfig:
         symbol="PROPUSDT",
         base_spread_bps=draw(bps("0.1", "500")),
         order_size_usdt=draw(st.decimals(D(1), D(20_000), places=2)),
-        inventory_skew_factor=draw(st.decimals(D(0), D(5), places=2)),
+        inventory_skew_factor=draw(st.decimals(D(0), D(1), places=2)),
         max_position_usdt=draw(st.decimals(D(100), D(1_000_000), places=2)),
-        max_loss_usdt=draw(st.decimals(D(0), D(100_000), places=2)),
+        max_loss_usdt=draw(st.decimals(D("0.01"), D(100_000), places=2)),
         volatility_multiplier=draw(st.booleans()),
         num_levels=draw(st.integers(1, 5)),
-        level_spacing_bps=draw(bps("0", "100")),
+        level_spacing_bps=draw(bps("0.01", "100")),
         price_threshold_bps=draw(bps("0", "20")),
     )
 

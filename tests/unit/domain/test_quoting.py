@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mmsvc.domain.model import PriceSize, Quote, QuoteLevel
+from mmsvc.domain.model import MMConfig, PriceSize, Quote, QuoteLevel
 from mmsvc.domain.quoting import ceil_to, compute_quote, floor_to, inventory_norm
 from tests.unit.domain.builders import D, config, instrument, top
 
@@ -160,16 +160,23 @@ def test_prices_on_a_tick_of_ten_print_without_an_exponent() -> None:
     assert (str(bid(q).price), str(ask(q).price)) == ("64930", "65080")
 
 
+def skew_past_the_bound(skew: Decimal) -> MMConfig:
+    """A config with a skew the model refuses (> 1): the crossing guard is defence in depth."""
+    cfg = config()
+    object.__setattr__(cfg, "inventory_skew_factor", skew)
+    return cfg
+
+
 def test_bid_that_would_cross_the_best_ask_moves_one_tick_below_it() -> None:
     # skew 4, short 10000: bias = -1 x 4 x 0.1 = -0.4; bid = 100 - 0.1 + 0.4 = 100.3
     # >= best ask 100.01, so it becomes 100.00; ask = 100.1 + 0.4 = 100.50
-    q = compute_quote(config(inventory_skew_factor=D(4)), instrument(), top(), D(-10000), NO_VOL, 0)
+    q = compute_quote(skew_past_the_bound(D(4)), instrument(), top(), D(-10000), NO_VOL, 0)
     assert (bid(q).price, ask(q).price) == (D("100.00"), D("100.50"))
 
 
 def test_ask_that_would_cross_the_best_bid_moves_one_tick_above_it() -> None:
     # long 10000 with skew 4: ask = 100 + 0.1 - 0.4 = 99.70 <= best bid 99.99 -> 100.00
-    q = compute_quote(config(inventory_skew_factor=D(4)), instrument(), top(), D(10000), NO_VOL, 0)
+    q = compute_quote(skew_past_the_bound(D(4)), instrument(), top(), D(10000), NO_VOL, 0)
     assert (bid(q).price, ask(q).price) == (D("99.50"), D("100.00"))
 
 

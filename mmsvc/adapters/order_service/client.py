@@ -327,12 +327,15 @@ class OrderServiceClient:
     def from_settings(
         cls, settings: Settings, timeout_s: float | None = None
     ) -> OrderServiceClient:
-        """The client of the service's account, with the spec's response budget by default."""
+        """The client of the service's account, with the spec's response budget by default,
+        sending ORDER_SERVICE_TOKEN_FILE's token on every call when one is set."""
+        token = settings.order_service_token
         return cls(
             settings.order_service_url,
             settings.system_account_id,
             settings.system_user_id,
             settings.kill_switch_response_timeout_s if timeout_s is None else timeout_s,
+            token=None if token is None else token.get_secret_value(),
         )
 
     def __repr__(self) -> str:

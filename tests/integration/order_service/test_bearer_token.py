@@ -1,0 +1,118 @@
+"""ORDER_SERVICE_TOKEN_FILE's token goes out on every Order Service call (issue 14).
+
+The simulator's own Order Service, configured to require a Bearer token, is
+served over a real socket (without its Kafka feed: these calls need none), and
+the client is built exactly as the service builds it, from the settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmsvc.adapters.order_service.client import (
+    OrderServiceClient,
+    Outcome,
+    PlaceRequest,
+    RequestFailure,
+)
+from mmsvc.config import Settings, load_settings
+from mmsvc.devstack import stack
+from mmsvc.devstack.exchange.config import load_config
+from mmsvc.devstack.exchange.orders import OrderServiceApp
+from mmsvc.devstack.exchange.venue import Venue
+from mmsvc.devstack.exchange.web import HttpService
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "mm-" + uuid.uuid4().hex
+
+
+class _Records:
+    """The venue's Kafka records, kept in memory: no broker in this test."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, Any]] = []
+
+    def put(self, topic: str, key: str, record: Any) -> None:
+        self.records.append((topic, key, record))
+
+
+@pytest.fixture(scope="module")
+def venue() -> Venue:
+    config = dataclasses.replace(load_config(), order_service_tokens=(TOKEN,))
+    venue = Venue(config, _Records(), seed=7)
+    venue.advance(time.monotonic())  # the first book of every market
+    return venue
+
+
+@pytest.fixture(scope="module")
+def order_service(venue: Venue) -> Iterator[str]:
+    service = HttpService(
+        "order-service",
+        "127.0.0.1",
+        stack.free_port(),
+        OrderServiceApp(venue, venue.config.order_service_tokens),
+    )
+    service.start()
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
+def settings(url: str, **extra: str) -> Settings:
+    return load_settings(
+        {
+            "POSTGRES_URL": "postgresql://mm@127.0.0.1:1/mm",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "KAFKA_BROKERS": "127.0.0.1:1",
+            "SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+            "AUTH_SERVICE_URL": "http://127.0.0.1:1",
+            "ORDER_SERVICE_URL": url,
+            "SYSTEM_ACCOUNT_ID": str(uuid.uuid4()),
+            **extra,
+        }
+    )
+
+
+def resting_buy(venue: Venue) -> PlaceRequest:
+    market = venue.market_view("BTCUSDT")
+    price = (Decimal(str(market["mid"])) * Decimal("0.9")).quantize(Decimal("0.1"), ROUND_FLOOR)
+    return PlaceRequest(str(uuid.uuid4()), "BTCUSDT", "BUY", price, Decimal("0.001"))
+
+
+def test_every_call_carries_the_token_from_the_file(
+    order_service: str, venue: Venue, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "order-service-token"
+    token_file.write_text(TOKEN + "\n")
+    with OrderServiceClient.from_settings(
+        settings(order_service, ORDER_SERVICE_TOKEN_FILE=str(token_file)), 2.0
+    ) as client:
+        placed = client.place(resting_buy(venue))
+        assert placed.outcome is Outcome.ACCEPTED, placed
+        listed = client.list_open("BTCUSDT")
+        assert not isinstance(listed, RequestFailure), listed
+        assert [o.order_id for o in listed] == [placed.order_id]
+        assert placed.order_id is not None
+        assert client.cancel(placed.order_id).outcome is Outcome.CANCELED
+        assert client.cancel_all(None).outcome is Outcome.OK
+        assert TOKEN not in repr(client)
+
+
+def test_without_the_token_the_venue_refuses_every_call(order_service: str, venue: Venue) -> None:
+    with OrderServiceClient.from_settings(settings(order_service), 2.0) as client:
+        placed = client.place(resting_buy(venue))
+        listed = client.list_open(None)
+        canceled = client.cancel_all(None)
+    assert placed.outcome is Outcome.ERROR and "401" in (placed.message or "")
+    assert isinstance(listed, RequestFailure) and "401" in listed.message
+    assert canceled.outcome is Outcome.ERROR

@@ -129,8 +129,10 @@ def _read_secret_file(value: str) -> str:
     # ValueError so that the error names the variable and shows the path only.
     try:
         secret = Path(value).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read it: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:  # its message would quote a byte of the secret
+        raise ValueError("it is not UTF-8 text") from None
     if not secret:
         raise ValueError("the file is empty")
     return secret

@@ -359,3 +359,11 @@ def test_the_start_up_error_line_shows_no_secret() -> None:
     assert proc.stderr.startswith("mmsvc: configuration error: KAFKA_SASL_PASSWORD is set")
     assert proc.stderr.strip().count("\n") == 0
     assert "sasl-pw" not in proc.stderr
+
+
+def test_a_secret_file_that_is_not_text_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(b"ab\xffcd")
+    with pytest.raises(ConfigError, match=r"^ORDER_SERVICE_TOKEN_FILE=.*not UTF-8") as info:
+        load_settings({**BASE, "ORDER_SERVICE_TOKEN_FILE": str(path)})
+    assert "0xff" not in str(info.value)

@@ -85,8 +85,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still importing the app behind the bound socket
         time.sleep(0.1)
     raise RuntimeError(f"the admin API did not answer within {timeout:.0f}s")
 

@@ -20,6 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MMSVC_RUN_DIR=/app/.run \
     MMSVC_AVRO_DIR=/app/avro \
     PROMETHEUS_MULTIPROC_DIR=/app/.run/prometheus \
+    HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8080 \
     METRICS_PORT=9090
 RUN useradd --system --create-home --uid 10001 mmsvc

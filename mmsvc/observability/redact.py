@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-
-from mmsvc.config import redact_url
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 # Words that mark a secret, not a secret (S105).
@@ -23,6 +22,18 @@ _KEY_VALUE = re.compile(
     rf"(\b[\w-]*{_SECRET_WORDS}[\w-]*[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;&}}\])]+",
     re.IGNORECASE,
 )
+
+
+def redact_url(url: str) -> str:
+    """Return the URL with any password replaced, safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact_text(text: str) -> str:

@@ -1,24 +1,40 @@
 """OpenTelemetry tracing, on only when OPENOBSERVE_OTLP_ENDPOINT is set.
 
-When it is unset nothing is installed and no SDK is even imported: every
-helper returns one shared do-nothing context manager (see
-tests/bench/bench_tracing.py for what that costs). When it is set, spans go
-through a BatchSpanProcessor (export off the hot path, in the background) to
-an OTLP/HTTP exporter.
+When it is unset nothing is installed, no SDK or instrumentation is even
+imported, and nothing is patched: every helper returns one shared do-nothing
+context manager (see tests/bench/bench_tracing.py for what that costs). When
+it is set, spans go through a BatchSpanProcessor (export off the hot path, in
+the background) to an OTLP/HTTP exporter, with HTTP's stable semantic
+conventions (``http.response.status_code``, ``url.full``).
 
-The worker's trace of one quote decision::
+What OpenTelemetry's own instrumentations do (issue 11):
+
+- the admin API's server spans: ``opentelemetry-instrumentation-flask``
+  (:func:`instrument_flask`), named ``METHOD route`` and joined to the
+  caller's ``traceparent``;
+- every Order Service call: ``opentelemetry-instrumentation-requests``
+  patches ``requests`` once tracing is on, so each call is a CLIENT span
+  under the current one and carries ``traceparent`` to the venue.
+
+What stays by hand, because no instrumentation covers it and by hand is
+cheaper: the worker's per-tick spans. A market data message reaches the worker
+over ZeroMQ, not through an instrumented library; its trace must start at the
+message's arrival time (``received_ns``) in a fresh root context, and while
+tracing is off each call must cost one global read and return a shared
+``nullcontext`` (a no-op tracer would still build a span object per tick)::
 
     with tracing.tick_span(symbol, received_ns):       # market data arrival ...
         with tracing.span("mm.quote"):                 # ... quote computation ...
             quotes = engine.requote(...)
         with tracing.span("mm.order_request"):         # ... to the order requests
-            client.place(..., headers=tracing.trace_headers())
+            client.submit(...)                         # requests' CLIENT spans
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -26,9 +42,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.trace import Span
 
 if TYPE_CHECKING:
-    from flask import Flask, Response
+    from flask import Flask
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -61,9 +78,13 @@ def configure_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
 
     shutdown_tracing()
+    # The instrumentations read this once, at their first use: HTTP's stable
+    # attribute names, unless the deployment chose otherwise.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     _provider, _tracer = provider, provider.get_tracer("mmsvc")
+    _instrument_requests(provider)
     return True
 
 
@@ -72,6 +93,7 @@ def shutdown_tracing() -> None:
     global _tracer, _provider
     provider, _provider, _tracer = _provider, None, None
     if provider is not None:
+        _uninstrument_requests()
         provider.shutdown()
 
 
@@ -113,49 +135,43 @@ def trace_headers() -> dict[str, str]:
 def instrument_flask(app: Flask) -> None:
     """Give each request of ``app`` a server span named after its route; no-op when off.
 
-    The hooks check at request time, so the order of ``configure_tracing`` and
-    this call does not matter.
+    Call it after :func:`configure_tracing` (the app factory does): an app
+    created while tracing is off stays untraced and pays nothing per request.
     """
-    from flask import g, request  # noqa: PLC0415 - only the admin process has Flask
+    provider = _provider
+    if provider is None:
+        return
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
 
-    @app.before_request
-    def _start_span() -> None:
-        tracer = _tracer
-        if tracer is None:
-            return
-        route = request.url_rule.rule if request.url_rule is not None else request.path
-        attributes: dict[str, str] = {"http.request.method": request.method, "http.route": route}
-        symbol = (request.view_args or {}).get("symbol")
-        if symbol:
-            attributes["mm.symbol"] = str(symbol)
-        current = tracer.start_span(
-            f"{request.method} {route}",
-            context=propagate.extract(request.headers),
-            kind=trace.SpanKind.SERVER,
-            attributes=attributes,
-        )
-        g.mm_span = (current, otel_context.attach(trace.set_span_in_context(current)))
+    # The instrumentation's signature is unannotated.
+    FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
+        app,
+        tracer_provider=provider,
+        request_hook=_tag_symbol,
+        # Probes are polled every few seconds: spans of no interest.
+        excluded_urls="/healthz,/readyz",
+    )
 
-    @app.after_request
-    def _record_status(response: Response) -> Response:
-        started = g.get("mm_span")
-        if started is not None:
-            started[0].set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                started[0].set_status(trace.StatusCode.ERROR)
-        return response
 
-    @app.teardown_request
-    def _end_span(exc: BaseException | None) -> None:
-        started = g.pop("mm_span", None)
-        if started is None:
-            return
-        current, token = started
-        if exc is not None:
-            current.record_exception(exc)
-            current.set_status(trace.StatusCode.ERROR)
-        current.end()
-        otel_context.detach(token)
+def _tag_symbol(span: Span, _environ: Mapping[str, Any]) -> None:
+    """Name the symbol a request is about (``mm.symbol``), as the worker's spans do."""
+    from flask import request  # noqa: PLC0415 - only the admin process has Flask
+
+    symbol = (request.view_args or {}).get("symbol")
+    if symbol and span.is_recording():
+        span.set_attribute("mm.symbol", str(symbol))
+
+
+def _instrument_requests(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor  # noqa: PLC0415
+
+    RequestsInstrumentor().instrument(tracer_provider=provider)
+
+
+def _uninstrument_requests() -> None:
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor  # noqa: PLC0415
+
+    RequestsInstrumentor().uninstrument()
 
 
 def _otlp_exporter(endpoint: str) -> SpanExporter:

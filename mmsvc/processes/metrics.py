@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 
-from mmsvc.adapters.metrics import setup_multiprocess
+from mmsvc.adapters.metrics import set_auth_disabled, setup_multiprocess
 from mmsvc.adapters.metrics.exposition import metrics_app, serve
 from mmsvc.config import load_or_exit
 from mmsvc.observability.logs import configure_logging
@@ -27,6 +27,9 @@ def main() -> None:
     configure_logging(settings.service_name, settings.log_level, "metrics")
     directory = settings.prometheus_multiproc_dir
     setup_multiprocess(directory, clean=True)
+    # Present from the endpoint's start, whether or not the admin API runs yet
+    # (the admin writes it too); both read the environment supervisord gives.
+    set_auth_disabled(settings.disable_auth)
     server = serve("0.0.0.0", settings.metrics_port, metrics_app(directory))
 
     def stop(_signum: int, _frame: object) -> None:

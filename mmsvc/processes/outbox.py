@@ -25,6 +25,7 @@ from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.outbox import OutboxRepository
 from mmsvc.adapters.db.records import OutboxMessage
 from mmsvc.adapters.kafka.codec import AvroCodec, EncodeError
+from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.kafka.producer import KafkaPublisher, Outgoing, producer_config
 from mmsvc.config import Settings
 from mmsvc.processes.bootstrap import bootstrap
@@ -92,7 +93,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     relay = OutboxRelay(
         make_session_factory(engine),
         AvroCodec(settings.schema_registry_url),
-        KafkaPublisher(producer_config(settings.kafka_brokers)),
+        KafkaPublisher(producer_config(connection_config(settings))),
     )
     next_backlog = 0.0
     while not stop.is_set():

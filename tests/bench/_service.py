@@ -189,7 +189,9 @@ class TickProbe(threading.Thread):
         super().__init__(name="tick-probe", daemon=True)
         self.codec = AvroCodec(registry)
         self.arrivals: dict[tuple[str, int], int] = {}  # (symbol, sequence) -> wall ns
-        self.consumer = Consumer(consumer_config(bootstrap, f"bench-probe-{uuid.uuid4().hex[:8]}"))
+        self.consumer = Consumer(
+            consumer_config({"bootstrap.servers": bootstrap}, f"bench-probe-{uuid.uuid4().hex[:8]}")
+        )
         topic = topics.ORDERBOOK_DELTA
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in partitions])

@@ -93,7 +93,7 @@ def fresh_consumer(bootstrap: str, mode: str, exact: bool = False) -> BenchConsu
     """A consumer of a new group; ``exact``: consumer_config() without the backoff override."""
     group = f"bench-router-{mode}-{uuid.uuid4().hex[:8]}"
     overrides = {} if exact else {"fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS}
-    return BenchConsumer(consumer_config(bootstrap, group, **overrides))
+    return BenchConsumer(consumer_config({"bootstrap.servers": bootstrap}, group, **overrides))
 
 
 @dataclass

@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
 
 
-def consumer_config(brokers: str, group_id: str, **overrides: Any) -> dict[str, Any]:
-    """The consumer settings: manual commits, earliest for a new group, fast fetches."""
+def consumer_config(
+    connection: Mapping[str, Any], group_id: str, **overrides: Any
+) -> dict[str, Any]:
+    """The consumer settings on ``connection`` (connection_config): manual commits,
+    earliest for a new group, fast fetches."""
     return {
-        "bootstrap.servers": brokers,
+        **connection,
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

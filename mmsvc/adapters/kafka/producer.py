@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,13 @@ from confluent_kafka import KafkaError, Message, Producer
 log = logging.getLogger(__name__)
 
 
-def producer_config(brokers: str, *, idempotent: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Idempotent by default: a retried send never duplicates or reorders within a partition."""
+def producer_config(
+    connection: Mapping[str, Any], *, idempotent: bool = True, **overrides: Any
+) -> dict[str, Any]:
+    """The producer settings on ``connection`` (connection_config); idempotent by default,
+    so a retried send never duplicates or reorders within a partition."""
     return {
-        "bootstrap.servers": brokers,
+        **connection,
         "enable.idempotence": idempotent,
         "linger.ms": 2,
         "message.timeout.ms": 10_000,

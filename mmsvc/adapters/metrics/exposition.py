@@ -1,15 +1,27 @@
-"""Serves every process's metric files as one Prometheus exposition over HTTP."""
+"""Serves every process's metric files as one Prometheus exposition over HTTP.
+
+prometheus_client does the work (issue 11): ``MultiProcessCollector`` merges
+the files at each scrape, ``make_wsgi_app`` renders them (content negotiation,
+gzip, ``name[]`` filtering) and its ``ThreadingWSGIServer`` serves them, so a
+slow scrape never blocks the next. The one hand-written part is a few lines of
+routing that ``start_http_server`` cannot do, because it answers the metrics on
+every path: ``/healthz`` for liveness probes, and 404 elsewhere.
+
+The hand-written threaded server this replaces (with TCP_NODELAY) was not
+faster: 200 scrapes of 50 symbols' files on the 2-core dev box took a median
+of 56-58 ms with it and 39-50 ms with prometheus_client's server (merging the
+files dominates), so nothing is kept by hand for speed.
+"""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -46,18 +58,8 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not events worth a log line."""
 
 
-class MetricsServer(ThreadingMixIn, WSGIServer):
-    """A threaded WSGI server; a slow scrape never blocks the next one."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-
-def serve(host: str, port: int, app: WsgiApp) -> MetricsServer:
+def serve(host: str, port: int, app: WsgiApp) -> WSGIServer:
     """Bind ``host:port`` (port 0 picks a free one); the caller runs ``serve_forever``."""
-    return make_server(host, port, app, server_class=MetricsServer, handler_class=_QuietHandler)
+    return make_server(
+        host, port, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler
+    )

@@ -8,6 +8,7 @@ import os
 from flask import Flask, Response, jsonify
 
 from mmsvc.config import Settings, load_or_exit
+from mmsvc.observability.tracing import instrument_flask
 from mmsvc.processes.admin import configs, control, errors, health, openapi, status
 from mmsvc.processes.admin.context import EXTENSION, build
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("mmsvc.admin")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = build(settings)
+    instrument_flask(app)  # server spans when tracing is on (wsgi.py turns it on)
     errors.install(app)
     for blueprint in (configs.bp, control.bp, status.bp, health.bp):
         app.register_blueprint(blueprint)

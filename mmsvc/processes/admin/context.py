@@ -14,8 +14,10 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmsvc.adapters import metrics
 from mmsvc.adapters.auth import AuthDisabled, Authenticator, IntrospectionClient
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
+from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq.control_client import ControlClient
@@ -70,7 +72,7 @@ class AdminContext:
         with self._lock:
             if self._kafka is None:
                 self._kafka = AdminClient(
-                    {"bootstrap.servers": self.settings.kafka_brokers, "socket.timeout.ms": 2000}
+                    {**connection_config(self.settings), "socket.timeout.ms": 2000}
                 )
             return self._kafka
 
@@ -86,8 +88,11 @@ class AdminContext:
 def build(settings: Settings) -> AdminContext:
     """The context for `settings`; with DISABLE_AUTH every caller is ``anonymous``."""
     engine = make_engine(settings.postgres_url, application_name="mmsvc-admin", pool_size=4)
+    metrics.set_auth_disabled(settings.disable_auth)
     if settings.disable_auth or settings.auth_service_url is None:
-        log.warning("DISABLE_AUTH=true: every caller is 'anonymous' with every role")
+        # Settings allow it only on a loopback bind and without AUTH_SERVICE_URL (issue 14);
+        # still an operator must not miss it.
+        log.critical("DISABLE_AUTH=true: every caller is 'anonymous' with every role")
         auth: Authenticator = AuthDisabled()
     else:
         auth = IntrospectionClient(settings.auth_service_url)

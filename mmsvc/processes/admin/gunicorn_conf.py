@@ -1,20 +1,25 @@
-"""gunicorn settings of the admin API: bind 0.0.0.0:HTTP_PORT, JSON logs, time for a kill.
+"""gunicorn settings of the admin API: bind HTTP_HOST:HTTP_PORT, JSON logs, time for a kill.
 
 Used as ``gunicorn -c python:mmsvc.processes.admin.gunicorn_conf
 mmsvc.processes.admin.wsgi:app``. The app is imported in each worker after the
 fork (no preload), so no database, Redis or ZeroMQ connection is ever shared
-between processes.
+between processes. HTTP_HOST defaults to 127.0.0.1: the API is reachable from
+another host only when the deployment says so (the container sets 0.0.0.0).
 """
 
 from __future__ import annotations
 
 import os
 
+from mmsvc.adapters import metrics
 from mmsvc.config import load_or_exit
 
 _settings = load_or_exit(os.environ)
+# The workers inherit this: their series (mm_auth_disabled) go to the shared directory.
+metrics.setup_multiprocess(_settings.prometheus_multiproc_dir)
 
-bind = [f"0.0.0.0:{_settings.http_port}"]
+_host = _settings.http_host
+bind = [f"[{_host}]:{_settings.http_port}" if ":" in _host else f"{_host}:{_settings.http_port}"]
 workers = int(os.environ.get("ADMIN_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("ADMIN_THREADS", "4"))
@@ -31,8 +36,9 @@ proc_name = "mmsvc-admin"
 # gunicorn's runtime control socket lives in this instance's run directory, so
 # two instances (make run and the tests) never share one.
 control_socket = str(_settings.run_dir / "admin-gunicorn.ctl")
-# The application's own records (actor, symbol, ...) as JSON lines on stdout;
-# gunicorn's own loggers keep their plain format and do not repeat into root.
+# The application's own records (actor, symbol, ...) as the service's JSON lines
+# on stdout, secrets redacted (observability.logs); gunicorn's own loggers keep
+# their plain format and do not repeat into root.
 _plain = {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"}
 logconfig_dict = {
     "version": 1,
@@ -40,9 +46,9 @@ logconfig_dict = {
     "formatters": {
         "generic": _plain,
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
+            "()": "mmsvc.observability.logs.JsonLogFormatter",
+            "service": _settings.service_name,
+            "process": "admin",
         },
     },
     "handlers": {

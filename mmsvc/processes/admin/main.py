@@ -15,7 +15,7 @@ ARGV = [
 
 
 def main() -> None:
-    """Serve the admin API on 0.0.0.0:HTTP_PORT until SIGTERM; extra arguments go to gunicorn."""
+    """Serve the admin API on HTTP_HOST:HTTP_PORT until SIGTERM; extra arguments go to gunicorn."""
     sys.argv = [*ARGV[:1], *sys.argv[1:], *ARGV[1:]]
     run()
 

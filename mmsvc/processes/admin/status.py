@@ -44,6 +44,7 @@ def overall() -> Response:
         {
             "kill_switch": kill_switch_view(flag, store.kill_flag()),
             "shadow_mode": ctx().settings.shadow_mode,
+            "auth_disabled": ctx().settings.disable_auth,
             "symbols": summaries,
             "totals": totals_view(summaries),
             "supervisor_heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),

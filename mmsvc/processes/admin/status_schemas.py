@@ -125,6 +125,7 @@ def _overall_status() -> dict[str, Any]:
     properties = {
         "kill_switch": ref("KillSwitch"),
         "shadow_mode": {"type": "boolean"},
+        "auth_disabled": {"type": "boolean"},
         "symbols": {"type": "array", "items": ref("SymbolSummary")},
         "totals": ref("Totals"),
         "supervisor_heartbeat_age_s": nullable({"type": "number"}),

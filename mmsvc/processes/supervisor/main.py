@@ -25,6 +25,7 @@ from mmsvc.adapters.db.records import RiskTrigger
 from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import engine_event_account_id
+from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
@@ -101,7 +102,7 @@ class Supervisor(AdminCommands):
         for symbol in report.symbols:
             self._spawn(symbol)
         self.consumer = MarketConsumer(
-            consumer_config(self.settings.kafka_brokers, self.settings.kafka_group_id),
+            consumer_config(connection_config(self.settings), self.settings.kafka_group_id),
             on_revoke=self._revoked,
         )
 

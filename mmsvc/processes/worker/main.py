@@ -29,6 +29,7 @@ from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
+from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.kafka.producer import KafkaPublisher, producer_config
 from mmsvc.adapters.metadata.client import MetadataClient, MetadataError
@@ -131,7 +132,7 @@ class Worker:
         self.trader = SymbolTrader(config, limits, state, triggers=triggers)
         self._load_instrument()
         if self.shadow:  # D18: no Order Service call at all, simulated quotes instead
-            publisher = KafkaPublisher(producer_config(self.settings.kafka_brokers))
+            publisher = KafkaPublisher(producer_config(connection_config(self.settings)))
             self.shadow_quotes = ShadowQuotes(self.codec, publisher)
         else:
             self.execution = OrderExecution(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def open_admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
         yield api
 
 
-def test_disabled_auth_lets_anyone_in_as_anonymous_and_warns_at_start(
+def test_disabled_auth_lets_anyone_in_as_anonymous_and_says_so_at_start_and_in_status(
     open_admin: Admin, db_engine: Engine, run_dir: Path
 ) -> None:
     seed_config(db_engine, "BTCUSDT")
@@ -129,6 +130,8 @@ def test_disabled_auth_lets_anyone_in_as_anonymous_and_warns_at_start(
     assert response.status_code == 200
     status = open_admin.call("GET", "/v1/mm-configs/BTCUSDT/status", token=None).json()
     assert status["state"]["actor"] == "anonymous"
+    assert open_admin.call("GET", "/v1/mm/status", token=None).json()["auth_disabled"] is True
     log = (run_dir / "logs" / "admin-api-no-auth.log").read_text()
-    assert '"level": "WARNING"' in log
-    assert "DISABLE_AUTH=true" in log
+    said = [json.loads(x) for x in log.splitlines() if "DISABLE_AUTH=true" in x]
+    assert said
+    assert {line["level"] for line in said} == {"CRITICAL"}

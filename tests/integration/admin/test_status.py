@@ -168,6 +168,7 @@ def test_overall_status_lists_every_symbol_with_totals(
     }
     assert body["kill_switch"]["active"] is False
     assert body["shadow_mode"] is False
+    assert body["auth_disabled"] is False
     assert 0 <= body["supervisor_heartbeat_age_s"] < 5
 
 

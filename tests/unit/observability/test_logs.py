@@ -121,6 +121,18 @@ def test_secrets_never_reach_a_line(log_lines: Lines) -> None:
     assert second["token"] == "***"
 
 
+def test_the_issue_14_secrets_never_reach_a_line(log_lines: Lines) -> None:
+    # A librdkafka config, the environment's names, and an Order Service header.
+    log.info("kafka", extra={"config": {"sasl.password": "k4fka", "sasl.username": "mm"}})
+    log.info("env KAFKA_SASL_PASSWORD=k4fka ORDER_SERVICE_TOKEN=t0ken-2 ok")
+    log.info("order service said 401 to headers %s", {"Authorization": "Bearer t0ken-2"})
+
+    text = repr(log_lines())
+    assert "k4fka" not in text
+    assert "t0ken-2" not in text
+    assert log_lines()[0]["config"] == {"sasl.password": "***", "sasl.username": "mm"}
+
+
 def test_configuring_again_replaces_the_handler_rather_than_adding_one(log_lines: Lines) -> None:
     again = io.StringIO()
     configure_logging("mmsvc", "INFO", "supervisor", stream=again)

@@ -113,3 +113,10 @@ def test_cleaning_removes_only_the_files_of_dead_processes(tmp_path: Path) -> No
         f"counter_{dead_pid}.db",
     }
     assert [f.name for f in tmp_path.iterdir()] == ["counter_1.db"]  # pid 1 is alive
+
+
+def test_auth_disabled_is_a_zero_or_one_gauge() -> None:
+    metrics.set_auth_disabled(True)
+    assert sample("mm_auth_disabled") == 1
+    metrics.set_auth_disabled(False)
+    assert sample("mm_auth_disabled") == 0

@@ -1,4 +1,4 @@
-"""The alert rules pass Prometheus's own checks and unit tests (promtool), every rule tested firing."""
+"""The alert rules pass promtool's checks and unit tests, every rule shown firing and quiet."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ prometheus: ## Install Debian's prometheus (server and promtool) when missing
 		test $$rc -eq 0 && command -v promtool > /dev/null || { \
 			echo "cannot install Debian's prometheus (needs root and apt; see /tmp/mmsvc-prometheus-install.log)"; exit 1; }; }
 
-services: venv prometheus ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator
+services: venv prometheus ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator, Prometheus
 	@$(PY) -m mmsvc.devstack.stack up
 
 stop: ## Stop every process this checkout started: the service (orders canceled first), then the dev stack

@@ -175,7 +175,7 @@ def test_a_worker_killed_three_times_fires_the_restart_alert(
             lambda p=pid: (
                 (r := service.command(protocol.STATUS, SYMBOL))[0] == 200 and r[1]["pid"] != p
             ),
-            60,
+            90,
             f"restart {attempt + 1}",
         )
     firing = wait_state(prom, cause, "firing", 60, "MMWorkerRestarting", symbol=SYMBOL)

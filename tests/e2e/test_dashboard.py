@@ -60,8 +60,11 @@ def demo(service_factory, prometheus_factory) -> tuple[Service, Prometheus]:
     # workers starting at once on a loaded 2-core box miss the supervisor's 10 s hello.
     for symbol in others:
         add_config(service.sessions, symbol, **DEMO[symbol])
-        assert service.command(protocol.CONFIG_CREATED, symbol, timeout_s=30)[0] in (200, 201)
-        service.wait_ready([symbol])
+        # A 503 says the worker was not up in time; the supervisor keeps starting it.
+        assert service.command(protocol.CONFIG_CREATED, symbol, timeout_s=30)[0] in (200, 201, 503)
+        wait_for(
+            lambda s=symbol: service.command(protocol.STATUS, s)[0] == 200, 120, f"{symbol} up"
+        )
     prom = prometheus_factory(f"127.0.0.1:{service.env['METRICS_PORT']}")
     for symbol in SYMBOLS:
         assert service.command(protocol.ENABLE, symbol)[0] == 200

@@ -13,7 +13,7 @@ PROTO := mmsvc/adapters/metadata/proto/metadata.proto
 PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
 STACK_ENV := $(RUN_DIR)/stack.env
 
-.PHONY: help venv proto services stop migrate lint test test-unit bench run clean
+.PHONY: help venv proto prometheus services stop migrate lint test test-unit bench run clean
 
 help: ## List the targets with what each does
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -35,7 +35,22 @@ venv: $(STAMP) $(PROTO_GEN) ## Create .venv and install everything (idempotent, 
 
 proto: $(PROTO_GEN) ## Generate the Metadata gRPC stubs from the .proto
 
-services: venv ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator
+# Debian's prometheus (server and promtool), installed once; a no-op when promtool is there.
+# policy-rc.d (exit 101) keeps apt from starting the package's own service on :9090, where
+# our METRICS_PORT listens; our Prometheus runs on a free port from the run directory.
+prometheus: ## Install Debian's prometheus (server and promtool) when missing
+	@command -v promtool > /dev/null && test -x /usr/bin/prometheus || { \
+		echo "installing Debian's prometheus (server and promtool), once"; \
+		guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1; fi; \
+		rc=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus; } > /tmp/mmsvc-prometheus-install.log 2>&1 || rc=$$?; \
+		if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus > /dev/null 2>&1 || true; fi; \
+		test $$rc -eq 0 && command -v promtool > /dev/null || { \
+			echo "cannot install Debian's prometheus (needs root and apt; see /tmp/mmsvc-prometheus-install.log)"; exit 1; }; }
+
+services: venv prometheus ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator, Prometheus
 	@$(PY) -m mmsvc.devstack.stack up
 
 stop: ## Stop every process this checkout started: the service (orders canceled first), then the dev stack
@@ -50,7 +65,7 @@ lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff format --check mmsvc tests alembic
 	@$(VENV)/bin/mypy mmsvc tests
 
-test: venv ## Lint, then every test (unit, integration, end-to-end) against a dev stack of its own
+test: venv prometheus ## Lint, then every test (unit, integration, end-to-end, promtool rule tests) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
 	@$(PY) -m pytest --cov=mmsvc --cov-report=term
@@ -61,7 +76,7 @@ test-unit: venv ## The fast unit tests only
 bench: venv ## Benchmarks: print figures and write them to bench-results/
 	@$(PY) -m tests.bench
 
-run: venv ## Start the dev stack and the service, enable the demo symbols, print where to look
+run: venv prometheus ## Start the dev stack and the service, enable the demo symbols, print where to look
 	@$(PY) -m mmsvc.devstack.run
 
 clean: stop ## Remove the venv, the run directory and caches

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.exchange",
     "tests.fixtures.kafka",
+    "tests.fixtures.prometheus",
 ]

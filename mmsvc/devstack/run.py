@@ -20,7 +20,7 @@ import requests
 from alembic import command
 from alembic.config import Config
 
-from mmsvc.devstack import stack
+from mmsvc.devstack import prometheus, stack
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = {
@@ -41,7 +41,7 @@ def service_env(run_dir: Path, stack_env: Mapping[str, str]) -> dict[str, str]:
         "MMSVC_RUN_DIR": str(run_dir),
         "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
         "HTTP_PORT": os.environ.get("HTTP_PORT", "8080"),
-        "METRICS_PORT": os.environ.get("METRICS_PORT", "9090"),
+        "METRICS_PORT": stack_env.get("METRICS_PORT", os.environ.get("METRICS_PORT", "9090")),
     }
 
 
@@ -124,6 +124,12 @@ def main() -> int:
     return 0
 
 
+def _graphs(env: Mapping[str, str]) -> str:
+    """The /graph link of spread, inventory, P&L, open orders and lag for the demo symbols."""
+    base = env.get("PROMETHEUS_URL")
+    return prometheus.graph_url(base, list(DEMO)) if base else "? (Prometheus is not up)"
+
+
 def _banner(env: Mapping[str, str], run_dir: Path) -> str:
     conf = REPO / "supervisord.conf"
     return f"""
@@ -133,6 +139,8 @@ mmsvc is making markets on the simulated exchange: {", ".join(DEMO)} (enabled ov
              curl -s -H 'Authorization: Bearer dev-read-token' \\
                   localhost:{env["HTTP_PORT"]}/v1/mm/status
   Metrics    http://127.0.0.1:{env["METRICS_PORT"]}/metrics
+  Prometheus {env.get("PROMETHEUS_URL", "?")}   (targets: /targets, alerts: /alerts; shipped rules)
+  Graphs     {_graphs(env)}
   Logs       {run_dir}/logs/   (JSON lines; mmsvc-supervisor.log has the workers)
   Processes  .venv/bin/supervisorctl status   (from {conf.parent})
   Exchange   {env.get("EXCHANGE_ADMIN_URL", "?")}   (simulator admin: faults, market moves)

@@ -1,4 +1,4 @@
-"""The dev stack: broker, schema registry and exchange simulator under one run directory.
+"""The dev stack: broker, schema registry, exchange simulator, Prometheus under one run directory.
 
 Dev and tests only (ARCHITECTURE, "Components that exist only for development").
 Every process started here writes ``<run_dir>/pids/<name>.pid`` and logs to
@@ -184,7 +184,9 @@ def read_env(run_dir: Path) -> dict[str, str]:
 
 
 def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
-    """Start PostgreSQL/Redis if down, then the broker, registry and exchange simulator."""
+    """Start PostgreSQL/Redis if down, then the broker, registry, exchange simulator, Prometheus."""
+    from mmsvc.devstack import prometheus  # noqa: PLC0415 - it builds on this module
+
     run_dir.mkdir(parents=True, exist_ok=True)
     if running_pids(run_dir):
         raise StackError(f"a dev stack is already running under {run_dir}: `make stop` first")
@@ -201,6 +203,9 @@ def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
         "SCHEMA_REGISTRY_URL": registry_url,
     }
     env.update(start_exchange(run_dir, env))
+    # Scrapes the service's endpoint (down until `make run` starts the service).
+    env["METRICS_PORT"] = os.environ.get("METRICS_PORT", "9090")
+    env["PROMETHEUS_URL"] = prometheus.start(run_dir, [f"127.0.0.1:{env['METRICS_PORT']}"])
     write_env(run_dir, env)
     return env
 

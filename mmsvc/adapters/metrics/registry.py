@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
+from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.metrics.definitions import ALL_METRICS, KILL_REASONS, STATES, MetricDef
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class _SymbolSeries:
             r: g["mm_kill_switch_total"].labels(symbol, r) for r in KILL_REASONS
         }
         self.rejects: Counter = g["mm_order_rejects_total"].labels(symbol)
+        g["mm_worker_restarts_total"].labels(symbol)  # MMWorkerRestarting counts the first
 
 
 _lock = threading.Lock()
@@ -282,7 +284,19 @@ def _create() -> _Metrics:
                 log.info("metrics stay in this process: %s is unset", ENV_DIR)
             registry = CollectorRegistry(auto_describe=True)
             _metrics = _Metrics(registry, {d.name: _build(d, registry) for d in ALL_METRICS})
+            _touch_zeros(_metrics.by_name)
         return _metrics
+
+
+def _touch_zeros(by_name: dict[str, Any]) -> None:
+    """Create at 0 the counters an alert takes ``increase()`` of before their first event.
+
+    Prometheus sees a series born at 1 as no increase: without its 0 the first
+    decode error (MMDecodeErrors) or shed message (MMMarketDataShed) would never alert.
+    """
+    for topic in sorted(topics.CONSUMED):
+        by_name["mm_decode_errors_total"].labels(topic)
+    by_name["mm_messages_dropped_total"].labels("queue_full")
 
 
 def _build(d: MetricDef, registry: CollectorRegistry) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmsvc.adapters import metrics
+from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.metrics.definitions import ALL_METRICS, KILL_REASONS, SPEC_METRICS
 from mmsvc.adapters.metrics.registry import remove_dead_files
 
@@ -57,6 +58,15 @@ def test_a_symbols_counters_exist_at_zero_from_its_first_observation() -> None:
     for reason in KILL_REASONS:
         assert sample("mm_kill_switch_total", symbol="UNIT2", reason=reason) == 0
     assert sample("mm_order_rejects_total", symbol="UNIT2") == 0
+    assert sample("mm_worker_restarts_total", symbol="UNIT2") == 0
+
+
+def test_counters_alerts_take_the_increase_of_exist_at_zero_before_their_first_event() -> None:
+    metrics.observe_worker("UNIT4", open_orders=1)
+
+    for topic in topics.CONSUMED:  # else a first decode error is no increase (MMDecodeErrors)
+        assert sample("mm_decode_errors_total", topic=topic) is not None
+    assert sample("mm_messages_dropped_total", reason="queue_full") is not None
 
 
 def test_unknown_states_and_kill_reasons_are_refused() -> None:

@@ -8,7 +8,7 @@ import os
 from flask import Flask, Response, jsonify
 
 from mmsvc.config import Settings, load_or_exit
-from mmsvc.processes.admin import configs, control, errors, health, openapi, status
+from mmsvc.processes.admin import configs, control, dead_letters, errors, health, openapi, status
 from mmsvc.processes.admin.context import EXTENSION, build
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = build(settings)
     errors.install(app)
-    for blueprint in (configs.bp, control.bp, status.bp, health.bp):
+    for blueprint in (configs.bp, control.bp, status.bp, health.bp, dead_letters.bp):
         app.register_blueprint(blueprint)
     document = openapi.document()
 

@@ -71,8 +71,9 @@ class _Ladder:
     def best_after(self, changes: list[BookChange], side: BookSide) -> Decimal | None:
         """The best price this side would have after ``changes``, without applying them."""
         pick = max if self._high_is_best else min
-        removed = {c.price for c in changes if c.side is side and c.size <= ZERO}
-        added = [c.price for c in changes if c.side is side and c.size > ZERO]
+        final = {c.price: c.size for c in changes if c.side is side}  # the last change wins
+        removed = {price for price, size in final.items() if size <= ZERO}
+        added = [price for price, size in final.items() if size > ZERO]
         best = self.best()
         if best is not None and best in removed:  # only then is the ladder scanned
             best = pick((p for p in self.levels if p not in removed), default=None)

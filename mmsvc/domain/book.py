@@ -68,6 +68,18 @@ class _Ladder:
         elif self.levels.pop(price, None) is not None and price == self._best:
             self._dirty = True
 
+    def best_after(self, changes: list[BookChange], side: BookSide) -> Decimal | None:
+        """The best price this side would have after ``changes``, without applying them."""
+        pick = max if self._high_is_best else min
+        final = {c.price: c.size for c in changes if c.side is side}  # the last change wins
+        removed = {price for price, size in final.items() if size <= ZERO}
+        added = [price for price, size in final.items() if size > ZERO]
+        best = self.best()
+        if best is not None and best in removed:  # only then is the ladder scanned
+            best = pick((p for p in self.levels if p not in removed), default=None)
+        candidates = added if best is None else [*added, best]
+        return pick(candidates) if candidates else None
+
     def best(self) -> Decimal | None:
         if self._dirty:
             if not self.levels:
@@ -112,11 +124,17 @@ class OrderBook:
         last = self._sequence
         if last is not None and (sequence < last or (not self._synced and sequence == last)):
             return False  # D12: an older snapshot never rewinds the book
+        bids, asks = list(bids), list(asks)
+        bid = max((p for p, s in bids if s > ZERO), default=None)
+        ask = min((p for p, s in asks if s > ZERO), default=None)
+        if bid is not None and ask is not None and bid >= ask:
+            # Checked before anything is stored (D24): a crossed book is never kept.
+            self.mark_unknown(f"crossed snapshot: bid {bid} >= ask {ask}")
+            return False
         self._bids.replace(bids)
         self._asks.replace(asks)
         self._sequence, self._ts_ms = sequence, ts_ms
         self._synced, self.unknown_reason = True, None
-        self._check_crossed()
         return True
 
     def apply_delta(self, sequence: int, changes: Iterable[BookChange], ts_ms: int) -> bool:
@@ -127,11 +145,17 @@ class OrderBook:
         if sequence != last + 1:
             self.mark_unknown(f"sequence gap: expected {last + 1}, got {sequence}")
             return False
+        changes = list(changes)
+        bid = self._bids.best_after(changes, BookSide.BID)
+        ask = self._asks.best_after(changes, BookSide.ASK)
+        if bid is not None and ask is not None and bid >= ask:
+            # Checked before anything is stored (D24): the delta is refused whole.
+            self.mark_unknown(f"crossed book: bid {bid} >= ask {ask}")
+            return False
         for change in changes:
             ladder = self._bids if change.side is BookSide.BID else self._asks
             ladder.set(change.price, change.size)
         self._sequence, self._ts_ms = sequence, ts_ms
-        self._check_crossed()
         return True
 
     def mark_unknown(self, reason: str) -> None:
@@ -167,10 +191,3 @@ class OrderBook:
         top = self.top()
         if top is not None:
             self._last_mid = top.mid
-
-    def _check_crossed(self) -> None:
-        # A matching engine never leaves its book crossed, so a crossed book means
-        # we missed something: distrust it until a snapshot rather than quote off it.
-        bid, ask = self._bids.best(), self._asks.best()
-        if bid is not None and ask is not None and bid >= ask:
-            self._synced, self.unknown_reason = False, f"crossed book: bid {bid} >= ask {ask}"

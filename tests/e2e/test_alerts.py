@@ -24,8 +24,9 @@ from confluent_kafka import Producer
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq import protocol
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.prometheus import Prometheus
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -76,7 +77,7 @@ def watched(
 
 
 def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
-    service_factory, prometheus_factory
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
     service, prom = watched(service_factory, prometheus_factory)
     # The counter's 0 must be in Prometheus before the kill: increase() needs both ends.
@@ -105,7 +106,7 @@ def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
 
 
 def test_an_active_symbol_without_orders_fires_not_quoting_and_fresh_data_clears_it(
-    service_factory, prometheus_factory
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
     service, prom = watched(
         service_factory, prometheus_factory, check_staleness=True, staleness_threshold_ms=1500
@@ -115,7 +116,7 @@ def test_an_active_symbol_without_orders_fires_not_quoting_and_fresh_data_clears
     cause = time.monotonic()
     service.exchange.set_faults(paused_symbols=[SYMBOL])  # its book goes stale: quotes pulled
     pending = wait_state(prom, cause, "pending", 30, NOT_QUOTING, symbol=SYMBOL)
-    assert service.state(SYMBOL).state.value == "ACTIVE"  # STALE_DATA halts nothing (D7)
+    assert service.state_name(SYMBOL) == "ACTIVE"  # STALE_DATA halts nothing (D7)
     firing = wait_state(prom, cause, "firing", 120, NOT_QUOTING, symbol=SYMBOL)
     timing(NOT_QUOTING, "feed paused -> pending", pending)
     timing(NOT_QUOTING, "feed paused -> firing", firing)
@@ -129,7 +130,7 @@ def test_an_active_symbol_without_orders_fires_not_quoting_and_fresh_data_clears
 
 
 def test_rejected_orders_fire_the_reject_rate_alert_then_the_reject_storm_kill_alert(
-    service_factory, prometheus_factory
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
     service, prom = watched(service_factory, prometheus_factory, enable=False)
     prom.wait_scraped(f'mm_order_rejects_total{{symbol="{SYMBOL}"}} == 0')
@@ -142,11 +143,13 @@ def test_rejected_orders_fire_the_reject_rate_alert_then_the_reject_storm_kill_a
     labels = {"symbol": SYMBOL, "reason": "REJECT_STORM"}
     firing = wait_state(prom, cause, "firing", 60, KILL, **labels)
     timing(KILL, "enable with every place rejected -> REJECT_STORM firing", firing)
-    assert service.state(SYMBOL).state.value == "HALTED"
+    assert service.state_name(SYMBOL) == "HALTED"
 
 
 def test_an_undecodable_message_fires_the_decode_errors_alert(
-    service_factory, prometheus_factory, kafka_bootstrap: str
+    service_factory: ServiceFactory,
+    prometheus_factory: Callable[[str], Prometheus],
+    kafka_bootstrap: str,
 ) -> None:
     _service, prom = watched(service_factory, prometheus_factory)
     # At 0 before the first error (the metric touches it), so one error is an increase.
@@ -161,7 +164,7 @@ def test_an_undecodable_message_fires_the_decode_errors_alert(
 
 
 def test_a_worker_killed_three_times_fires_the_restart_alert(
-    service_factory, prometheus_factory
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
     service, prom = watched(service_factory, prometheus_factory, enable=False)
     prom.wait_scraped(f'mm_worker_restarts_total{{symbol="{SYMBOL}"}} == 0')
@@ -171,19 +174,18 @@ def test_a_worker_killed_three_times_fires_the_restart_alert(
         if attempt == 2:
             cause = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda p=pid: (
-                (r := service.command(protocol.STATUS, SYMBOL))[0] == 200 and r[1]["pid"] != p
-            ),
-            90,
-            f"restart {attempt + 1}",
-        )
+
+        def restarted(old: int = pid) -> bool:
+            code, body = service.command(protocol.STATUS, SYMBOL)
+            return code == 200 and int(body["pid"]) != old
+
+        wait_for(restarted, 90, f"restart {attempt + 1}")
     firing = wait_state(prom, cause, "firing", 60, "MMWorkerRestarting", symbol=SYMBOL)
     timing("MMWorkerRestarting", "third SIGKILL -> firing", firing)
 
 
 def test_the_metrics_endpoint_down_fires_metrics_down_and_its_return_clears_it(
-    service_factory, prometheus_factory
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
     service, prom = watched(service_factory, prometheus_factory, enable=False)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import pytest
 
 from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack.run import DEMO
-from tests.e2e.conftest import Service, add_config, wait_for
+from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.prometheus import Prometheus
+from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -48,7 +50,14 @@ def symbols_in(result: list[dict[str, Any]]) -> set[str]:
 
 
 @pytest.fixture
-def demo(service_factory, prometheus_factory) -> tuple[Service, Prometheus]:
+def answers_status(service: Service, symbol: str) -> bool:
+    """The symbol's worker answers STATUS over the control channel."""
+    return service.command(protocol.STATUS, symbol)[0] == 200
+
+
+def demo(
+    service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
+) -> tuple[Service, Prometheus]:
     """The demo symbols quoting, as `make run` sets them up, and a Prometheus scraping them."""
     service = service_factory()
     first, *others = SYMBOLS
@@ -62,14 +71,12 @@ def demo(service_factory, prometheus_factory) -> tuple[Service, Prometheus]:
         add_config(service.sessions, symbol, **DEMO[symbol])
         # A 503 says the worker was not up in time; the supervisor keeps starting it.
         assert service.command(protocol.CONFIG_CREATED, symbol, timeout_s=30)[0] in (200, 201, 503)
-        wait_for(
-            lambda s=symbol: service.command(protocol.STATUS, s)[0] == 200, 120, f"{symbol} up"
-        )
+        wait_for(partial(answers_status, service, symbol), 120, f"{symbol} up")
     prom = prometheus_factory(f"127.0.0.1:{service.env['METRICS_PORT']}")
     for symbol in SYMBOLS:
         assert service.command(protocol.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
-        wait_for(lambda s=symbol: service.open_orders(s), 30, f"{symbol} quoting")
+        wait_for(partial(service.open_orders, symbol), 30, f"{symbol} quoting")
     prom.wait_scraped('mm_open_orders{symbol="BTCUSDT"} > 0')
     return service, prom
 

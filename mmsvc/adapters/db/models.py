@@ -22,6 +22,8 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -60,6 +62,16 @@ def one_of(column: str, values: Iterable[str]) -> str:
     """SQL text true when `column` holds one of `values` (values are our own enum literals)."""
     listed = ", ".join(f"'{value}'" for value in sorted(values))
     return f"{column} IN ({listed})"
+
+
+def finite(*columns: str) -> tuple[CheckConstraint, ...]:
+    """CHECKs that refuse NaN and +-Infinity in NUMERIC columns (D24: refused in PostgreSQL too)."""
+    return tuple(
+        CheckConstraint(
+            f"{c} <> 'NaN' AND {c} <> 'Infinity' AND {c} <> '-Infinity'", name=f"{c}_finite"
+        )
+        for c in columns
+    )
 
 
 def _values(enum: type[StrEnum]) -> list[str]:
@@ -159,7 +171,10 @@ class MMPosition(Base):
     """mm_positions: a symbol's signed position and P&L, derivable from mm_fills."""
 
     __tablename__ = "mm_positions"
-    __table_args__ = (CheckConstraint("avg_entry_price >= 0", name="avg_entry_price_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("avg_entry_price >= 0", name="avg_entry_price_not_negative"),
+        *finite("quantity", "avg_entry_price", "realized_pnl", "fees_paid"),
+    )
 
     # No foreign key: the money record outlives a deleted config, as the fills do.
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -184,6 +199,7 @@ class MMOrder(Base):
         CheckConstraint("filled_quantity <= quantity", name="filled_within_quantity"),
         CheckConstraint("status <> 'FILLED' OR filled_quantity = quantity", name="filled_is_full"),
         CheckConstraint("level >= 0", name="level_not_negative"),
+        *finite("price", "quantity", "filled_quantity"),
         Index("ix_mm_orders_open_by_symbol", "symbol", postgresql_where=text(OPEN_STATUS_SQL)),
     )
 
@@ -212,6 +228,7 @@ class MMFill(Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("ts_ms >= 0", name="ts_ms_not_negative"),
         CheckConstraint("event_id <> ''", name="event_id_not_empty"),
+        *finite("price", "quantity", "fee"),
         Index("ix_mm_fills_symbol_ts", "symbol", "ts_ms", "id"),
     )
 
@@ -266,3 +283,57 @@ class MMAudit(Base):
     action: Mapped[str] = mapped_column(String(64))
     symbol: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+DEAD_LETTER_HOW = ("discard", "replay")
+
+
+class MMDeadLetter(Base):
+    """mm_dead_letters: must-deliver messages whose content cannot be applied (D24, D31).
+
+    The message's bytes and position are kept so it can be replayed; an
+    uncleared row holds its symbol's quotes (the hold survives restarts).
+    Clearing is a replay or an audited discard, by an operator.
+    """
+
+    __tablename__ = "mm_dead_letters"
+    __table_args__ = (
+        CheckConstraint(one_of("cleared_how", DEAD_LETTER_HOW), name="cleared_how_known"),
+        CheckConstraint("(cleared_at IS NULL) = (cleared_how IS NULL)", name="cleared_has_how"),
+        CheckConstraint("(cleared_at IS NULL) = (cleared_by IS NULL)", name="cleared_has_actor"),
+        CheckConstraint("cleared_by <> ''", name="cleared_by_not_empty"),
+        CheckConstraint("reason <> ''", name="reason_not_empty"),
+        CheckConstraint(
+            "replayed_at IS NULL OR cleared_how = 'replay'", name="replayed_only_on_replay"
+        ),
+        Index(
+            "ix_mm_dead_letters_uncleared_symbol",
+            "symbol",
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        # One uncleared row per message: a redelivery after a crash adds none.
+        Index(
+            "uq_mm_dead_letters_uncleared_message",
+            "topic",
+            "kafka_partition",
+            "kafka_offset",
+            unique=True,
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    topic: Mapped[str] = mapped_column(String(255))
+    kafka_partition: Mapped[int] = mapped_column(Integer)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    created_at: Mapped[datetime] = _created()
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(Text)
+    cleared_how: Mapped[str | None] = mapped_column(String(16))
+    clear_reason: Mapped[str | None] = mapped_column(Text)
+    replayed_at: Mapped[datetime | None]

@@ -89,6 +89,18 @@ OPERATOR_METRICS: tuple[MetricDef, ...] = (
     _counter("mm_worker_restarts_total", "Worker processes restarted after dying.", "symbol"),
     _gauge("mm_outbox_backlog", "Outbox rows not yet published to Kafka."),
     _gauge("mm_auth_disabled", "1 while the admin API runs with DISABLE_AUTH=true."),
+    # D24: bad data refused at the edge, and must-deliver messages held for an operator.
+    _counter(
+        "mm_messages_rejected_total",
+        "Decoded messages refused by the wire rules (D24, D31), by topic and reason code.",
+        "topic",
+        "reason",
+    ),
+    _gauge(
+        "mm_dead_letters",
+        "Uncleared dead letters of a symbol; its quotes are pulled while above 0 (D24, D31).",
+        "symbol",
+    ),
 )
 
 ALL_METRICS: tuple[MetricDef, ...] = SPEC_METRICS + OPERATOR_METRICS

@@ -202,6 +202,16 @@ def decode_error(topic: str) -> None:
     _m().by_name["mm_decode_errors_total"].labels(topic).inc()
 
 
+def message_rejected(topic: str, reason: str) -> None:
+    """Count one decoded message of ``topic`` refused by the wire rules (D24); reason is a code."""
+    _m().by_name["mm_messages_rejected_total"].labels(topic, reason).inc()
+
+
+def set_dead_letters(symbol: str, uncleared: int) -> None:
+    """Publish how many dead letters of ``symbol`` wait for an operator (D24, D31)."""
+    _m().by_name["mm_dead_letters"].labels(symbol).set(uncleared)
+
+
 # -------------------------------------------------------------- supervisor helpers
 
 

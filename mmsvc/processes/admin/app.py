@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify
 
 from mmsvc.config import Settings, load_or_exit
 from mmsvc.observability.tracing import instrument_flask
-from mmsvc.processes.admin import configs, control, errors, health, openapi, status
+from mmsvc.processes.admin import configs, control, dead_letters, errors, health, openapi, status
 from mmsvc.processes.admin.context import EXTENSION, build
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = build(settings)
     instrument_flask(app)  # server spans when tracing is on (wsgi.py turns it on)
     errors.install(app)
-    for blueprint in (configs.bp, control.bp, status.bp, health.bp):
+    for blueprint in (configs.bp, control.bp, status.bp, health.bp, dead_letters.bp):
         app.register_blueprint(blueprint)
     document = openapi.document()
 

@@ -13,6 +13,7 @@ from typing import Any
 from mmsvc import __version__
 from mmsvc.adapters.auth import Role
 from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
+from mmsvc.processes.admin import dead_letters
 from mmsvc.processes.admin.json_schema import ref
 from mmsvc.processes.admin.schemas import components
 
@@ -219,9 +220,9 @@ def document() -> dict[str, Any]:
             "description": "Configure and control the TradeX market maker. "
             "Decimals are strings; errors are {error: {code, message, field}}.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **dead_letters.openapi_paths(_operation)},
         "components": {
-            "schemas": components(),
+            "schemas": {**components(), **dead_letters.openapi_components()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

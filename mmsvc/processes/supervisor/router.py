@@ -105,12 +105,23 @@ class Router:
         return self.links.pop(symbol.encode(), None)
 
     def route(
-        self, topic: str, key: bytes | None, value: bytes, partition: int, offset: int, ts_ms: int
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        offset: int,
+        ts_ms: int,
     ) -> None:
-        """Deliver, buffer, shed or drop one consumed message."""
+        """Deliver, buffer, shed or drop one consumed message; never raises on any key or value."""
         kind = _KIND.get(topic)
         if kind is None:
             self.stats["dropped_unknown_topic"] += 1
+            return
+        if not isinstance(value, bytes):
+            # A tombstone (null value) carries nothing to apply; a worker could not even
+            # be sent it. Counted, like every message not delivered (D24).
+            self.stats["dropped_null_value"] += 1
             return
         if kind is MARKET:
             self._route_market(topic, key, value, partition, offset, ts_ms)

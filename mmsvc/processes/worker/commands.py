@@ -73,6 +73,8 @@ class CommandHandler:
         )
         if not transition.allowed:
             return _conflict("ILLEGAL_TRANSITION", transition.reason, trader.state)
+        if worker.edge.holding():  # D31: quotes stay pulled until an operator clears it
+            return _conflict("DEAD_LETTER", "a dead letter holds the symbol", trader.state)
         if command is machine.Command.ENABLE:
             worker.store.enable(actor=actor)
             refreshed = worker.store.load_config()

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import zmq
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
@@ -42,6 +42,7 @@ from mmsvc.domain.ratelimit import TokenBucket
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.worker.commands import CommandHandler
+from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import OrderExecution
 from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
 from mmsvc.processes.worker.killing import KillSwitch
@@ -117,6 +118,7 @@ class Worker:
         self.shadow_quotes: ShadowQuotes | None = None
         self.kill: KillSwitch
         self.commands: CommandHandler
+        self.edge: Edge
 
     # ----------------------------------------------------------------- start
 
@@ -145,6 +147,7 @@ class Worker:
             self.execution.start_flatten()  # whatever rested before this start is uncertain
         self.kill = KillSwitch(self)
         self.commands = CommandHandler(self)
+        self.edge = Edge(self)  # D24: wire rules and the dead-letter hold
         self._connect()
 
     def _load_instrument(self) -> None:
@@ -216,6 +219,7 @@ class Worker:
             if mono >= next_fence:
                 self._check_fence()
                 next_fence = mono + FENCE_CHECK_S
+            self.edge.poll(mono)
             if self.metadata_unavailable and mono >= self.metadata_retry_at:
                 self._load_instrument()
 
@@ -253,21 +257,17 @@ class Worker:
                 extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
             )
             return
-        if record.get("symbol") != self.symbol:
-            return
+        if not self.edge.admit(frame, record):
+            return  # refused: counted, logged, book unknown or dead-lettered (D24)
         handler = _HANDLERS.get(frame.topic)
         if handler is None:
             return
         try:
             handler(self, record)
-        except (ValueError, ArithmeticError, KeyError, TypeError):
-            # Valid Avro, nonsense inside (a price "abc", a negative tick): one bad
-            # message is counted and skipped; crashing would replay it forever.
-            metrics.decode_error(frame.topic)
-            log.exception(
-                "invalid message skipped",
-                extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
-            )
+        except (ValueError, ArithmeticError, KeyError, TypeError, DataError, IntegrityError) as exc:
+            # Content the wire rules let through and the core or PostgreSQL refused: one
+            # bad message costs one message; crashing would replay it forever (D24).
+            self.edge.failed(frame, exc)
 
     def on_snapshot(self, record: dict[str, Any]) -> None:
         self.trader.on_snapshot(record)

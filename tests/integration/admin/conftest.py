@@ -51,6 +51,7 @@ TABLES = (
     "mm_positions",
     "outbox",
     "mm_audit",
+    "mm_dead_letters",
 )
 
 

@@ -35,6 +35,7 @@ TABLES = {
     "mm_fills",
     "outbox",
     "mm_audit",
+    "mm_dead_letters",
 }
 
 
@@ -100,7 +101,7 @@ def test_a_migration_gives_up_on_a_lock_instead_of_queueing_behind_it(scratch_ur
 
     def hold_a_table() -> None:
         with scratch_engine.connect() as connection:
-            connection.execute(text("LOCK TABLE mm_audit IN ACCESS SHARE MODE"))
+            connection.execute(text("LOCK TABLE mm_fills IN ACCESS SHARE MODE"))
             held.set()
             release.wait(30)
 

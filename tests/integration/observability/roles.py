@@ -39,6 +39,8 @@ def worker(symbol: str, state: str, inventory: str) -> None:
     metrics.observe_quote_latency(0.00004)
     metrics.observe_order_latency(0.012)
     metrics.decode_error("md.trades.v1")
+    metrics.message_rejected("md.orderbook.snap.v1", "non_finite_price")
+    metrics.set_dead_letters(symbol, 0)
     _ready_then_wait()
 
 

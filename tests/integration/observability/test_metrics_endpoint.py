@@ -93,6 +93,9 @@ def test_operator_metrics_are_served(procs: Processes, metrics_url: str) -> None
     assert value(samples, "mm_messages_dropped_total", reason="queue_full") == 2
     assert value(samples, "mm_messages_dropped_total", reason="other_account") == 3
     assert value(samples, "mm_decode_errors_total", topic="md.trades.v1") == 1
+    refused = {"topic": "md.orderbook.snap.v1", "reason": "non_finite_price"}
+    assert value(samples, "mm_messages_rejected_total", **refused) == 1
+    assert value(samples, "mm_dead_letters", symbol="BTCUSDT") == 0
     assert value(samples, "mm_order_rejects_total", symbol="BTCUSDT") == 1
     assert value(samples, "mm_worker_restarts_total", symbol="BTCUSDT") == 1
     assert value(samples, "mm_outbox_backlog") == 4

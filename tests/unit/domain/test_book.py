@@ -111,9 +111,10 @@ def test_snapshot_at_the_same_sequence_refreshes_a_quiet_book() -> None:
 
 def test_crossed_book_is_unknown_until_the_next_snapshot() -> None:
     book = book_at(10)
-    assert book.apply_delta(11, [change(BID, "100.05", "1")], 1_100)
+    assert not book.apply_delta(11, [change(BID, "100.05", "1")], 1_100)
     assert book.top() is None
     assert "crossed" in (book.unknown_reason or "")
+    assert D("100.05") not in book.depth(BID)  # refused before anything was stored (D24)
     assert not book.apply_delta(12, [change(BID, "100.05", "0")], 1_200)
     assert book.apply_snapshot(12, levels(("100", "1")), levels(("100.02", "1")), 1_300)
     assert book.top() is not None
@@ -123,6 +124,26 @@ def test_crossed_snapshot_is_unknown() -> None:
     book = OrderBook("BTCUSDT")
     book.apply_snapshot(1, levels(("101", "1")), levels(("100", "1")), 1_000)
     assert book.top() is None
+
+
+def test_a_crossed_snapshot_is_not_stored_and_the_book_keeps_its_sequence() -> None:
+    book = book_at(10)
+    assert not book.apply_snapshot(11, levels(("101", "1")), levels(("100", "1")), 1_100)
+    assert book.sequence == 10
+    assert not book.is_known
+    assert book.depth(BID) == {D("100.00"): D(1), D("99.99"): D(2)}
+    assert book.apply_snapshot(11, levels(("100", "1")), levels(("100.02", "1")), 1_200)
+    assert book.top() is not None  # the same sequence, uncrossed, restores it
+
+
+def test_a_delta_that_removes_the_best_level_is_checked_against_the_next_one() -> None:
+    book = book_at(10)
+    # Removing the best ask (100.02) leaves 100.03: a bid at 100.025 does not cross it.
+    changes = [change(ASK, "100.02", "0"), change(BID, "100.025", "1")]
+    assert book.apply_delta(11, changes, 1_100)
+    assert book.top() == TopOfBook(D("100.025"), D("100.03"), 1_100)
+    assert not book.apply_delta(12, [change(BID, "100.03", "1")], 1_200)
+    assert D("100.03") not in book.depth(BID)
 
 
 def test_one_sided_book_has_no_top_but_recovers_with_deltas() -> None:

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.zmq.protocol import unpack_data
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
@@ -156,3 +159,28 @@ def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx: Cont
     assert drain(pull) == []
     assert router.stats["dropped_undecodable"] == 1
     assert router.stats["dropped_other_account"] == 0
+
+
+_TOPICS = [FILLS, TRADES, HALT, "md.orderbook.snap.v1", "md.instrument.created.v1", "other"]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    topic=st.sampled_from(_TOPICS),
+    key=st.none() | st.binary(max_size=20) | st.just(b"BTCUSDT"),
+    value=st.none() | st.binary(max_size=64),
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(-2, 2**63 - 1),
+    ts_ms=st.integers(-1, 2**62),
+)
+def test_no_key_or_value_makes_the_router_raise(ctx, topic, key, value, partition, offset, ts_ms):
+    """D14/D24: the router never decodes market data and never crashes on what it consumed."""
+    router = Router(account_id=OURS, peek_account=engine_event_account_id)
+    push, pull = pair(ctx, f"fuzz{id(router)}", 10)
+    router.attach(WorkerLink("BTCUSDT", push))
+    router.route(topic, key, value, partition, offset, ts_ms)
+    assert sum(router.stats.values()) == 1  # every message is routed or counted, once
+    pull.close()
+    push.close()

@@ -1,0 +1,187 @@
+"""Dead letters over the API: list them (mm:read), clear one by replay or discard (mm:admin).
+
+A dead letter is a must-deliver message whose content could not be applied
+(ARCHITECTURE D24); while uncleared it holds its symbol's quotes. Clearing
+is recorded in PostgreSQL with the actor, how and why (audited), and leaves
+the symbol PAUSED (D31): it is enabled again by a person. A replay is done by
+the symbol's worker, which polls mm_dead_letters about every second and
+re-applies the stored bytes through its own decode-and-apply path; polling
+needs no new control command and works while the worker or the supervisor is
+restarting (the clear is in the table, and the worker reads it when it is up).
+The OpenAPI entries of these routes live here too (:func:`openapi_paths`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from mmsvc.adapters.auth import Role
+from mmsvc.adapters.db.dead_letters import ClearRefusedError, DeadLetter, DeadLetterRepository
+from mmsvc.adapters.db.models import DEAD_LETTER_HOW
+from mmsvc.processes.admin import validation
+from mmsvc.processes.admin.auth import actor, requires
+from mmsvc.processes.admin.context import ctx
+from mmsvc.processes.admin.errors import ApiError
+from mmsvc.processes.admin.json_schema import SYMBOL_SCHEMA, TIMESTAMP, closed, nullable, ref
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("dead_letters", __name__)
+
+LIST_LIMIT = 100
+ID_MAX = 2**63 - 1
+REASON_MAX = 1000
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def view(row: DeadLetter) -> dict[str, Any]:
+    """A dead letter as the API shows it; the raw bytes in base64."""
+    return {
+        "id": row.id,
+        "symbol": row.symbol,
+        "topic": row.topic,
+        "partition": row.partition,
+        "offset": row.offset,
+        "key": row.key,
+        "value_base64": base64.b64encode(row.value).decode(),
+        "reason": row.reason,
+        "detail": row.detail,
+        "created_at": _when(row.created_at),
+        "cleared": row.cleared,
+        "cleared_at": _when(row.cleared_at),
+        "cleared_by": row.cleared_by,
+        "cleared_how": row.cleared_how,
+        "clear_reason": row.clear_reason,
+        "replayed_at": _when(row.replayed_at),
+    }
+
+
+@bp.get("/v1/mm/dead-letters")
+@requires(Role.READ)
+def listing() -> Response:
+    """The newest dead letters (cleared ones too), of one symbol with ?symbol=."""
+    symbol = request.args.get("symbol")
+    if symbol is not None:
+        symbol = validation.check_symbol(symbol)
+    with ctx().read() as session:
+        rows = DeadLetterRepository(session).recent(symbol=symbol, limit=LIST_LIMIT)
+    return jsonify({"dead_letters": [view(r) for r in rows]})
+
+
+@bp.post("/v1/mm/dead-letters/<dead_letter_id>/clear")
+@requires(Role.ADMIN)
+def clear(dead_letter_id: str) -> Response:
+    """Replay or discard one uncleared dead letter; the symbol stays PAUSED (D31)."""
+    if not dead_letter_id.isdigit() or not 0 < int(dead_letter_id) <= ID_MAX:
+        raise ApiError(404, "NOT_FOUND", f"no dead letter {dead_letter_id[:40]!r}")
+    body = validation.json_object(request.get_data())
+    validation.reject_unknown(body, {"action", "reason"})
+    action = body.get("action")
+    if action not in DEAD_LETTER_HOW:
+        raise ApiError(400, "INVALID_VALUE", "action must be 'replay' or 'discard'", field="action")
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ApiError(400, "INVALID_TYPE", "reason must be a non-empty string", field="reason")
+    if len(reason) > REASON_MAX:
+        raise ApiError(
+            422, "OUT_OF_RANGE", f"reason must be at most {REASON_MAX} characters", field="reason"
+        )
+    who = actor()
+    try:
+        with ctx().transaction() as session:
+            row = DeadLetterRepository(session).clear(
+                int(dead_letter_id), how=str(action), actor=who, reason=reason
+            )
+    except ClearRefusedError as refused:
+        status = 404 if refused.code == "NOT_FOUND" else 409
+        raise ApiError(status, refused.code, str(refused)) from None
+    log.warning(
+        "dead letter cleared",
+        extra={"actor": who, "symbol": row.symbol, "dead_letter_id": row.id, "how": action},
+    )
+    return jsonify(view(row))
+
+
+# --------------------------------------------------------------------- OpenAPI
+
+_ID_PARAM = {
+    "name": "dead_letter_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+}
+_QUERY_SYMBOL = {"name": "symbol", "in": "query", "required": False, "schema": SYMBOL_SCHEMA}
+_TEXT = {"type": "string"}
+_WHEN = nullable(TIMESTAMP)
+
+
+def openapi_components() -> dict[str, dict[str, Any]]:
+    """The component schemas of these routes."""
+    dead_letter = closed(
+        {
+            "id": {"type": "integer"},
+            "symbol": _TEXT,
+            "topic": _TEXT,
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "key": nullable(_TEXT),
+            "value_base64": _TEXT,
+            "reason": _TEXT,
+            "detail": _TEXT,
+            "created_at": TIMESTAMP,
+            "cleared": {"type": "boolean"},
+            "cleared_at": _WHEN,
+            "cleared_by": nullable(_TEXT),
+            "cleared_how": nullable({"type": "string", "enum": list(DEAD_LETTER_HOW)}),
+            "clear_reason": nullable(_TEXT),
+            "replayed_at": _WHEN,
+        },
+        required=["id", "symbol", "topic", "partition", "offset", "reason", "cleared"],
+    )
+    return {
+        "DeadLetter": dead_letter,
+        "DeadLetterList": closed(
+            {"dead_letters": {"type": "array", "items": ref("DeadLetter")}}, ["dead_letters"]
+        ),
+        "DeadLetterClear": closed(
+            {
+                "action": {"type": "string", "enum": list(DEAD_LETTER_HOW)},
+                "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX},
+            },
+            ["action", "reason"],
+        ),
+    }
+
+
+def openapi_paths(operation: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The path items of these routes, built with openapi.py's ``_operation``."""
+    listing_op = operation(
+        "listDeadLetters",
+        "Dead letters, newest first; an uncleared one holds its symbol's quotes (D24)",
+        Role.READ,
+        {200: "DeadLetterList"},
+        (400, 422),
+    )
+    listing_op["parameters"] = [_QUERY_SYMBOL]
+    clear_op = operation(
+        "clearDeadLetter",
+        "Replay or discard a dead letter (audited); the symbol stays PAUSED (D31)",
+        Role.ADMIN,
+        {200: "DeadLetter"},
+        (400, 404, 409, 422),
+        body="DeadLetterClear",
+    )
+    clear_op["parameters"] = [_ID_PARAM]
+    return {
+        "/v1/mm/dead-letters": {"get": listing_op},
+        "/v1/mm/dead-letters/{dead_letter_id}/clear": {"post": clear_op},
+    }

@@ -1,0 +1,162 @@
+"""The worker's edge: every decoded record is checked before it touches state (D24, D31).
+
+A refused record is counted (``mm_messages_rejected_total{topic,reason}``)
+and logged, never applied. A refused book message leaves the book unknown
+until the next snapshot (quotes pulled by the core). A must-deliver message
+(our engine event, an instrument lifecycle event) whose content is bad goes
+to mm_dead_letters and is then acknowledged by the caller so the partition
+moves on; the symbol's quotes are pulled (PAUSED) and enable/resume are
+refused while any dead letter of the symbol is uncleared. The hold is the
+table, so it survives restarts; this module polls it every second to learn
+of clears and of replays to perform (a replay re-applies the stored bytes
+through the worker's own decode-and-apply path). A failure of PostgreSQL
+itself propagates: such a message is retried, never dead-lettered (D31).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mmsvc.adapters import metrics
+from mmsvc.adapters.db.dead_letters import DeadLetterRepository
+from mmsvc.adapters.db.engine import make_session_factory
+from mmsvc.adapters.kafka import topics, validation
+from mmsvc.adapters.zmq.protocol import DataFrame
+from mmsvc.domain.model import SymbolState
+
+if TYPE_CHECKING:
+    from mmsvc.processes.worker.main import Worker
+
+log = logging.getLogger("mmsvc.worker.edge")
+
+BOOK_TOPICS: Final = frozenset({topics.ORDERBOOK_SNAPSHOT, topics.ORDERBOOK_DELTA})
+MUST_DELIVER: Final = topics.INSTRUMENT_LIFECYCLE | {topics.ENGINE_EVENTS}
+HOLD_POLL_S: Final = 1.0
+
+
+class Edge:
+    """Admits or refuses one worker's records; keeps its dead-letter hold."""
+
+    def __init__(self, worker: Worker, sessions: sessionmaker[Session] | None = None) -> None:
+        self._worker = worker
+        self._sessions = sessions or make_session_factory(worker.engine)
+        self.held = 0  # uncleared dead letters of the symbol, as last read
+        self._next_poll = 0.0
+
+    # ------------------------------------------------------------------ admit
+
+    def admit(self, frame: DataFrame, record: dict[str, Any]) -> bool:
+        """True when ``record`` may be applied; a refusal is counted, logged and acted on."""
+        worker = self._worker
+        if (
+            frame.topic == topics.ENGINE_EVENTS
+            and record.get("account_id") != worker.settings.system_account_id
+        ):
+            return True  # another account's event: the handler ignores it, it is not ours to judge
+        refusal = validation.check(frame.topic, worker.symbol, record)
+        if refusal is None:
+            return True
+        self.refuse(frame, refusal.reason, refusal.detail)
+        return False
+
+    def failed(self, frame: DataFrame, exc: Exception) -> None:
+        """A handler raised on a record that passed the wire rules: refused as if it had not."""
+        log.error(
+            "message could not be applied",
+            exc_info=exc,
+            extra={"symbol": self._worker.symbol, "topic": frame.topic, "offset": frame.offset},
+        )
+        self.refuse(frame, "apply_error", f"{type(exc).__name__}: {exc}"[:500])
+
+    def refuse(self, frame: DataFrame, reason: str, detail: str) -> None:
+        """Count and log; a book goes unknown, a must-deliver message is dead-lettered."""
+        worker = self._worker
+        metrics.message_rejected(frame.topic, reason)
+        log.warning(
+            "message refused",
+            extra={
+                "symbol": worker.symbol,
+                "topic": frame.topic,
+                "partition": frame.partition,
+                "offset": frame.offset,
+                "reason": reason,
+                "detail": detail,
+            },
+        )
+        if frame.topic in BOOK_TOPICS:
+            # The book may have missed what this message said: distrust it until a snapshot (D12).
+            worker.trader.book.mark_unknown(f"refused {frame.topic}: {reason}")
+            worker.market_moved(force=True)
+        elif frame.topic in MUST_DELIVER:
+            self.dead_letter(frame, reason, detail)
+
+    # ----------------------------------------------------------- dead letters
+
+    def dead_letter(self, frame: DataFrame, reason: str, detail: str) -> None:
+        """Store the message and hold the symbol; a database failure propagates (retried)."""
+        worker = self._worker
+        with self._sessions.begin() as session:
+            repo = DeadLetterRepository(session)
+            row_id = repo.add(
+                symbol=worker.symbol,
+                topic=frame.topic,
+                partition=frame.partition,
+                offset=frame.offset,
+                key=worker.symbol,
+                value=frame.value,
+                reason=reason,
+                detail=detail,
+            )
+            self.held = repo.uncleared_count(worker.symbol)
+        metrics.set_dead_letters(worker.symbol, self.held)
+        log.error(
+            "dead letter stored; quotes pulled until an operator clears it",
+            extra={
+                "symbol": worker.symbol,
+                "topic": frame.topic,
+                "offset": frame.offset,
+                "dead_letter_id": row_id,
+                "reason": reason,
+            },
+        )
+        self._pull(f"dead letter: {frame.topic} {reason}")
+
+    def holding(self) -> bool:
+        """True while a dead letter of the symbol is uncleared (read now, not cached)."""
+        with self._sessions() as session:
+            self.held = DeadLetterRepository(session).uncleared_count(self._worker.symbol)
+        metrics.set_dead_letters(self._worker.symbol, self.held)
+        return self.held > 0
+
+    def poll(self, mono: float | None = None) -> None:
+        """About every second: refresh the hold, pull quotes if held, perform pending replays."""
+        mono = time.monotonic() if mono is None else mono
+        if mono < self._next_poll:
+            return
+        self._next_poll = mono + HOLD_POLL_S
+        worker = self._worker
+        with self._sessions() as session:
+            repo = DeadLetterRepository(session)
+            self.held = repo.uncleared_count(worker.symbol)
+            replays = repo.pending_replays(worker.symbol)
+        metrics.set_dead_letters(worker.symbol, self.held)
+        if self.held:
+            self._pull("dead letter")
+        for row in replays:
+            log.info(
+                "replaying a cleared dead letter",
+                extra={"symbol": worker.symbol, "dead_letter_id": row.id, "topic": row.topic},
+            )
+            # The real path: decode, the wire rules, the handler; a new refusal is a new row.
+            worker._on_data(DataFrame(row.topic, row.value, row.partition, row.offset, 0, False))
+            with self._sessions.begin() as session:
+                DeadLetterRepository(session).mark_replayed(row.id)
+
+    def _pull(self, reason: str) -> None:
+        worker = self._worker
+        if worker.trader.state is SymbolState.ACTIVE:
+            worker.commands.pause({"reason": reason}, "system")  # records PAUSED, flattens

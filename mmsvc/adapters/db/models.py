@@ -282,3 +282,25 @@ class MMAudit(Base):
     action: Mapped[str] = mapped_column(String(64))
     symbol: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class MMLease(Base):
+    """mm_leases: who may quote a symbol, until when, under which fencing epoch (D26, D32).
+
+    No foreign key to mm_configs: a lease outlives a deleted config, so an
+    epoch never restarts at 1 and a late write of an old owner stays fenced.
+    """
+
+    __tablename__ = "mm_leases"
+    __table_args__ = (
+        CheckConstraint("owner <> ''", name="owner_not_empty"),
+        CheckConstraint("epoch >= 1", name="epoch_positive"),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = _created()
+    # On PostgreSQL's clock (D32): every check compares it with the server's time.
+    lease_expires_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.db",
     "tests.fixtures.exchange",
+    "tests.fixtures.pgbouncer",
 ]

@@ -201,8 +201,19 @@ def up(run_dir: Path, database: str = "mmsvc") -> dict[str, str]:
         "SCHEMA_REGISTRY_URL": registry_url,
     }
     env.update(start_exchange(run_dir, env))
+    env.update(_start_pooler(run_dir, database_url))
     write_env(run_dir, env)
     return env
+
+
+def _start_pooler(run_dir: Path, database_url: str) -> dict[str, str]:
+    """PgBouncer before PostgreSQL as POSTGRES_POOL_URL (D27); nothing, said once, when missing."""
+    from mmsvc.devstack import pgbouncer  # noqa: PLC0415 - it builds on this module
+
+    if not pgbouncer.available():
+        print(f"mmsvc-devstack: no pooler: {pgbouncer.INSTALL_HINT}", file=sys.stderr)  # noqa: T201
+        return {}
+    return {pgbouncer.ENV_KEY: pgbouncer.start(run_dir, database_url)}
 
 
 def running_pids(run_dir: Path) -> dict[str, int]:

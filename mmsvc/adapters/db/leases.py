@@ -24,18 +24,27 @@ Every function works inside the caller's transaction and never commits.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.records import KillFlag, StateRecord
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.domain.lease import LeaseDeadline
 
 # D28: a lease that ended less than this long ago is a takeover (the symbol
 # carries on in its recorded state); an older one is a cold start (PAUSED).
 TAKEOVER_WINDOW_S = 30.0
+# D26: renewed about every second; a lease outlives a few missed renewals, and
+# the local deadline stops places a margin before PostgreSQL's expiry (D32).
+LEASE_S = 5.0
+RENEW_EVERY_S = 1.0
+DEADLINE_MARGIN_S = 1.0
 
 # The lock and the server's time read in one round trip: the outer SELECT's
 # clock_timestamp() is evaluated only once the CTE's row lock is held, so a
@@ -175,3 +184,99 @@ def _create(
     if created is None:
         return take(session, symbol, owner, lease_s, takeover_window_s=takeover_window_s)
     return Lease(symbol, owner, created.epoch, created.lease_expires_at, takeover=False)
+
+
+class LeaseKeeper:
+    """One worker's lease: take, renew when due, fenced write transactions, the local deadline.
+
+    The worker's composition root holds one: `take` before its first write,
+    `renew` whenever `renewal_due` (its answer carries the kill flag and the
+    state, D30), `may_place` before every place (D32), `transaction` for every
+    write but a kill's, and `release` once its in-flight places are answered.
+    A Fenced from `renew` or `transaction` means: stop placing, cancel our own
+    order ids, take again only as a new owner. Not thread-safe: one loop owns it.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        symbol: str,
+        owner: str,
+        *,
+        lease_s: float = LEASE_S,
+        renew_every_s: float = RENEW_EVERY_S,
+        margin_s: float = DEADLINE_MARGIN_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self.symbol, self.owner = symbol, owner
+        self._lease_s, self._renew_every_s = lease_s, renew_every_s
+        self._clock = clock
+        self.deadline = LeaseDeadline(margin_s)
+        self.epoch: int | None = None
+        self._next_renewal = 0.0
+
+    def take(self) -> Lease:
+        """Take the lease (LeaseHeld while another owner's is live); places allowed after."""
+        sent_at = self._clock()
+        with self._sessions.begin() as session:
+            lease = take(session, self.symbol, self.owner, self._lease_s)
+        self._held(lease.epoch, sent_at)
+        return lease
+
+    def renewal_due(self) -> bool:
+        """True when the next renewal is due (about every `renew_every_s`)."""
+        return self.epoch is not None and self._clock() >= self._next_renewal
+
+    def renew(self) -> Renewal:
+        """Renew now; Fenced (and no place from then on) when the lease is gone."""
+        epoch = self._epoch()
+        sent_at = self._clock()
+        try:
+            with self._sessions.begin() as session:
+                renewal = renew(session, self.symbol, epoch, self._lease_s)
+        except Fenced:
+            self.lost()
+            raise
+        self._held(epoch, sent_at)
+        return renewal
+
+    def may_place(self) -> bool:
+        """True while the local deadline of a held lease has not passed (D32)."""
+        return self.deadline.allows_place(self._clock())
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction fenced by our epoch (D26); commits on success."""
+        epoch = self._epoch()
+        try:
+            with self._sessions.begin() as session:
+                fence(session, self.symbol, epoch)
+                yield session
+        except Fenced:
+            self.lost()
+            raise
+
+    def release(self) -> bool:
+        """Give the lease up (after in-flight places are answered, D32); False if not ours."""
+        if self.epoch is None:
+            return False
+        epoch = self.epoch
+        self.lost()
+        with self._sessions.begin() as session:
+            return release(session, self.symbol, epoch)
+
+    def lost(self) -> None:
+        """Forget the lease: no place, no fenced write until the next take."""
+        self.epoch = None
+        self.deadline.lost()
+
+    def _held(self, epoch: int, sent_at: float) -> None:
+        self.epoch = epoch
+        self.deadline.renewed(sent_at, self._lease_s)
+        self._next_renewal = sent_at + self._renew_every_s
+
+    def _epoch(self) -> int:
+        if self.epoch is None:
+            raise Fenced(f"{self.symbol}: no lease held by {self.owner}")
+        return self.epoch

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, text
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db import leases
+from mmsvc.adapters.db.engine import make_session_factory
 from mmsvc.adapters.db.leases import Fenced, LeaseHeld
 from mmsvc.adapters.db.models import MMLease, MMOrder
 from mmsvc.adapters.db.orders import OrderRepository
@@ -286,3 +287,53 @@ def _take_after_expiry(engine: Engine, symbol: str) -> leases.Lease:
             {"symbol": symbol},
         )
         return leases.take(session, symbol, "host-b/200", LEASE_S)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keeper(engine: Engine, symbol: str, owner: str, clock: FakeClock) -> leases.LeaseKeeper:
+    return leases.LeaseKeeper(
+        make_session_factory(engine), symbol, owner, lease_s=5.0, margin_s=1.0, clock=clock
+    )
+
+
+def test_the_keeper_places_until_its_local_deadline_and_renews_when_due(db_engine, symbol):
+    clock = FakeClock()
+    worker = keeper(db_engine, symbol, "host-a/100", clock)
+    assert not worker.may_place(), "no place before the lease is taken"
+    worker.take()
+    assert worker.may_place() and not worker.renewal_due()
+    clock.now += 1.0
+    assert worker.renewal_due()
+    clock.now += 3.5  # 4.5 s after the take: past lease - margin with no renewal
+    assert not worker.may_place()
+    worker.renew()
+    assert worker.may_place()
+    with worker.transaction() as session:
+        OrderRepository(session).insert_pending(new_order(symbol))
+    assert orders_of(db_engine, symbol) == 1
+    assert worker.release() and not worker.may_place()
+
+
+def test_a_keeper_fenced_out_by_a_takeover_stops_placing_and_writing(db_engine, symbol):
+    clock = FakeClock()
+    old = keeper(db_engine, symbol, "host-a/100", clock)
+    old.take()
+    age_lease(db_engine, symbol, 1.0)
+    keeper(db_engine, symbol, "host-b/200", FakeClock()).take()
+    # Its local clock still says the lease holds: only PostgreSQL knows better.
+    assert old.may_place()
+    with pytest.raises(Fenced, match="taken over"), old.transaction() as session:
+        OrderRepository(session).insert_pending(new_order(symbol))
+    assert not old.may_place() and old.epoch is None
+    with pytest.raises(Fenced, match="no lease held"):
+        old.renew()
+    assert orders_of(db_engine, symbol) == 0

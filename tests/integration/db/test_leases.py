@@ -337,3 +337,37 @@ def test_a_keeper_fenced_out_by_a_takeover_stops_placing_and_writing(db_engine, 
     with pytest.raises(Fenced, match="no lease held"):
         old.renew()
     assert orders_of(db_engine, symbol) == 0
+
+
+def test_a_renewal_that_waited_behind_a_write_judges_expiry_after_the_wait(db_engine, symbol):
+    lease = take(db_engine, symbol, "host-a/100", lease_s=1.0)
+    outcome: list[object] = []
+
+    def renew_behind_the_writer() -> None:
+        try:
+            outcome.append(renew(db_engine, symbol, lease.epoch, lease_s=30.0))
+        except Fenced as fenced:
+            outcome.append(fenced)
+
+    with Session(db_engine) as writer, writer.begin():
+        leases.fence(writer, symbol, lease.epoch)
+        renewer = threading.Thread(target=renew_behind_the_writer)
+        renewer.start()
+        # The lease runs out on PostgreSQL's clock while the renewal waits for the row.
+        wait_for(lambda: _expired_on_server(db_engine, symbol), 10, "the lease's expiry")
+        assert renewer.is_alive(), "the renewal must wait for the writer's row lock"
+    renewer.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Fenced), outcome
+    assert "expired" in str(outcome[0])
+
+
+def _expired_on_server(engine: Engine, symbol: str) -> bool:
+    with Session(engine) as session:
+        return bool(
+            session.execute(
+                text(
+                    "SELECT lease_expires_at < clock_timestamp() FROM mm_leases WHERE symbol = :s"
+                ),
+                {"s": symbol},
+            ).scalar_one()
+        )

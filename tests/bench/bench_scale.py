@@ -156,6 +156,11 @@ def create_configs(scale: Scale) -> None:
     took, refused = [], {}
     budget = time.monotonic() + 60 + 10 * scale.n
     for symbol in scale.symbols:
+        if time.monotonic() > budget:
+            raise Stop(
+                f"{len(took)} of {scale.n} configs tried within the budget "
+                f"({statistics.median(took):.1f} s median each, {len(refused)} refused)"
+            )
         t0 = time.monotonic()
         response = scale.http.post(
             f"{scale.admin_url}/v1/mm-configs", json={"symbol": symbol}, timeout=60
@@ -163,11 +168,9 @@ def create_configs(scale: Scale) -> None:
         took.append(time.monotonic() - t0)
         if response.status_code != 201:
             refused[symbol] = f"{response.status_code} {response.text[:120]}"
-        if time.monotonic() > budget:
-            raise Stop(f"{len(took)} of {scale.n} configs created before the budget ran out")
     scale.figures["create_configs_s"] = (
-        f"{sum(took):.1f} in all, {statistics.median(took):.2f} median per config, "
-        f"{len(refused)} refused"
+        f"{sum(took):.1f} in all, {statistics.median(took):.2f} median per config "
+        f"(max {max(took):.2f}), {len(refused)} refused, {_restarts(scale)} worker restarts"
     )
     if refused:
         scale.figures["create_refused"] = refused

@@ -3,7 +3,7 @@
 Money, prices and quantities are NUMERIC and come back as Decimal; no float
 column exists. CHECK constraints refuse rows no code path should ever write,
 so a bug surfaces as an IntegrityError instead of a silently wrong position.
-The alembic migration `0001_initial` creates exactly these tables; a test
+The alembic migrations (0001, 0005_leases) create exactly these tables; a test
 compares the two.
 """
 

@@ -13,7 +13,7 @@ PROTO := mmsvc/adapters/metadata/proto/metadata.proto
 PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
 STACK_ENV := $(RUN_DIR)/stack.env
 
-.PHONY: help venv proto prometheus services stop migrate lint test test-unit bench run clean
+.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-unit bench run clean
 
 help: ## List the targets with what each does
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -50,7 +50,23 @@ prometheus: ## Install Debian's prometheus (server and promtool) when missing
 		test $$rc -eq 0 && command -v promtool > /dev/null || { \
 			echo "cannot install Debian's prometheus (needs root and apt; see /tmp/mmsvc-prometheus-install.log)"; exit 1; }; }
 
-services: venv prometheus ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator, Prometheus
+
+# D27: the dev stack puts Debian's PgBouncer (transaction mode) in front of
+# PostgreSQL. Installed once when missing; a no-op check when present. The
+# package's own system service is stopped and disabled: the dev stack starts
+# its own pgbouncer on a free port, and the system one must not hold 6432.
+pgbouncer: ## Install Debian's pgbouncer when missing (the dev stack's connection pooler, D27)
+	@if ! command -v pgbouncer > /dev/null && ! test -x /usr/sbin/pgbouncer; then \
+		echo "installing Debian's pgbouncer (once)"; \
+		if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; } \
+			> /tmp/mmsvc-pgbouncer-install.log 2>&1; then \
+			{ service pgbouncer stop; update-rc.d pgbouncer disable; } > /dev/null 2>&1 || true; \
+		else \
+			echo "pgbouncer: could not install the Debian package (needs root and apt: 'apt-get install pgbouncer'); see /tmp/mmsvc-pgbouncer-install.log"; \
+		fi; \
+	fi
+
+services: venv prometheus pgbouncer ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator, PgBouncer, Prometheus
 	@$(PY) -m mmsvc.devstack.stack up
 
 stop: ## Stop every process this checkout started: the service (orders canceled first), then the dev stack
@@ -65,7 +81,7 @@ lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff format --check mmsvc tests alembic
 	@$(VENV)/bin/mypy mmsvc tests
 
-test: venv prometheus ## Lint, then every test (unit, integration, end-to-end, promtool rule tests) against a dev stack of its own
+test: venv prometheus pgbouncer ## Lint, then every test (unit, integration, end-to-end, promtool rule tests) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
 	@$(PY) -m pytest --cov=mmsvc --cov-report=term
@@ -73,10 +89,10 @@ test: venv prometheus ## Lint, then every test (unit, integration, end-to-end, p
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q
 
-bench: venv ## Benchmarks: print figures and write them to bench-results/
+bench: venv pgbouncer ## Benchmarks: print figures and write them to bench-results/
 	@$(PY) -m tests.bench
 
-run: venv prometheus ## Start the dev stack and the service, enable the demo symbols, print where to look
+run: venv prometheus pgbouncer ## Start the dev stack and the service, enable the demo symbols, print where to look
 	@$(PY) -m mmsvc.devstack.run
 
 clean: stop ## Remove the venv, the run directory and caches

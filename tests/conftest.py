@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.exchange",
     "tests.fixtures.kafka",
     "tests.fixtures.prometheus",
+    "tests.fixtures.pgbouncer",
 ]

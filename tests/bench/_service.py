@@ -43,9 +43,14 @@ class Move(NamedTuple):
 
 
 def service_env(
-    bench: BenchStack, urls: ExchangeUrls, kafka: str, registry: str, config: ConfigFields
+    bench: BenchStack,
+    urls: ExchangeUrls,
+    kafka: str,
+    registry: str,
+    config: ConfigFields,
+    symbols: Sequence[str] = SYMBOLS,
 ) -> dict[str, str]:
-    """A migrated scratch database with ``config`` for every symbol; the service's environment.
+    """A migrated scratch database with ``config`` for each of ``symbols``; the service's env.
 
     As tests/e2e/conftest.py builds it; every other setting keeps its default
     (KILL_SWITCH_RESPONSE_TIMEOUT_MS among them: 50 ms).
@@ -53,7 +58,7 @@ def service_env(
     database_url = bench.database("service", migrate=True)
     sessions = make_session_factory(make_engine(database_url))
     with sessions.begin() as session:
-        for symbol in SYMBOLS:
+        for symbol in symbols:
             ConfigRepository(session).create(symbol, "bench", config)
     sessions.kw["bind"].dispose()
     sockets = bench.run_dir / "sockets"

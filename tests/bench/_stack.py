@@ -19,7 +19,7 @@ import sys
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -118,6 +118,8 @@ class BenchStack:
     run_dir: Path = field(init=False)
     databases: list[str] = field(default_factory=list)
     _service: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Set by a benchmark that stopped early without raising: its logs are kept too.
+    keep_logs: bool = False
 
     def __post_init__(self) -> None:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"mmsvc-bench-{self.name}-"))
@@ -142,7 +144,7 @@ class BenchStack:
         for name in self.databases:
             with contextlib.suppress(Exception):  # best effort: report the real failure
                 services.drop_database(services.PG_ADMIN_URL, name)
-        if error is None:
+        if error is None and not self.keep_logs:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         else:
             print(f"  benchmark failed; logs kept in {self.run_dir}", flush=True)
@@ -204,11 +206,31 @@ class BenchStack:
 
     # ------------------------------------------------------------- service
 
-    def start_service(self, name: str, module: str, env: Mapping[str, str]) -> None:
-        """Start one process of the service (supervisor, outbox) with ``env`` added."""
+    def start_service(
+        self, name: str, module: str, env: Mapping[str, str], args: Sequence[str] = ()
+    ) -> None:
+        """Start one process of the service (supervisor, outbox, gunicorn) with ``env`` added."""
         self._service[name] = stack.start_process(
-            self.run_dir, name, [sys.executable, "-m", module], env
+            self.run_dir, name, [sys.executable, "-m", module, *args], env
         )
+
+    def pid(self, name: str) -> int | None:
+        """The pid of one service process started here, while it runs."""
+        proc = self._service.get(name)
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def stop_one(self, name: str, grace_s: float = 30.0) -> None:
+        """SIGTERM one service process and wait for it (a supervisor stops its workers first)."""
+        proc = self._service.pop(name, None)
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
     def alive(self, name: str) -> bool:
         proc = self._service.get(name)

@@ -16,7 +16,7 @@ checked by count) and measures the rate at which the whole shape delivers;
 ``waits`` says how often a queue was full, where the supervisor would have shed
 market data (or buffered a must-deliver message) instead. With ``blocking``
 False the socket behaves exactly as a plain NOBLOCK PUSH. It wraps
-send_multipart and send, the calls the forwarder and the router make.
+send_multipart and send (the forwarder and the router both call send).
 """
 
 from __future__ import annotations

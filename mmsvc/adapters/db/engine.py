@@ -1,12 +1,16 @@
-"""Engines and sessions for PostgreSQL through psycopg 3."""
+"""Engines and sessions for PostgreSQL through psycopg 3, direct or through PgBouncer (D27, D32)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from typing import Any
+
+from sqlalchemy import Engine, NullPool, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 DRIVER = "postgresql+psycopg"
 _PLAIN_SCHEMES = {"postgres", "postgresql", DRIVER}
+# A worker runs one transaction at a time (D27): one connection, never more.
+WORKER_POOL_SIZE = 1
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -17,16 +21,42 @@ def sqlalchemy_url(url: str) -> str:
     return f"{DRIVER}://{rest}"
 
 
-def make_engine(url: str, *, application_name: str = "mmsvc", pool_size: int = 2) -> Engine:
-    """An engine on psycopg 3 that checks a pooled connection before handing it out."""
+def make_engine(
+    url: str, *, application_name: str = "mmsvc", pool_size: int = 2, max_overflow: int = 2
+) -> Engine:
+    """An engine on psycopg 3 that works through a transaction-mode pooler (D27, D32).
+
+    No server-side prepared statements (``prepare_threshold=None``): through
+    PgBouncer in transaction mode, consecutive transactions of one client may
+    run on different server connections, where a prepared statement does not
+    exist. ``pool_size=0`` borrows a new connection per checkout (NullPool),
+    for a process that must hold no connection between transactions.
+    """
+    connect_args = {"application_name": application_name, "prepare_threshold": None}
+    pooling: dict[str, Any] = (
+        {"poolclass": NullPool}
+        if pool_size == 0
+        else {"pool_size": pool_size, "max_overflow": max_overflow}
+    )
     return create_engine(
         sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=2,
-        # A worker holds its session for hours; a dead server connection must
-        # fail the ping, not the first statement after a PostgreSQL restart.
+        # A process lives for hours; a dead server connection must fail the
+        # ping, not the first statement after a PostgreSQL restart.
         pool_pre_ping=True,
-        connect_args={"application_name": application_name},
+        connect_args=connect_args,
+        **pooling,
+    )
+
+
+def make_worker_engine(url: str, *, application_name: str) -> Engine:
+    """A worker's engine: at most one connection, borrowed by one transaction at a time (D27).
+
+    Point `url` at the pooler (POSTGRES_POOL_URL in the dev stack): the one
+    client connection a worker keeps costs PgBouncer a socket, not PostgreSQL
+    a backend; a server connection is only held for a transaction's duration.
+    """
+    return make_engine(
+        url, application_name=application_name, pool_size=WORKER_POOL_SIZE, max_overflow=0
     )
 
 

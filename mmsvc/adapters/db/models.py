@@ -3,7 +3,7 @@
 Money, prices and quantities are NUMERIC and come back as Decimal; no float
 column exists. CHECK constraints refuse rows no code path should ever write,
 so a bug surfaces as an IntegrityError instead of a silently wrong position.
-The alembic migration `0001_initial` creates exactly these tables; a test
+The alembic migrations (0001, 0005_leases) create exactly these tables; a test
 compares the two.
 """
 
@@ -337,3 +337,25 @@ class MMDeadLetter(Base):
     cleared_how: Mapped[str | None] = mapped_column(String(16))
     clear_reason: Mapped[str | None] = mapped_column(Text)
     replayed_at: Mapped[datetime | None]
+
+
+class MMLease(Base):
+    """mm_leases: who may quote a symbol, until when, under which fencing epoch (D26, D32).
+
+    No foreign key to mm_configs: a lease outlives a deleted config, so an
+    epoch never restarts at 1 and a late write of an old owner stays fenced.
+    """
+
+    __tablename__ = "mm_leases"
+    __table_args__ = (
+        CheckConstraint("owner <> ''", name="owner_not_empty"),
+        CheckConstraint("epoch >= 1", name="epoch_positive"),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = _created()
+    # On PostgreSQL's clock (D32): every check compares it with the server's time.
+    lease_expires_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]

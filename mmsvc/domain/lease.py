@@ -1,0 +1,48 @@
+"""The worker's local deadline for its ownership lease (ARCHITECTURE D26, D32).
+
+The lease's expiry is kept on PostgreSQL's clock; this is the worker's own,
+conservative copy on its monotonic clock, so a worker that cannot reach
+PostgreSQL stops placing before a new owner can take the symbol over. The
+caller passes `time.monotonic()` readings; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+
+class LeaseDeadline:
+    """No place after (request sent + lease_s - margin_s) of the last successful renewal."""
+
+    __slots__ = ("_deadline", "_margin_s")
+
+    def __init__(self, margin_s: float) -> None:
+        if margin_s < 0:
+            raise ValueError("margin_s must be >= 0")
+        self._margin_s = margin_s
+        self._deadline: float | None = None
+
+    def renewed(self, sent_at: float, lease_s: float) -> None:
+        """Record a take or renewal whose request left at monotonic `sent_at`.
+
+        Counting from the moment the request was sent, not from its answer,
+        keeps the local deadline before the server's expiry however long the
+        round trip took.
+        """
+        if lease_s <= self._margin_s:
+            raise ValueError(f"lease_s {lease_s} must exceed the margin {self._margin_s}")
+        deadline = sent_at + lease_s - self._margin_s
+        if self._deadline is None or deadline > self._deadline:
+            self._deadline = deadline
+
+    def lost(self) -> None:
+        """The lease is gone (fenced, released): no place from now on until the next take."""
+        self._deadline = None
+
+    def allows_place(self, now: float) -> bool:
+        """True while monotonic `now` is before the deadline of a held lease."""
+        return self._deadline is not None and now < self._deadline
+
+    def remaining(self, now: float) -> float:
+        """Seconds left before the deadline (0 when none is held or it has passed)."""
+        if self._deadline is None:
+            return 0.0
+        return max(0.0, self._deadline - now)

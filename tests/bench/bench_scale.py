@@ -1,0 +1,430 @@
+"""N symbols on one host (issue 13, D26/D27): start-up, quoting, memory, connections, kill.
+
+python -m tests.bench scale --symbols N     (default 200)
+
+The simulator lists N generated instruments (SIM0001USDT...); the service
+(supervisor, outbox relay, admin API under gunicorn) runs on a scratch
+database. Phases, in order, each with a timeout that ends the benchmark with
+a line saying where it stopped and what it had reached (never a hang):
+
+1. create N configs over the admin API (POST /v1/mm-configs), timed, refusals counted;
+2. enable all over the API: first enable to both sides of all N quoting at the simulator;
+3. while all quote: USS per worker (median, p95) against a bare ``python -c`` interpreter,
+   the whole service's RSS and PSS, PostgreSQL connections in use, idle CPU per symbol;
+4. emergency kill over the API: until the simulator lists zero open orders of ours,
+   per symbol (p50, p99) and in total;
+5. restart the supervisor: start to all N workers connected (STATUS answers), and
+   how many workers were restarted on the way (the silence rule's kills among them).
+
+Each figure is printed beside its reference (the issue's acceptance at 200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import requests
+
+from mmsvc.adapters.zmq import protocol
+from mmsvc.devstack import stack
+from mmsvc.devstack.exchange.config import generated_symbol
+from mmsvc.domain.symbol_config import ConfigFields
+from tests.bench._service import Venue, service_env
+from tests.bench._stack import OTHER_ACCOUNTS, BenchStack, control, load_average
+from tests.fixtures.waiting import wait_for
+
+DEFAULT_SYMBOLS = 200
+CPU_WINDOW_S = 10.0
+REFERENCE = {
+    "connected_s": "<= 20 s at 200 symbols, none killed by the silence rule",
+    "quoting_s": "<= 30 s at 200 symbols",
+    "uss": "median <= 25 MB",
+    "rss": "whole service <= 6 GB at 200 symbols",
+    "pg": "<= 60 connections at 200 symbols (max_connections = 100)",
+    "kill": "zero open orders within 2 s at 200 symbols",
+}
+
+
+class Stop(Exception):  # noqa: N818 - a phase's end, reported as a figure
+    """A phase ran out of time or was refused: the benchmark reports where and stops."""
+
+
+@dataclass
+class Scale:
+    """One run: the stack, the symbols and the figures gathered so far."""
+
+    bench: BenchStack
+    symbols: list[str]
+    figures: dict[str, object] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    admin_url: str = ""
+    venue: Venue | None = None
+    http: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def n(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["MMSVC_CONTROL_ENDPOINT"]
+
+    def the_venue(self) -> Venue:
+        if self.venue is None:
+            raise Stop("the simulator is not up")
+        return self.venue
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, object]:
+    """Run every phase until one stops; return the figures gathered."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench scale")
+    parser.add_argument("--symbols", type=int, default=DEFAULT_SYMBOLS)
+    n = parser.parse_args(list(argv or [])).symbols
+    started = time.monotonic()
+    load_before = load_average()
+    with BenchStack("scale") as bench:
+        scale = Scale(bench, [generated_symbol("SIM", i) for i in range(1, n + 1)])
+        scale.figures["symbols"] = n
+        try:
+            for phase in PHASES:
+                try:
+                    phase(scale)
+                except (TimeoutError, Stop, requests.RequestException, RuntimeError) as exc:
+                    scale.figures["stopped"] = f"in {phase.__name__}: {exc}"
+                    print(f"  stopped in {phase.__name__}: {exc}", flush=True)
+                    bench.keep_logs = True
+                    break
+            else:
+                scale.figures["stopped"] = "no: every phase ran"
+        finally:
+            scale.http.close()
+            if scale.venue is not None:
+                scale.venue.close()
+    scale.figures["load_average"] = f"before {load_before}, after {load_average()}"
+    scale.figures["bench_took_s"] = round(time.monotonic() - started, 1)
+    return scale.figures
+
+
+# ------------------------------------------------------------------ phases
+
+
+def start_stack(scale: Scale) -> None:
+    """Broker, registry and the simulator with N generated instruments."""
+    bench = scale.bench
+    kafka, registry = bench.broker(), bench.registry()
+    config = bench.run_dir / "exchange.toml"
+    config.write_text(exchange_toml(scale.n))
+    urls = bench.exchange(kafka, registry, config)
+    account = str(uuid.uuid4())
+    scale.venue = Venue(urls, account)
+    scale.env = service_env(bench, urls, kafka, registry, ConfigFields(), symbols=())
+    scale.env.update(
+        SYSTEM_ACCOUNT_ID=account,
+        HTTP_PORT=str(stack.free_port()),
+        MAX_SYMBOLS=str(max(scale.n, DEFAULT_SYMBOLS)),
+        ADMIN_WORKERS="2",
+    )
+    scale.admin_url = f"http://127.0.0.1:{scale.env['HTTP_PORT']}"
+
+
+def start_service(scale: Scale) -> None:
+    """Supervisor, outbox relay and the admin API, as supervisord runs them."""
+    bench = scale.bench
+    bench.start_service("supervisor", "mmsvc.processes.supervisor.main", scale.env)
+    bench.start_service("outbox", "mmsvc.processes.outbox", scale.env)
+    gunicorn = [
+        "-c",
+        "python:mmsvc.processes.admin.gunicorn_conf",
+        "mmsvc.processes.admin.wsgi:app",
+    ]
+    bench.start_service("admin", "gunicorn", scale.env, gunicorn)
+    wait_for(lambda: _healthy(scale), 60, "the admin API")
+    wait_for(lambda: _pinged(scale) is not None, 60, "the supervisor")
+
+
+def create_configs(scale: Scale) -> None:
+    """POST /v1/mm-configs for every symbol, one after the other, as an operator would."""
+    took: list[float] = []
+    refused: dict[str, str] = {}
+    budget = time.monotonic() + 60 + 10 * scale.n
+    for symbol in scale.symbols:
+        if time.monotonic() > budget:
+            raise Stop(
+                f"{len(took)} of {scale.n} configs tried within the budget "
+                f"({statistics.median(took):.1f} s median each, {len(refused)} refused)"
+            )
+        t0 = time.monotonic()
+        response = scale.http.post(
+            f"{scale.admin_url}/v1/mm-configs", json={"symbol": symbol}, timeout=60
+        )
+        took.append(time.monotonic() - t0)
+        if response.status_code != 201:
+            refused[symbol] = f"{response.status_code} {response.text[:120]}"
+    scale.figures["create_configs_s"] = (
+        f"{sum(took):.1f} in all, {statistics.median(took):.2f} median per config "
+        f"(max {max(took):.2f}), {len(refused)} refused, {_restarts(scale)} worker restarts"
+    )
+    if refused:
+        scale.figures["create_refused"] = refused
+        raise Stop(f"{len(refused)} of {scale.n} configs refused")
+
+
+def restart_supervisor(scale: Scale) -> None:
+    """Stop the supervisor (its workers with it), start it: time to all N connected."""
+    bench = scale.bench
+    bench.stop_one("supervisor")
+    t0 = time.monotonic()
+    bench.start_service("supervisor", "mmsvc.processes.supervisor.main", scale.env)
+    connected: set[str] = set()
+
+    def all_connected() -> bool:
+        for symbol in scale.symbols:
+            if symbol not in connected and _answers(scale, symbol):
+                connected.add(symbol)
+        return len(connected) == scale.n
+
+    timeout = 30 + 2 * scale.n
+    try:
+        wait_for(all_connected, timeout, "all workers connected", poll_s=0.2)
+    except TimeoutError:
+        restarts = _restarts(scale)
+        raise Stop(
+            f"{len(connected)} of {scale.n} connected after {timeout} s; "
+            f"{restarts} worker restarts (the supervisor log says why)"
+        ) from None
+    took = time.monotonic() - t0
+    restarts = _restarts(scale)
+    scale.figures["supervisor_start_to_all_connected_s"] = (
+        f"{took:.1f} with {restarts} worker restarts (reference: {REFERENCE['connected_s']})"
+    )
+
+
+def enable_all(scale: Scale) -> None:
+    """POST enable for every symbol; time until both sides of all N rest at the simulator."""
+    venue = scale.the_venue()
+    t0 = time.monotonic()
+    for symbol in scale.symbols:
+        response = scale.http.post(f"{scale.admin_url}/v1/mm-configs/{symbol}/enable", timeout=30)
+        if response.status_code != 200:
+            raise Stop(f"enable {symbol}: {response.status_code} {response.text[:120]}")
+    enabled = time.monotonic() - t0
+    quoting: set[tuple[str, str]] = set()
+
+    def all_quoting() -> bool:
+        quoting.update((o["symbol"], o["side"]) for o in venue.our_orders("OPEN"))
+        return len(quoting) == 2 * scale.n
+
+    timeout = 30 + 2 * scale.n
+    try:
+        wait_for(all_quoting, timeout, "both sides quoted on every symbol", poll_s=0.2)
+    except TimeoutError:
+        symbols = len({symbol for symbol, _ in quoting})
+        raise Stop(f"{symbols} of {scale.n} symbols quoted after {timeout} s") from None
+    scale.figures["enable_all_to_all_quoting_s"] = (
+        f"{time.monotonic() - t0:.1f} (the enables took {enabled:.1f}; "
+        f"reference: {REFERENCE['quoting_s']})"
+    )
+
+
+def measure_quoting(scale: Scale) -> None:
+    """Memory, connections and idle CPU while all N quote."""
+    workers = [w["pid"] for w in (_pinged(scale) or {}).values() if w.get("pid")]
+    if len(workers) != scale.n:
+        raise Stop(f"{len(workers)} worker pids for {scale.n} symbols")
+    uss = sorted(_memory(pid)["uss"] for pid in workers)
+    bare = _bare_interpreter_uss()
+    scale.figures["worker_uss_mb"] = (
+        f"median {_mb(statistics.median(uss))}, p95 {_mb(_pct(uss, 95))}; bare python -c: "
+        f"{_mb(bare)} (reference: {REFERENCE['uss']})"
+    )
+    service = _service_pids(scale)
+    rss = sum(_memory(pid)["rss"] for pid in service)
+    pss = sum(_memory(pid)["pss"] for pid in service)
+    scale.figures["service_memory"] = (
+        f"RSS {_mb(rss)} summed over {len(service)} processes, PSS {_mb(pss)} "
+        f"(reference: {REFERENCE['rss']})"
+    )
+    scale.figures["postgres_connections"] = f"{_pg_connections(scale)} ({REFERENCE['pg']})"
+    cpu = _cpu_percent(workers, CPU_WINDOW_S)
+    scale.figures["idle_quoting_cpu_percent_of_a_core"] = (
+        f"per symbol median {statistics.median(cpu):.2f}, p95 {_pct(sorted(cpu), 95):.2f}; "
+        f"all workers {sum(cpu):.1f} (over {CPU_WINDOW_S:.0f} s)"
+    )
+
+
+def emergency_kill(scale: Scale) -> None:
+    """POST /v1/mm/emergency/kill; time until the simulator lists no open order of ours."""
+    venue = scale.the_venue()
+    open_before = {o["symbol"] for o in venue.our_orders("OPEN")}
+    flat_at: dict[str, float] = {}
+    t0 = time.monotonic()
+    response = scale.http.post(f"{scale.admin_url}/v1/mm/emergency/kill", json={}, timeout=60)
+    answered = time.monotonic() - t0
+
+    def flat() -> bool:
+        still_open = {o["symbol"] for o in venue.our_orders("OPEN")}
+        now = time.monotonic() - t0
+        for symbol in open_before - still_open:
+            flat_at.setdefault(symbol, now)
+        return not still_open
+
+    try:
+        wait_for(flat, 60, "zero open orders", poll_s=0.02)
+    except TimeoutError:
+        raise Stop(f"{len(flat_at)} of {len(open_before)} symbols flat after 60 s") from None
+    times = sorted(flat_at.values())
+    scale.figures["emergency_kill_to_zero_open_s"] = (
+        f"total {max(times):.2f}, per symbol p50 {_pct(times, 50):.2f} p99 {_pct(times, 99):.2f}; "
+        f"API answered {response.status_code} in {answered:.2f} (reference: {REFERENCE['kill']})"
+    )
+
+
+PHASES: tuple[Callable[[Scale], None], ...] = (
+    start_stack,
+    start_service,
+    create_configs,
+    enable_all,
+    measure_quoting,
+    emergency_kill,
+    # Last: today a restart's start-up storm can keep every worker from connecting.
+    restart_supervisor,
+)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def exchange_toml(generated: int) -> str:
+    """A simulator config with no named instrument and ``generated`` generated ones."""
+    accounts = ", ".join(f'"{a}"' for a in OTHER_ACCOUNTS)
+    return (
+        "[exchange]\nsnapshot_interval_s = 5.0\nmark_interval_s = 1.0\n"
+        'maker_fee_bps = "-1"\ntaker_fee_bps = "5"\n'
+        f"other_accounts = [{accounts}]\norder_service_tokens = []\n"
+        f"generated_instruments = {generated}\n"
+    )
+
+
+def _healthy(scale: Scale) -> bool:
+    if not scale.bench.alive("admin"):
+        raise RuntimeError("the admin API exited; see its log")
+    # Not listening yet, or too slow to answer under load: asked again.
+    with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+        return scale.http.get(f"{scale.admin_url}/healthz", timeout=5).status_code == 200
+    return False
+
+
+def _pinged(scale: Scale) -> dict[str, dict[str, int]] | None:
+    """The supervisor's workers (pid, alive, restarts) by symbol; None while it is not up."""
+    if not scale.bench.alive("supervisor"):
+        raise RuntimeError("the supervisor exited; see its log")
+    try:
+        status, body = control(scale.endpoint, protocol.PING)
+    except TimeoutError:
+        return None
+    return dict(body.get("workers", {})) if status == 200 else None
+
+
+def _restarts(scale: Scale) -> int:
+    return sum(w.get("restarts", 0) for w in (_pinged(scale) or {}).values())
+
+
+def _answers(scale: Scale, symbol: str) -> bool:
+    try:
+        return control(scale.endpoint, protocol.STATUS, symbol)[0] == 200
+    except TimeoutError:
+        return False
+
+
+def _memory(pid: int) -> dict[str, int]:
+    """RSS, PSS and USS (private clean + dirty) of ``pid`` in bytes, from smaps_rollup."""
+    fields: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0]) * 1024
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0), "uss": private}
+
+
+def _bare_interpreter_uss() -> int:
+    """USS of a bare interpreter (``python -c``, waiting on stdin), the floor per process."""
+    waiting = "import sys; print('up', flush=True); sys.stdin.read()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", waiting], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        return _memory(proc.pid)["uss"]
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _service_pids(scale: Scale) -> list[int]:
+    pids: list[int] = []
+    for name in ("supervisor", "outbox", "admin"):
+        pid = scale.bench.pid(name)
+        if pid is not None:
+            pids += _descendants(pid)
+    return pids
+
+
+def _pg_connections(scale: Scale) -> str:
+    url = scale.env["POSTGRES_URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        mine, total, limit = conn.execute(
+            "SELECT count(*) FILTER (WHERE datname = current_database()), count(*),"
+            " current_setting('max_connections') FROM pg_stat_activity"
+        ).fetchone() or (0, 0, "?")
+    return f"{mine} to the service's database (server: {total} of max_connections {limit})"
+
+
+def _cpu_ticks(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    return 0
+
+
+def _cpu_percent(pids: Sequence[int], window_s: float) -> list[float]:
+    """Per cent of one core each process used over ``window_s`` (a sampling window)."""
+    hertz = os.sysconf("SC_CLK_TCK")
+    before = {pid: _cpu_ticks(pid) for pid in pids}
+    t0 = time.monotonic()
+    time.sleep(window_s)  # the measuring window itself, not a wait for a condition
+    elapsed = time.monotonic() - t0
+    return [(_cpu_ticks(pid) - before[pid]) / hertz / elapsed * 100 for pid in pids]
+
+
+def _pct(ordered: Sequence[float], percent: int) -> float:
+    index = min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered)) - 1))
+    return float(ordered[index])
+
+
+def _mb(size: float) -> str:
+    return f"{size / 2**20:.1f} MB"

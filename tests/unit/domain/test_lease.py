@@ -1,0 +1,40 @@
+"""The local lease deadline: no place after the renewal's send time + lease - margin (D32)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsvc.domain.lease import LeaseDeadline
+
+
+def test_no_place_before_the_first_take() -> None:
+    assert not LeaseDeadline(margin_s=0.5).allows_place(now=100.0)
+
+
+def test_place_allowed_until_send_time_plus_lease_minus_margin() -> None:
+    deadline = LeaseDeadline(margin_s=0.5)
+    deadline.renewed(sent_at=100.0, lease_s=3.0)
+    assert deadline.allows_place(now=102.49)
+    assert not deadline.allows_place(now=102.5)
+    assert deadline.remaining(now=102.0) == pytest.approx(0.5)
+    assert deadline.remaining(now=200.0) == 0.0
+
+
+def test_a_late_answer_to_an_older_renewal_never_moves_the_deadline_back() -> None:
+    deadline = LeaseDeadline(margin_s=0.5)
+    deadline.renewed(sent_at=110.0, lease_s=3.0)
+    deadline.renewed(sent_at=109.0, lease_s=3.0)
+    assert deadline.allows_place(now=112.4)
+
+
+def test_a_lost_lease_stops_places_at_once() -> None:
+    deadline = LeaseDeadline(margin_s=0.5)
+    deadline.renewed(sent_at=100.0, lease_s=3.0)
+    deadline.lost()
+    assert not deadline.allows_place(now=100.1)
+    assert deadline.remaining(now=100.1) == 0.0
+
+
+def test_a_lease_no_longer_than_the_margin_is_refused() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        LeaseDeadline(margin_s=1.0).renewed(sent_at=0.0, lease_s=1.0)

@@ -59,6 +59,8 @@ class Settings:
     kill_switch_reject_storm_count: int = 5
     kill_switch_reject_storm_window_s: float = 60.0
     kill_switch_response_timeout_ms: int = 50
+    # D22: how often a worker compares the venue's open orders with its own.
+    reconcile_interval_s: float = 5.0
     system_account_id: str = "00000000-0000-0000-0000-000000000001"
     system_user_id: str = "00000000-0000-0000-0000-000000000001"
     otlp_endpoint: str | None = None
@@ -265,6 +267,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "KILL_SWITCH_REJECT_STORM_WINDOW", 60.0, 0.001, 86_400
         ),
         kill_switch_response_timeout_ms=r.integer("KILL_SWITCH_RESPONSE_TIMEOUT_MS", 50, 1, 60_000),
+        reconcile_interval_s=r.duration("RECONCILE_INTERVAL", 5.0, 0.01, 3600),
         system_account_id=r.parsed(
             "SYSTEM_ACCOUNT_ID", "00000000-0000-0000-0000-000000000001", _uuid, "a UUID"
         ),

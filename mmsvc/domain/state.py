@@ -37,6 +37,19 @@ class Transition:
         return self.allowed and self.state is not self.previous
 
 
+class TransitionRefusedError(Exception):
+    """A state change the guarded transition refused (D23, D30); nothing was written.
+
+    ``current`` is the state the symbol's row holds (None when there is no row), so
+    a worker that learns of a kill this way can take it up at once.
+    """
+
+    def __init__(self, current: SymbolState | None, reason: str) -> None:
+        super().__init__(reason)
+        self.current = current
+        self.reason = reason
+
+
 def _allow(previous: SymbolState, state: SymbolState, reason: str) -> Transition:
     return Transition(True, previous, state, reason)
 
@@ -87,11 +100,6 @@ def reset(state: SymbolState, *, refusal: str | None, global_kill: bool = False)
     if refusal is not None:
         return _refuse(state, refusal)
     return _allow(state, SymbolState.PAUSED, Command.RESET.value)
-
-
-def after_restart(state: SymbolState) -> SymbolState:
-    """The state a restarted worker takes up: ACTIVE becomes PAUSED, HALTED stays (D3)."""
-    return SymbolState.PAUSED if state is SymbolState.ACTIVE else state
 
 
 def apply(

@@ -294,35 +294,36 @@ class OrderExecution:
         for order in self._trader.unwanted():
             if order.order_id is not None and order.status is not OrderStatus.PENDING_CANCEL:
                 self.chase(order.order_id, order.client_order_id)
-        self._pump_chases(now)
         self._pump_reconcile(now)
+        self._pump_chases(now)
 
     def _pump_reconcile(self, now: int) -> None:
-        if self._listing is not None:
-            if not self._listing.done():
-                return
-            listed = self._listing.result()
-            self._listing = None
-            if isinstance(listed, RequestFailure):
-                log.warning(
-                    "reconciliation listing failed",
-                    extra={"symbol": self._trader.symbol, "detail": listed.message},
-                )
-                self._next_reconcile_ms = now + RECONCILE_RETRY_MS
-                return
-            self.reconcile(listed, now)
-            self._next_reconcile_ms = now + self._reconcile_interval_ms
+        if self._listing is None:
+            if now < self._next_reconcile_ms or self._batch is not None:
+                return  # a place in flight: its answer must be known before a listing is read
+            self._start_listing()
+        assert self._listing is not None
+        if not self._listing.done():
             return
-        if now < self._next_reconcile_ms or self._batch is not None:
-            return  # a place in flight: its answer must be known before a listing is read
-        self._listed_known = {
-            o.client_order_id: o.order_id
-            for o in self._trader.orders.values()
-            if o.order_id is not None
-        }
+        listed = self._listing.result()
+        self._listing = None
+        if isinstance(listed, RequestFailure):
+            log.warning(
+                "reconciliation listing failed",
+                extra={"symbol": self._trader.symbol, "detail": listed.message},
+            )
+            self._next_reconcile_ms = now + RECONCILE_RETRY_MS
+            return
+        self._next_reconcile_ms = now + self._reconcile_interval_ms
+        self.reconcile(listed, now)
+
+    def _start_listing(self) -> None:
+        """Ask the venue for its open orders, noting which of ours were answered by now."""
+        orders = self._trader.orders.values()
+        self._listed_known = {o.client_order_id: o.order_id for o in orders if o.order_id}
         self._listed_unknown = {
             o.client_order_id
-            for o in self._trader.orders.values()
+            for o in orders
             if o.status is OrderStatus.UNKNOWN and o.order_id is None
         }
         self._listing = self._background.submit(

@@ -91,6 +91,7 @@ class CommandHandler:
             command,
             global_kill=self._store.global_kill_active(),
             instrument_known=trader.instrument is not None,
+            instrument_halted=trader.instrument is not None and trader.instrument.halted,
         )
         if not transition.allowed:
             return _conflict("ILLEGAL_TRANSITION", transition.reason, trader.state)

@@ -19,8 +19,8 @@ from mmsvc.domain import state as machine
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
 from mmsvc.domain.ports import Flattener, StateStore, WorkerLoop
 from mmsvc.domain.risk import ResetContext, reset_refusal
+from mmsvc.domain.trader import SymbolTrader
 from mmsvc.processes.worker.killing import KillSwitch
-from mmsvc.processes.worker.trader import SymbolTrader
 
 Answer = tuple[int, dict[str, Any]]
 

@@ -52,8 +52,8 @@ from mmsvc.domain.model import (
     SymbolState,
 )
 from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.domain.trader import SymbolTrader
 from mmsvc.processes.worker.store import OrderStatusUpdate, WorkerStore
-from mmsvc.processes.worker.trader import SymbolTrader
 
 log = logging.getLogger(__name__)
 

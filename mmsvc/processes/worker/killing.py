@@ -27,7 +27,7 @@ from mmsvc.domain import state as machine
 from mmsvc.domain.engine import QuoteDecision
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
 from mmsvc.domain.ports import Flattener, StateStore
-from mmsvc.processes.worker.trader import SymbolTrader
+from mmsvc.domain.trader import SymbolTrader
 
 log = logging.getLogger("mmsvc.worker.kill")
 

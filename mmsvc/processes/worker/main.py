@@ -38,6 +38,12 @@ from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.domain.model import FINAL_EVENTS, Instrument, ServiceLimits, Side, SymbolState
 from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.domain.trader import (
+    EVENT_STATUS,
+    SymbolTrader,
+    fill_from_event,
+    instrument_from_record,
+)
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.worker.commands import CommandHandler
@@ -47,12 +53,6 @@ from mmsvc.processes.worker.killing import KillSwitch
 from mmsvc.processes.worker.shadow import ShadowQuotes
 from mmsvc.processes.worker.status import live_status
 from mmsvc.processes.worker.store import WorkerStore
-from mmsvc.processes.worker.trader import (
-    EVENT_STATUS,
-    SymbolTrader,
-    fill_from_event,
-    instrument_from_record,
-)
 
 log = logging.getLogger("mmsvc.worker")
 
@@ -94,7 +94,6 @@ class Worker:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
         self.exit_code = 0
-        self.fees_paid = Decimal(0)
         # D13: quote_interval_ms spaces requotes that act (send orders) and is the
         # timer of decisions; a market change waits only for the spacing.
         self.last_action_ms = 0
@@ -170,7 +169,7 @@ class Worker:
         first = self.trader.inventory is None
         self.trader.on_instrument(instrument, as_of_ms)
         if first:
-            inventory, self.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
+            inventory, self.trader.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
             self.trader.inventory = inventory
 
     def _connect(self) -> None:
@@ -342,7 +341,7 @@ class Worker:
         if self.trader.inventory is None:
             # The instrument is not known yet: keep the fill; the inventory is
             # rebuilt from the fill rows when it is (D1: never dropped).
-            self.store.record_fill(fill, record, None, self.fees_paid)
+            self.store.record_fill(fill, record, None, self.trader.fees_paid)
             log.warning(
                 "fill recorded before the instrument is known", extra={"symbol": self.symbol}
             )
@@ -351,8 +350,8 @@ class Worker:
         inventory = self.trader.inventory
         if not self.trader.on_fill(fill, record["client_order_id"], remaining):
             return
-        self.fees_paid += inventory.fee_in_quote(fill)
-        self.store.record_fill(fill, record, inventory, self.fees_paid)
+        self.trader.fees_paid += inventory.fee_in_quote(fill)
+        self.store.record_fill(fill, record, inventory, self.trader.fees_paid)
         self.trader.holds.after_fill(fill.ts_ms, now_ms())
         self.market_moved(force=True)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from mmsvc.adapters.kafka.events import decimal_text, now_ms
 from mmsvc.domain.model import FINAL_STATUSES, PriceSize, Quote
-from mmsvc.processes.worker.trader import SymbolTrader
+from mmsvc.domain.trader import SymbolTrader
 
 
 def _side(side: PriceSize | None) -> dict[str, str] | None:

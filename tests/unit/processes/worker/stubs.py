@@ -33,9 +33,9 @@ from mmsvc.domain.model import (
 )
 from mmsvc.domain.ratelimit import TokenBucket
 from mmsvc.domain.state import TransitionRefusedError
+from mmsvc.domain.trader import SymbolTrader
 from mmsvc.processes.worker.execution import OrderExecution
 from mmsvc.processes.worker.store import OrderStatusUpdate
-from mmsvc.processes.worker.trader import SymbolTrader
 from tests.unit.domain.builders import config, fill, instrument
 
 T = TypeVar("T")

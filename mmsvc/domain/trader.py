@@ -99,6 +99,7 @@ class SymbolTrader:
     stale: StaleEpisodes = field(default_factory=StaleEpisodes)
     last_quote: Quote | None = None
     holds: PlaceHolds = field(default_factory=PlaceHolds)
+    fees_paid: Decimal = Decimal(0)  # quote asset, net of rebates, as stored with the position
     # The exchange's last halt and resume, by their own stamps (D23, D31).
     halted_ts_ms: int = 0
     resumed_ts_ms: int = 0

@@ -241,6 +241,10 @@ class Settings(BaseSettings):
     kill_switch_response_timeout_ms: int = _var(
         "KILL_SWITCH_RESPONSE_TIMEOUT_MS", "milliseconds, an integer", 50, ge=1, le=60_000
     )
+    # D22: how often a worker compares the venue's open orders with its own.
+    reconcile_interval_s: Duration = _var(
+        "RECONCILE_INTERVAL", "a duration such as 5s", "5s", ge=0.01, le=3600
+    )
     system_account_id: Annotated[str, AfterValidator(_uuid)] = _var(
         "SYSTEM_ACCOUNT_ID", "a UUID", "00000000-0000-0000-0000-000000000001"
     )

@@ -18,7 +18,7 @@ from alembic import op
 
 revision: str = "0005_leases"
 # The lead re-chains this onto the latest revision when merging.
-down_revision: str | None = "0003_dead_letters"
+down_revision: str | None = "0004_order_lifecycle"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

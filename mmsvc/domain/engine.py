@@ -75,6 +75,15 @@ def decide(
     # Breaches fire while PAUSED too: a price move or a lowered limit breaches a
     # position whether or not we are quoting (D5).
     kill = post_trade_breach(config, instrument, inventory, valuation)
+    if (
+        kill is not None
+        and kill.trigger is RiskTrigger.MARKET_HALT
+        and state is not SymbolState.ACTIVE
+    ):
+        # A PAUSED symbol trades nothing, and enable is refused while the exchange
+        # has it halted (state.activate); a halt replayed from history before its
+        # resume (another topic) must not latch a kill at start-up (D15, D23).
+        kill = None
     if kill is not None:
         return _pull(open_orders, f"{kill.trigger.value}: {kill.detail}", kill=kill)
     if state is not SymbolState.ACTIVE:

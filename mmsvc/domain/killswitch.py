@@ -53,24 +53,12 @@ class RejectStorm:
             self._window.popleft()
 
 
-def kafka_lag_breach(lag_ms: int, threshold_ms: int) -> KillDecision | None:
-    """KAFKA_LAG when the consumer lags by more than the threshold (D8)."""
-    if lag_ms > threshold_ms:
-        return KillDecision(RiskTrigger.KAFKA_LAG, f"consumer lag {lag_ms} ms > {threshold_ms} ms")
-    return None
-
-
 def response_timeout(elapsed_ms: int, budget_ms: int, what: str) -> KillDecision | None:
     """RESPONSE_TIMEOUT when an Order Service request took longer than its budget."""
     if elapsed_ms > budget_ms:
         detail = f"{what}: no answer within {budget_ms} ms ({elapsed_ms} ms)"
         return KillDecision(RiskTrigger.RESPONSE_TIMEOUT, detail)
     return None
-
-
-def manual_kill(actor: str, reason: str | None = None) -> KillDecision:
-    """MANUAL, naming who asked and why."""
-    return KillDecision(RiskTrigger.MANUAL, f"kill by {actor}" + (f": {reason}" if reason else ""))
 
 
 class StaleEpisodes:

@@ -71,17 +71,19 @@ class OrderStatus(StrEnum):
     CANCELED = "CANCELED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    # A place whose request timed out: it may rest at the venue or never exist (D10, D31).
+    UNKNOWN = "UNKNOWN"
 
 
-_OPEN = frozenset(
-    {
-        OrderStatus.PENDING,
-        OrderStatus.NEW,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.PENDING_CANCEL,
-    }
+# The one set of final statuses of the service (the database's records reuse it).
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
+_OPEN = frozenset(OrderStatus) - FINAL_STATUSES
 _RESTING = frozenset({OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+# engine.event.v1 event types that end an order's life; only these release its
+# exposure (ARCHITECTURE D22, D31). A FILL ends it only with nothing remaining.
+FINAL_EVENTS = frozenset({"CANCELED", "REJECTED", "EXPIRED"})
 
 
 class Liquidity(StrEnum):
@@ -190,6 +192,9 @@ class Order:
     quantity: Decimal
     filled: Decimal = ZERO
     status: OrderStatus = OrderStatus.NEW
+    # D31: a DELETE answered 200 makes the order CANCELED, but only its engine event
+    # releases its exposure (its fill may still be on Kafka).
+    awaiting_final_event: bool = False
     # Read on every quote tick by the requote diff and the position limit: computed once.
     remaining: Decimal = field(init=False, repr=False, compare=False)
 
@@ -198,8 +203,8 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        """True until the order is confirmed final: it may still fill (ARCHITECTURE D5)."""
-        return self.status in _OPEN
+        """True until its final engine event: it may still fill (ARCHITECTURE D5, D22, D31)."""
+        return self.status in _OPEN or self.awaiting_final_event
 
     @property
     def is_resting(self) -> bool:

@@ -218,8 +218,8 @@ def _without(quote: Quote, dropped: set[tuple[int, Side]]) -> Quote:
 class ResetContext:
     """What a reset re-checks, measured now (ARCHITECTURE D9)."""
 
-    position_usdt: Decimal
-    total_pnl: Decimal
+    position_usdt: Decimal | None  # None: no valuation price yet
+    total_pnl: Decimal | None
     config: MMConfig
     instrument: Instrument | None
     kafka_lag_ms: int | None
@@ -242,12 +242,20 @@ def _still_holds(trigger: RiskTrigger, ctx: ResetContext) -> str | None:
     return None if check is None else check(ctx)
 
 
+NO_PRICE = "no price yet"
+
+
 def _exposure_holds(ctx: ResetContext) -> str | None:
+    # D23: facts, not defaults; without a valuation price nothing says the limit holds.
+    if ctx.position_usdt is None:
+        return NO_PRICE
     breach = exposure_breach(ctx.position_usdt, ctx.config)
     return None if breach is None else breach.detail
 
 
 def _loss_holds(ctx: ResetContext) -> str | None:
+    if ctx.total_pnl is None:
+        return NO_PRICE
     breach = loss_breach(ctx.total_pnl, ctx.config)
     return None if breach is None else breach.detail
 

@@ -37,6 +37,19 @@ class Transition:
         return self.allowed and self.state is not self.previous
 
 
+class TransitionRefusedError(Exception):
+    """A state change the guarded transition refused (D23, D30); nothing was written.
+
+    ``current`` is the state the symbol's row holds (None when there is no row), so
+    a worker that learns of a kill this way can take it up at once.
+    """
+
+    def __init__(self, current: SymbolState | None, reason: str) -> None:
+        super().__init__(reason)
+        self.current = current
+        self.reason = reason
+
+
 def _allow(previous: SymbolState, state: SymbolState, reason: str) -> Transition:
     return Transition(True, previous, state, reason)
 
@@ -46,9 +59,15 @@ def _refuse(previous: SymbolState, reason: str) -> Transition:
 
 
 def activate(
-    state: SymbolState, command: Command, *, global_kill: bool, instrument_known: bool = True
+    state: SymbolState,
+    command: Command,
+    *,
+    global_kill: bool,
+    instrument_known: bool = True,
+    instrument_halted: bool = False,
 ) -> Transition:
-    """enable/resume: PAUSED -> ACTIVE, refused while the global kill flag is set (D3, D4)."""
+    """enable/resume: PAUSED -> ACTIVE, refused while the global kill flag is set (D3, D4)
+    or while the exchange has the instrument halted (D23: in doubt, halted)."""
     if state is SymbolState.HALTED:
         return _refuse(state, "symbol is HALTED: reset it first")
     if state is SymbolState.ACTIVE:
@@ -57,6 +76,8 @@ def activate(
         return _refuse(state, "the global kill switch is set: reset it first")
     if not instrument_known:
         return _refuse(state, "instrument unknown to the Metadata Service")
+    if instrument_halted:
+        return _refuse(state, "instrument HALTED by the exchange: wait for its resume")
     return _allow(state, SymbolState.ACTIVE, command.value)
 
 
@@ -89,23 +110,25 @@ def reset(state: SymbolState, *, refusal: str | None, global_kill: bool = False)
     return _allow(state, SymbolState.PAUSED, Command.RESET.value)
 
 
-def after_restart(state: SymbolState) -> SymbolState:
-    """The state a restarted worker takes up: ACTIVE becomes PAUSED, HALTED stays (D3)."""
-    return SymbolState.PAUSED if state is SymbolState.ACTIVE else state
-
-
 def apply(
     state: SymbolState,
     command: Command,
     *,
     global_kill: bool = False,
     instrument_known: bool = True,
+    instrument_halted: bool = False,
     reset_refusal: str | None = None,
     reason: str = "",
 ) -> Transition:
     """Dispatch a command to its rule; the single entry point for the runtime."""
     if command in (Command.ENABLE, Command.RESUME):
-        return activate(state, command, global_kill=global_kill, instrument_known=instrument_known)
+        return activate(
+            state,
+            command,
+            global_kill=global_kill,
+            instrument_known=instrument_known,
+            instrument_halted=instrument_halted,
+        )
     if command is Command.PAUSE:
         return pause(state)
     if command is Command.KILL:

@@ -213,6 +213,9 @@ class MMOrder(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=text("'PENDING'"))
     level: Mapped[int] = mapped_column(SmallInteger)
     reject_reason: Mapped[str | None] = mapped_column(Text)
+    # D31: true until the order's final engine event (or an answer that it never
+    # existed); a DELETE's 200 makes it CANCELED but leaves it awaiting.
+    awaiting_final_event: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

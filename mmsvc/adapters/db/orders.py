@@ -103,6 +103,20 @@ class OrderRepository:
         )
         return [_record(row) for row in self._session.scalars(statement)]
 
+    def unsettled(self, symbol: str) -> list[OrderRecord]:
+        """Open rows and rows still awaiting their final engine event (D31: config DELETE)."""
+        statement = (
+            select(MMOrder)
+            .where(
+                MMOrder.symbol == symbol,
+                MMOrder.status.in_([s.value for s in OPEN_STATUSES])
+                | MMOrder.awaiting_final_event.is_(True),
+            )
+            .order_by(MMOrder.created_at, MMOrder.client_order_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_record(row) for row in self._session.scalars(statement)]
+
     def mark_new(self, client_order_id: UUID, order_id: str) -> OrderUpdate | None:
         """Record the 201: the order_id, and NEW unless an engine event already moved it on."""
         return self.apply_event(client_order_id, OrderStatus.NEW, order_id=order_id)
@@ -126,13 +140,23 @@ class OrderRepository:
         filled_quantity: Decimal | None = None,
         order_id: str | None = None,
         reject_reason: str | None = None,
+        final_event: bool = False,
     ) -> OrderUpdate | None:
-        """Move the order forward by an event; None for an order that is not ours."""
+        """Move the order forward; None for an order that is not ours.
+
+        ``final_event`` says the status comes from the order's final engine event
+        (or an answer that it never existed): only that settles the row (D31). A
+        final status from a DELETE answer or the venue's listing leaves the row
+        awaiting its event, so its exposure and the config DELETE guard hold.
+        """
         current = self._lock(client_order_id)
         if current is None:
             return None
+        settles = final_event and status in FINAL_STATUSES
         target = current.status if _RANK[status] < _RANK[current.status] else status
-        if current.status in FINAL_STATUSES:
+        # A final status is never left, except that the final engine event is the
+        # authority over one a DELETE answer or a listing gave (a FILL after it: D31).
+        if current.status in FINAL_STATUSES and not (settles and current.awaiting_final_event):
             target = current.status
         filled = max(current.filled_quantity, filled_quantity or Decimal(0))
         if target is OrderStatus.FILLED:
@@ -143,6 +167,7 @@ class OrderRepository:
             filled_quantity=filled,
             order_id=current.order_id or order_id,
             reject_reason=reject_reason or current.reject_reason,
+            awaiting_final_event=current.awaiting_final_event and not settles,
         )
         if new == current:
             return OrderUpdate(current.status, current)
@@ -162,6 +187,7 @@ class OrderRepository:
                 filled_quantity=order.filled_quantity,
                 order_id=order.order_id,
                 reject_reason=order.reject_reason,
+                awaiting_final_event=order.awaiting_final_event,
                 updated_at=func.now(),
             )
             .returning(MMOrder)
@@ -192,4 +218,5 @@ def _record(row: MMOrder) -> OrderRecord:
         reject_reason=row.reject_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        awaiting_final_event=row.awaiting_final_event,
     )

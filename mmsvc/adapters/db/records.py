@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 # One vocabulary for the whole service: the trading core's enums are the ones stored.
+from mmsvc.domain import model as _model
 from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
 
 # A symbol's config is defined once, in the domain (issue 11).
@@ -50,9 +51,8 @@ class OrderStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-FINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+# The core's one set of final statuses (domain/model.py), in the stored vocabulary.
+FINAL_STATUSES = frozenset(OrderStatus(s.value) for s in _model.FINAL_STATUSES)
 # UNKNOWN counts as open: a timed-out request may have left a live order (D10),
 # and the worst-case position check must assume it can fill (D5).
 OPEN_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
@@ -144,11 +144,17 @@ class OrderRecord:
     reject_reason: str | None
     created_at: datetime
     updated_at: datetime
+    awaiting_final_event: bool = True
 
     @property
     def is_open(self) -> bool:
         """True while the order may still rest on the book (UNKNOWN included)."""
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_settled(self) -> bool:
+        """True once final and its final engine event has come (D31): no exposure left."""
+        return self.status in FINAL_STATUSES and not self.awaiting_final_event
 
 
 @dataclass(frozen=True, slots=True)

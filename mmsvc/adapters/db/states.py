@@ -15,6 +15,9 @@ from mmsvc.adapters.db.records import (
     StateRecord,
     SymbolState,
 )
+from mmsvc.domain.state import TransitionRefusedError
+
+__all__ = ["KillFlagRepository", "StateRepository", "TransitionRefusedError"]
 
 # Named outside the class, whose `list` method would shadow the builtin.
 Symbols = list[str]
@@ -51,9 +54,21 @@ class StateRepository:
         actor: str,
         trigger: RiskTrigger | None = None,
         trigger_detail: str | None = None,
+        leave_halted: bool = False,
     ) -> StateChange:
-        """Set the state under a row lock, creating the row for a new symbol (previous None)."""
+        """Set the state under a row lock, creating the row for a new symbol (previous None).
+
+        A HALTED row is left only by a reset (``leave_halted``): D23. Refused
+        changes raise :class:`TransitionRefusedError` and write nothing.
+        """
         previous = self.lock(symbol)
+        if (
+            previous is not None
+            and previous.state is SymbolState.HALTED
+            and state is not SymbolState.HALTED
+            and not leave_halted
+        ):
+            raise TransitionRefusedError(previous.state, "symbol is HALTED: reset it first")
         if previous is None:
             previous = self._insert_paused(symbol, reason=reason, actor=actor)
             before: SymbolState | None = None

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db.outbox import OutboxRepository
 from mmsvc.adapters.db.records import RiskTrigger, StateChange, SymbolState
-from mmsvc.adapters.db.states import StateRepository
+from mmsvc.adapters.db.states import KillFlagRepository, StateRepository, TransitionRefusedError
 from mmsvc.adapters.kafka import events, topics
 
 
@@ -30,14 +30,73 @@ def change_state(
     shadow: bool,
     trigger: RiskTrigger | None = None,
     detail: str | None = None,
+    leave_halted: bool = False,
 ) -> StateChange:
-    """Set the state; enqueue ``mm.state.changed.v1`` only when it really changed."""
+    """Set the state; enqueue ``mm.state.changed.v1`` only when it really changed.
+
+    HALTED is left only by a reset (``leave_halted``); otherwise TransitionRefusedError (D23).
+    """
     change = StateRepository(session).set(
-        symbol, new_state, reason=reason, actor=actor, trigger=trigger, trigger_detail=detail
+        symbol,
+        new_state,
+        reason=reason,
+        actor=actor,
+        trigger=trigger,
+        trigger_detail=detail,
+        leave_halted=leave_halted,
     )
     if change.changed:
         announce_state(session, symbol, change.previous, new_state, reason, actor, shadow)
     return change
+
+
+def activate(
+    session: Session, symbol: str, *, reason: str, actor: str, shadow: bool
+) -> StateChange:
+    """enable/resume: ACTIVE only if the row, read under its lock, is PAUSED and no kill flag.
+
+    The one guarded road to ACTIVE for every writer (D23, D30): a kill recorded
+    straight in PostgreSQL (for a worker not yet connected, or by the admin with
+    the supervisor down) can never be overwritten by an enable. Raises
+    TransitionRefusedError, writing nothing, otherwise.
+    """
+    current = StateRepository(session).lock(symbol)
+    if current is None or current.state is not SymbolState.PAUSED:
+        state = "unknown" if current is None else current.state.value
+        raise TransitionRefusedError(
+            None if current is None else current.state, f"symbol is {state}, not PAUSED"
+        )
+    if KillFlagRepository(session).get().active:
+        raise TransitionRefusedError(current.state, "the global kill switch is set: reset it first")
+    return change_state(
+        session, symbol, SymbolState.ACTIVE, reason=reason, actor=actor, shadow=shadow
+    )
+
+
+def pause(session: Session, symbol: str, *, reason: str, actor: str, shadow: bool) -> StateChange:
+    """pause: ACTIVE -> PAUSED; PAUSED stays; HALTED refuses (TransitionRefusedError)."""
+    return change_state(
+        session, symbol, SymbolState.PAUSED, reason=reason, actor=actor, shadow=shadow
+    )
+
+
+def reset(session: Session, symbol: str, *, actor: str, shadow: bool) -> StateChange:
+    """reset: HALTED -> PAUSED, the only way out of HALTED (D9, D23)."""
+    current = StateRepository(session).lock(symbol)
+    if current is None or current.state is not SymbolState.HALTED:
+        state = "unknown" if current is None else current.state.value
+        raise TransitionRefusedError(
+            None if current is None else current.state, f"symbol is {state}, not HALTED"
+        )
+    return change_state(
+        session,
+        symbol,
+        SymbolState.PAUSED,
+        reason="reset",
+        actor=actor,
+        shadow=shadow,
+        leave_halted=True,
+    )
 
 
 def announce_state(

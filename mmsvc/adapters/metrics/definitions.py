@@ -86,6 +86,12 @@ OPERATOR_METRICS: tuple[MetricDef, ...] = (
     ),
     _counter("mm_decode_errors_total", "Messages that failed to decode.", "topic"),
     _counter("mm_order_rejects_total", "Orders rejected, once per client_order_id.", "symbol"),
+    _counter(
+        "mm_reconcile_mismatch_total",
+        "Differences between the venue's open orders and a worker's own, by kind (D22).",
+        "symbol",
+        "kind",
+    ),
     _counter("mm_worker_restarts_total", "Worker processes restarted after dying.", "symbol"),
     _gauge("mm_outbox_backlog", "Outbox rows not yet published to Kafka."),
     _gauge("mm_auth_disabled", "1 while the admin API runs with DISABLE_AUTH=true."),

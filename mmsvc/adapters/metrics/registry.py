@@ -197,6 +197,11 @@ def observe_order_latency(seconds: float) -> None:
     _m().by_name["mm_order_placement_latency_seconds"].observe(seconds)
 
 
+def reconcile_mismatch(symbol: str, kind: str) -> None:
+    """Count one difference a worker's reconciliation found and repaired (D22)."""
+    _m().by_name["mm_reconcile_mismatch_total"].labels(symbol, kind).inc()
+
+
 def decode_error(topic: str) -> None:
     """Count one message of ``topic`` that could not be decoded."""
     _m().by_name["mm_decode_errors_total"].labels(topic).inc()

@@ -174,10 +174,10 @@ def _refuse_unless_idle(session: Session, symbol: str, *, lock: bool = False) ->
             f"{symbol} is {state.state.value}: pause or reset it first",
             state=state.state.value,
         )
-    if OrderRepository(session).list_open(symbol):
+    if OrderRepository(session).unsettled(symbol):  # D31: awaiting final events too
         raise ApiError(
             409,
             "OPEN_ORDERS",
-            f"{symbol} still has open orders",
+            f"{symbol} still has open orders or orders awaiting their final event",
             state=None if state is None else state.state.value,
         )

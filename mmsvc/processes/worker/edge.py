@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
-from mmsvc.adapters.db.engine import make_session_factory
 from mmsvc.adapters.kafka import topics, validation
 from mmsvc.adapters.zmq.protocol import DataFrame
 from mmsvc.domain.model import SymbolState
-
-if TYPE_CHECKING:
-    from mmsvc.processes.worker.main import Worker
+from mmsvc.domain.trader import SymbolTrader
 
 log = logging.getLogger("mmsvc.worker.edge")
 
@@ -41,9 +39,24 @@ HOLD_POLL_S: Final = 1.0
 class Edge:
     """Admits or refuses one worker's records; keeps its dead-letter hold."""
 
-    def __init__(self, worker: Worker, sessions: sessionmaker[Session] | None = None) -> None:
-        self._worker = worker
-        self._sessions = sessions or make_session_factory(worker.engine)
+    def __init__(
+        self,
+        symbol: str,
+        account_id: str,
+        trader: SymbolTrader,
+        sessions: sessionmaker[Session],
+        *,
+        market_moved: Callable[..., None],
+        pause: Callable[[str], None],
+        reapply: Callable[[DataFrame], None],
+    ) -> None:
+        self.symbol = symbol
+        self._account_id = account_id
+        self._trader = trader
+        self._sessions = sessions
+        self._market_moved = market_moved
+        self._pause = pause  # records PAUSED and flattens, as an operator's pause
+        self._reapply = reapply  # the worker's own decode-and-apply path
         self.held = 0  # uncleared dead letters of the symbol, as last read
         self._next_poll = 0.0
 
@@ -51,13 +64,9 @@ class Edge:
 
     def admit(self, frame: DataFrame, record: dict[str, Any]) -> bool:
         """True when ``record`` may be applied; a refusal is counted, logged and acted on."""
-        worker = self._worker
-        if (
-            frame.topic == topics.ENGINE_EVENTS
-            and record.get("account_id") != worker.settings.system_account_id
-        ):
+        if frame.topic == topics.ENGINE_EVENTS and record.get("account_id") != self._account_id:
             return True  # another account's event: the handler ignores it, it is not ours to judge
-        refusal = validation.check(frame.topic, worker.symbol, record)
+        refusal = validation.check(frame.topic, self.symbol, record)
         if refusal is None:
             return True
         self.refuse(frame, refusal.reason, refusal.detail)
@@ -68,18 +77,17 @@ class Edge:
         log.error(
             "message could not be applied",
             exc_info=exc,
-            extra={"symbol": self._worker.symbol, "topic": frame.topic, "offset": frame.offset},
+            extra={"symbol": self.symbol, "topic": frame.topic, "offset": frame.offset},
         )
         self.refuse(frame, "apply_error", f"{type(exc).__name__}: {exc}"[:500])
 
     def refuse(self, frame: DataFrame, reason: str, detail: str) -> None:
         """Count and log; a book goes unknown, a must-deliver message is dead-lettered."""
-        worker = self._worker
         metrics.message_rejected(frame.topic, reason)
         log.warning(
             "message refused",
             extra={
-                "symbol": worker.symbol,
+                "symbol": self.symbol,
                 "topic": frame.topic,
                 "partition": frame.partition,
                 "offset": frame.offset,
@@ -89,8 +97,8 @@ class Edge:
         )
         if frame.topic in BOOK_TOPICS:
             # The book may have missed what this message said: distrust it until a snapshot (D12).
-            worker.trader.book.mark_unknown(f"refused {frame.topic}: {reason}")
-            worker.market_moved(force=True)
+            self._trader.book.mark_unknown(f"refused {frame.topic}: {reason}")
+            self._market_moved(force=True)
         elif frame.topic in MUST_DELIVER:
             self.dead_letter(frame, reason, detail)
 
@@ -98,25 +106,24 @@ class Edge:
 
     def dead_letter(self, frame: DataFrame, reason: str, detail: str) -> None:
         """Store the message and hold the symbol; a database failure propagates (retried)."""
-        worker = self._worker
         with self._sessions.begin() as session:
             repo = DeadLetterRepository(session)
             row_id = repo.add(
-                symbol=worker.symbol,
+                symbol=self.symbol,
                 topic=frame.topic,
                 partition=frame.partition,
                 offset=frame.offset,
-                key=worker.symbol,
+                key=self.symbol,
                 value=frame.value,
                 reason=reason,
                 detail=detail,
             )
-            self.held = repo.uncleared_count(worker.symbol)
-        metrics.set_dead_letters(worker.symbol, self.held)
+            self.held = repo.uncleared_count(self.symbol)
+        metrics.set_dead_letters(self.symbol, self.held)
         log.error(
             "dead letter stored; quotes pulled until an operator clears it",
             extra={
-                "symbol": worker.symbol,
+                "symbol": self.symbol,
                 "topic": frame.topic,
                 "offset": frame.offset,
                 "dead_letter_id": row_id,
@@ -128,8 +135,8 @@ class Edge:
     def holding(self) -> bool:
         """True while a dead letter of the symbol is uncleared (read now, not cached)."""
         with self._sessions() as session:
-            self.held = DeadLetterRepository(session).uncleared_count(self._worker.symbol)
-        metrics.set_dead_letters(self._worker.symbol, self.held)
+            self.held = DeadLetterRepository(session).uncleared_count(self.symbol)
+        metrics.set_dead_letters(self.symbol, self.held)
         return self.held > 0
 
     def poll(self, mono: float | None = None) -> None:
@@ -138,25 +145,23 @@ class Edge:
         if mono < self._next_poll:
             return
         self._next_poll = mono + HOLD_POLL_S
-        worker = self._worker
         with self._sessions() as session:
             repo = DeadLetterRepository(session)
-            self.held = repo.uncleared_count(worker.symbol)
-            replays = repo.pending_replays(worker.symbol)
-        metrics.set_dead_letters(worker.symbol, self.held)
+            self.held = repo.uncleared_count(self.symbol)
+            replays = repo.pending_replays(self.symbol)
+        metrics.set_dead_letters(self.symbol, self.held)
         if self.held:
             self._pull("dead letter")
         for row in replays:
             log.info(
                 "replaying a cleared dead letter",
-                extra={"symbol": worker.symbol, "dead_letter_id": row.id, "topic": row.topic},
+                extra={"symbol": self.symbol, "dead_letter_id": row.id, "topic": row.topic},
             )
             # The real path: decode, the wire rules, the handler; a new refusal is a new row.
-            worker._on_data(DataFrame(row.topic, row.value, row.partition, row.offset, 0, False))
+            self._reapply(DataFrame(row.topic, row.value, row.partition, row.offset, 0, False))
             with self._sessions.begin() as session:
                 DeadLetterRepository(session).mark_replayed(row.id)
 
     def _pull(self, reason: str) -> None:
-        worker = self._worker
-        if worker.trader.state is SymbolState.ACTIVE:
-            worker.commands.pause({"reason": reason}, "system")  # records PAUSED, flattens
+        if self._trader.state is SymbolState.ACTIVE:
+            self._pause(reason)

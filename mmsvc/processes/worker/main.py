@@ -4,10 +4,10 @@ It wires the trading core to its adapters and loops over its PULL socket (data
 from the supervisor), its DEALER socket (commands) and its timers. It quotes
 only while ACTIVE, fenced by its advisory lock (ARCHITECTURE D17), and on any
 uncertainty (stale or unknown book, a failed request, a lost database, a lost
-supervisor or lock) it pulls the symbol's quotes. A kill halts the symbol,
-records the risk event with the state, and cancels until the Order Service
-confirms nothing is open (D7); a HALTED worker keeps its book and inventory
-current but sends nothing but cancels (D6).
+supervisor or lock) it pulls the symbol's quotes. The kill switch lives in
+``killing.py`` (D7, D22, D30); the state machine in ``mmsvc/domain/state.py``.
+A HALTED worker keeps its book and inventory current but sends nothing but
+cancels (D6). Nothing imports this module: it is the composition root.
 """
 
 from __future__ import annotations
@@ -37,24 +37,24 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
-from mmsvc.domain.model import InstrumentStatus, ServiceLimits, SymbolState
+from mmsvc.domain.model import FINAL_EVENTS, Instrument, ServiceLimits, Side, SymbolState
 from mmsvc.domain.ratelimit import TokenBucket
-from mmsvc.observability.tracing import span, tick_span
-from mmsvc.processes.bootstrap import bootstrap
-from mmsvc.processes.worker.commands import CommandHandler
-from mmsvc.processes.worker.edge import Edge
-from mmsvc.processes.worker.execution import OrderExecution
-from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
-from mmsvc.processes.worker.killing import KillSwitch
-from mmsvc.processes.worker.shadow import ShadowQuotes
-from mmsvc.processes.worker.status import live_status
-from mmsvc.processes.worker.store import WorkerStore
-from mmsvc.processes.worker.trader import (
+from mmsvc.domain.trader import (
     EVENT_STATUS,
     SymbolTrader,
     fill_from_event,
     instrument_from_record,
 )
+from mmsvc.observability.tracing import span, tick_span
+from mmsvc.processes.bootstrap import bootstrap
+from mmsvc.processes.worker.commands import CommandHandler
+from mmsvc.processes.worker.edge import Edge
+from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
+from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
+from mmsvc.processes.worker.killing import KillSwitch
+from mmsvc.processes.worker.shadow import ShadowQuotes
+from mmsvc.processes.worker.status import live_status
+from mmsvc.processes.worker.store import WorkerStore
 
 log = logging.getLogger("mmsvc.worker")
 
@@ -63,7 +63,6 @@ STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
 LOCK_WAIT_S = 30.0
-FILL_BOOK_WAIT_MS = 1000
 METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
@@ -97,19 +96,11 @@ class Worker:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
         self.exit_code = 0
-        self.fees_paid = Decimal(0)
         # D13: quote_interval_ms spaces requotes that act (send orders) and is the
         # timer of decisions; a market change waits only for the spacing.
         self.last_action_ms = 0
         self.last_decision_ms = 0
         self.market_dirty = False
-        # A fill can arrive before the book message of the move that caused it;
-        # quotes placed on the older book would cross and be rejected (POST_ONLY).
-        self.book_due_ts_ms = 0
-        self.hold_places_until_ms = 0
-        # When the Metadata Service told us the instrument; lifecycle events stamped
-        # before it are history it already reflects (a new group replays them: D15).
-        self.instrument_as_of_ms = 0
         self.metadata_unavailable = False
         self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
@@ -132,6 +123,8 @@ class Worker:
         state, triggers = self.store.restart_state()
         limits = service_limits(self.settings)
         self.trader = SymbolTrader(config, limits, state, triggers=triggers)
+        for order in self.store.live_orders():  # their exposure survives restarts (D31)
+            self.trader.orders[order.client_order_id] = order
         self._load_instrument()
         if self.shadow:  # D18: no Order Service call at all, simulated quotes instead
             publisher = KafkaPublisher(producer_config(connection_config(self.settings)))
@@ -143,12 +136,39 @@ class Worker:
                 self.trader,
                 TokenBucket(limits.max_orders_per_second, now_ms()),
                 now_ms,
+                reconcile_interval_ms=int(self.settings.reconcile_interval_s * 1000),
             )
             self.execution.start_flatten()  # whatever rested before this start is uncertain
-        self.kill = KillSwitch(self)
-        self.commands = CommandHandler(self)
-        self.edge = Edge(self)  # D24: wire rules and the dead-letter hold
+        self.wire()
         self._connect()
+
+    def wire(self) -> None:
+        """Give the kill switch, the command handler and the edge their collaborators."""
+        self.kill = KillSwitch(
+            self.trader, self.store, self.execution, clock_ms=now_ms, on_change=self.publish_status
+        )
+        self.store.before_write = self.kill.require_recorded  # a kill is recorded first (D25)
+        self.edge = Edge(  # D24: wire rules and the dead-letter hold
+            self.symbol,
+            self.settings.system_account_id,
+            self.trader,
+            make_session_factory(self.engine),
+            market_moved=self.market_moved,
+            pause=self._pause_for,
+            reapply=self._on_data,
+        )
+        self.commands = CommandHandler(
+            self.trader,
+            self.store,
+            self.kill,
+            self.execution,
+            self,
+            clock_ms=now_ms,
+            dead_letters=self.edge,
+        )
+
+    def _pause_for(self, reason: str) -> None:
+        self.commands.pause({"reason": reason}, "system")  # records PAUSED, flattens
 
     def _load_instrument(self) -> None:
         """Tick and lot from the Metadata Service; unknown waits for created (D4).
@@ -168,14 +188,13 @@ class Worker:
             return
         self.metadata_unavailable = False
         if instrument is not None:
-            self.instrument_as_of_ms = now_ms()
-            self.attach_instrument(instrument)
+            self.attach_instrument(instrument, now_ms())
 
-    def attach_instrument(self, instrument: Any) -> None:
+    def attach_instrument(self, instrument: Instrument, as_of_ms: int) -> None:
         first = self.trader.inventory is None
-        self.trader.on_instrument(instrument)
+        self.trader.on_instrument(instrument, as_of_ms)
         if first:
-            inventory, self.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
+            inventory, self.trader.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
             self.trader.inventory = inventory
 
     def _connect(self) -> None:
@@ -283,22 +302,19 @@ class Worker:
     def on_trade(self, record: dict[str, Any]) -> None:
         """Trades carry no state the quote needs beyond the book; kept for observability."""
 
-    def _superseded(self, record: dict[str, Any]) -> bool:
-        return int(record["ts_ms"]) < self.instrument_as_of_ms
+    # Lifecycle events apply in the order the exchange sent them, never dropped by
+    # comparing clocks with the Metadata answer: in doubt, halted (D23, D31).
 
     def on_instrument(self, record: dict[str, Any]) -> None:
-        if not self._superseded(record):
-            self.attach_instrument(instrument_from_record(record))
-            self.market_moved()
+        self.attach_instrument(instrument_from_record(record), int(record["ts_ms"]))
+        self.market_moved()
 
     def on_halt(self, record: dict[str, Any]) -> None:
-        if not self._superseded(record):
-            self.trader.set_instrument_status(InstrumentStatus.HALTED)
-            self.market_moved(force=True)
+        self.trader.exchange_halt(int(record["ts_ms"]))
+        self.market_moved(force=True)
 
     def on_resume(self, record: dict[str, Any]) -> None:
-        if not self._superseded(record):
-            self.trader.set_instrument_status(InstrumentStatus.TRADING)  # reset stays manual
+        self.trader.exchange_resume(int(record["ts_ms"]))  # a reset stays manual
 
     def on_engine_event(self, record: dict[str, Any]) -> None:
         """Our account's order events; a fill is committed before it is acknowledged (D1)."""
@@ -307,24 +323,37 @@ class Worker:
         if record["event_type"] == "FILL":
             self._on_fill(record)
             return
-        cid = record["client_order_id"]
-        known = cid in self.trader.orders
+        cid, kind = record["client_order_id"], record["event_type"]
+        known = self.trader.orders.get(cid)
         status = self.trader.on_order_event(record)
-        if record["event_type"] == "REJECTED" and known:
-            # An order of this worker not yet counted through its 4xx (D10); a
-            # reject of an order we never placed here is replayed history (D15).
-            metrics.order_rejected(self.symbol)
-            self.kill.consider(self.trader.rejects.record(cid, now_ms()))
+        if kind == "REJECTED" and known is not None:
+            self._on_rejected_event(cid, known.side, record.get("reason"))
         self._store_event(cid, record)
-        late = status is not None and record["event_type"] == "ACCEPTED"
-        if late and self.trader.state is not SymbolState.ACTIVE and self.execution is not None:
-            self.execution.cancel_late(record["order_id"])
+        if kind == "ACCEPTED" and self.execution is not None:
+            if status is None:
+                self.execution.reconcile_now()  # not an order this worker holds: look (D22)
+            elif self.trader.state is not SymbolState.ACTIVE:
+                self.execution.chase(record["order_id"], cid)  # late accept: cancel (D22)
+
+    def _on_rejected_event(self, cid: str, side: Side, reason: str | None) -> None:
+        """An order of this worker not yet counted through its 4xx (D10); a reject of an
+        order we never placed here is replayed history (D15). A post-only cross holds
+        that side until the next book message and is no reject storm (D23)."""
+        if reason == POST_ONLY_WOULD_CROSS:
+            self.trader.holds.after_cross(side)
+            return
+        metrics.order_rejected(self.symbol)
+        self.kill.consider(self.trader.rejects.record(cid, now_ms()))
 
     def _store_event(self, cid: str, record: dict[str, Any]) -> None:
         try:
             status = EVENT_STATUS[record["event_type"]].value
             self.store.order_status(
-                cid, status, order_id=record["order_id"], reason=record.get("reason")
+                cid,
+                status,
+                order_id=record["order_id"],
+                reason=record.get("reason"),
+                final_event=record["event_type"] in FINAL_EVENTS,
             )
         except ValueError:
             pass  # a client_order_id that is not one of our UUIDs: nothing to update
@@ -334,7 +363,7 @@ class Worker:
         if self.trader.inventory is None:
             # The instrument is not known yet: keep the fill; the inventory is
             # rebuilt from the fill rows when it is (D1: never dropped).
-            self.store.record_fill(fill, record, None, self.fees_paid)
+            self.store.record_fill(fill, record, None, self.trader.fees_paid)
             log.warning(
                 "fill recorded before the instrument is known", extra={"symbol": self.symbol}
             )
@@ -343,10 +372,9 @@ class Worker:
         inventory = self.trader.inventory
         if not self.trader.on_fill(fill, record["client_order_id"], remaining):
             return
-        self.fees_paid += inventory.fee_in_quote(fill)
-        self.store.record_fill(fill, record, inventory, self.fees_paid)
-        self.book_due_ts_ms = max(self.book_due_ts_ms, fill.ts_ms)
-        self.hold_places_until_ms = now_ms() + FILL_BOOK_WAIT_MS
+        self.trader.fees_paid += inventory.fee_in_quote(fill)
+        self.store.record_fill(fill, record, inventory, self.trader.fees_paid)
+        self.trader.holds.after_fill(fill.ts_ms, now_ms())
         self.market_moved(force=True)
 
     # ------------------------------------------------------------- decisions
@@ -362,6 +390,7 @@ class Worker:
         return now - self.last_action_ms >= self.trader.config.quote_interval_ms
 
     def _after_io(self) -> None:
+        self.kill.retry()
         if self.execution is not None:
             self._poll_execution(self.execution)
         now = now_ms()
@@ -376,6 +405,8 @@ class Worker:
                 metrics.observe_order_latency(elapsed)
             for _ in range(outcome.rejects):
                 metrics.order_rejected(self.symbol)
+            for side in outcome.crossed:
+                self.trader.holds.after_cross(side)  # D23: our book is behind on that side
             if outcome.kill is not None:
                 self.kill.fire(outcome.kill, actor="system")
             elif outcome.uncertain is not None:
@@ -386,6 +417,7 @@ class Worker:
                 execution.start_flatten()
         if execution.poll_flatten() is False:
             execution.start_flatten()
+        execution.housekeep()
 
     def requote(self, now: int) -> None:
         """One decision of the core, acted on: kill, pull, or the minimal diff."""
@@ -407,19 +439,16 @@ class Worker:
         if self.execution is None or self.execution.busy or self.execution.flattening:
             self.market_dirty = True  # decide again once the batch in flight is answered
             return
-        held = self._book_behind_last_fill(now)
+        top = self.trader.book.top()
+        places, held = self.trader.holds.allowed(
+            decision.place, None if top is None else top.ts_ms, now
+        )
         if held:
-            decision = replace(decision, place=())  # cancels only until the book catches up
+            decision = replace(decision, place=places)  # cancels go; places wait (D23)
             self.market_dirty = True
         with span("mm.order_request"):
             if self.execution.submit(decision) and not held:
                 self.last_action_ms = now
-
-    def _book_behind_last_fill(self, now: int) -> bool:
-        if now >= self.hold_places_until_ms:
-            return False
-        top = self.trader.book.top()
-        return top is None or top.ts_ms < self.book_due_ts_ms
 
     # -------------------------------------------------------- health, status
 
@@ -445,10 +474,17 @@ class Worker:
         if not self.lock.held():
             log.critical("advisory lock lost; canceling and exiting", extra={"symbol": self.symbol})
             self.stop(EXIT_LOST_LOCK)
+            return
+        # A kill recorded straight in PostgreSQL (admin, supervisor) lands here (D30).
+        self.kill.adopt(*self.store.recorded_state())
+
+    def live_status(self) -> dict[str, Any]:
+        """The live status as JSON values."""
+        return live_status(self.trader, shadow=self.shadow)
 
     def publish_status(self) -> None:
         """Live status to Redis and the symbol's gauges (unchanged ones cost nothing)."""
-        status = live_status(self)
+        status = self.live_status()
         self.status.publish(self.symbol, status, ttl_s=10.0)
         quote = status["last_quote"]
         metrics.observe_worker(
@@ -468,15 +504,13 @@ class Worker:
     def shutdown(self) -> None:
         """Cancel everything for the symbol before exiting (SIGTERM, lost dependency)."""
         if self.execution is not None:
+            # A cancel-all never marks rows CANCELED: their engine events will (D22).
             client = OrderServiceClient.from_settings(self.settings)
-            result = client.cancel_until_flat(self.symbol, deadline_s=5.0)
-            if result.flat:
-                try:
-                    self.store.cancel_open_orders()
-                except SQLAlchemyError:
-                    log.exception("could not mark orders canceled", extra={"symbol": self.symbol})
+            client.cancel_until_flat(self.symbol, deadline_s=5.0)
             client.close()
             self.execution.close()
+        if hasattr(self, "kill"):
+            self.kill.record_before_exit()  # never exit with a kill unrecorded (D25)
         self.lock.release()
         self.ctx.destroy(linger=0)
         self.engine.dispose()

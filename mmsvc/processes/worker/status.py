@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmsvc.adapters.kafka.events import decimal_text, now_ms
-from mmsvc.domain.model import PriceSize, Quote
-
-if TYPE_CHECKING:
-    from mmsvc.processes.worker.main import Worker
+from mmsvc.domain.model import FINAL_STATUSES, PriceSize, Quote
+from mmsvc.domain.trader import SymbolTrader
 
 
 def _side(side: PriceSize | None) -> dict[str, str] | None:
@@ -33,15 +31,16 @@ def quote_view(quote: Quote | None) -> dict[str, Any] | None:
     }
 
 
-def live_status(worker: Worker) -> dict[str, Any]:
+def live_status(trader: SymbolTrader, *, shadow: bool) -> dict[str, Any]:
     """State, position, P&L, orders, last quote and data age, as JSON values."""
-    trader = worker.trader
     now = now_ms()
     valuation = trader.valuation(now)
     inventory = trader.inventory
     zero = "0"
     realized = decimal_text(inventory.realized_pnl) if inventory is not None else zero
     position_usdt, total = trader.position_and_pnl(now)
+    # Orders that may rest at the venue; a CANCELED one awaiting its event is not one.
+    orders = [o for o in trader.orders.values() if o.status not in FINAL_STATUSES]
     unrealized = (
         decimal_text(inventory.unrealized_pnl(valuation))
         if inventory is not None and valuation is not None
@@ -52,16 +51,16 @@ def live_status(worker: Worker) -> dict[str, Any]:
         "symbol": trader.symbol,
         "state": trader.state.value,
         "triggers": [t.value for t in trader.triggers],
-        "shadow": worker.shadow,
+        "shadow": shadow,
         "instrument_known": trader.instrument is not None,
         "instrument_status": None if trader.instrument is None else trader.instrument.status.value,
         "position": decimal_text(inventory.quantity) if inventory is not None else zero,
-        "position_usdt": decimal_text(position_usdt),
+        "position_usdt": zero if position_usdt is None else decimal_text(position_usdt),
         "realized_pnl_usdt": realized,
         "unrealized_pnl_usdt": unrealized,
-        "total_pnl_usdt": decimal_text(total),
+        "total_pnl_usdt": zero if total is None else decimal_text(total),
         "valuation_price": None if valuation is None else decimal_text(valuation),
-        "open_orders": len(trader.orders),
+        "open_orders": len(orders),
         "orders": [
             {
                 "client_order_id": o.client_order_id,
@@ -72,7 +71,7 @@ def live_status(worker: Worker) -> dict[str, Any]:
                 "filled": decimal_text(o.filled),
                 "status": o.status.value,
             }
-            for o in trader.orders.values()
+            for o in orders
         ],
         "last_quote": quote_view(trader.last_quote),
         "book_known": trader.book.is_known,

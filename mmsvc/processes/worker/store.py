@@ -9,13 +9,14 @@ change with its outbox event (D16).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db import records as db
+from mmsvc.adapters.db import transitions
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.db.orders import OrderRepository
@@ -29,6 +30,8 @@ from mmsvc.domain.model import (
     Liquidity,
     MMConfig,
     NewOrder,
+    Order,
+    OrderStatus,
     RiskTrigger,
     Side,
     SymbolState,
@@ -54,6 +57,22 @@ def _fill(record: db.Fill) -> Fill:
     )
 
 
+def _order(row: db.OrderRecord) -> Order:
+    status = OrderStatus(row.status.value)
+    if status is OrderStatus.PENDING:
+        status = OrderStatus.UNKNOWN
+    return Order(
+        str(row.client_order_id),
+        row.order_id,
+        Side(row.side.value),
+        row.price,
+        row.quantity,
+        filled=row.filled_quantity,
+        status=status,
+        awaiting_final_event=row.awaiting_final_event,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OrderStatusUpdate:
     """An order's new status as an answer or an event told it."""
@@ -63,6 +82,9 @@ class OrderStatusUpdate:
     order_id: str | None = None
     reason: str | None = None
     filled: Decimal | None = None
+    # True when the status comes from the order's final engine event (or a 4xx:
+    # it never existed); only that settles a row and releases exposure (D31).
+    final_event: bool = False
 
 
 def _apply(repo: OrderRepository, update: OrderStatusUpdate) -> db.OrderUpdate | None:
@@ -75,6 +97,7 @@ def _apply(repo: OrderRepository, update: OrderStatusUpdate) -> db.OrderUpdate |
         order_id=update.order_id,
         reject_reason=update.reason,
         filled_quantity=update.filled,
+        final_event=update.final_event,
     )
 
 
@@ -85,6 +108,9 @@ class WorkerStore:
         self._sessions = sessions
         self.symbol = symbol
         self.shadow = shadow
+        # Called before every write but the kill's own: a kill not yet recorded is
+        # recorded first, or the write is not made (D25, D30). Set by the worker.
+        self.before_write: Callable[[], None] = lambda: None
 
     def load_config(self) -> MMConfig | None:
         with self._sessions() as session:
@@ -119,10 +145,6 @@ class WorkerStore:
         with self._sessions() as session:
             return KillFlagRepository(session).get().active
 
-    def open_order_ids(self) -> list[uuid.UUID]:
-        with self._sessions() as session:
-            return [o.client_order_id for o in OrderRepository(session).list_open(self.symbol)]
-
     def insert_pending(self, orders: Iterable[tuple[str, NewOrder]]) -> None:
         """PENDING rows committed before any request is sent (D10)."""
         rows = [
@@ -132,6 +154,7 @@ class WorkerStore:
             for cid, order in orders
         ]
         if rows:
+            self.before_write()
             with self._sessions.begin() as session:
                 OrderRepository(session).insert_pending_many(rows)
 
@@ -143,25 +166,32 @@ class WorkerStore:
         order_id: str | None = None,
         reason: str | None = None,
         filled: Decimal | None = None,
+        final_event: bool = False,
     ) -> db.OrderUpdate | None:
         """Move an order forward (never backward); None when the order is not in our table."""
-        update = OrderStatusUpdate(client_order_id, status, order_id, reason, filled)
+        update = OrderStatusUpdate(client_order_id, status, order_id, reason, filled, final_event)
         return self.order_statuses([update])[0]
 
     def order_statuses(self, updates: list[OrderStatusUpdate]) -> list[db.OrderUpdate | None]:
         """Several orders moved forward in one transaction (a batch's answers at once)."""
+        self.before_write()
         with self._sessions.begin() as session:
             repo = OrderRepository(session)
             return [_apply(repo, update) for update in updates]
 
-    def cancel_open_orders(self) -> int:
-        """Mark every open row CANCELED once the Order Service confirmed none is open (D7)."""
-        with self._sessions.begin() as session:
-            repo = OrderRepository(session)
-            opened = repo.list_open(self.symbol)
-            for order in opened:
-                repo.apply_event(order.client_order_id, db.OrderStatus.CANCELED)
-        return len(opened)
+    def unsettled_order_ids(self) -> list[uuid.UUID]:
+        """Rows open or awaiting their final engine event: a config DELETE waits (D31)."""
+        with self._sessions() as session:
+            return [o.client_order_id for o in OrderRepository(session).unsettled(self.symbol)]
+
+    def live_orders(self) -> list[Order]:
+        """The symbol's unsettled rows as the core's orders, to keep their exposure (D31).
+
+        A row still PENDING was perhaps sent and never answered: it is UNKNOWN.
+        """
+        with self._sessions() as session:
+            rows = OrderRepository(session).unsettled(self.symbol)
+        return [_order(row) for row in rows]
 
     def record_fill(
         self,
@@ -176,6 +206,7 @@ class WorkerStore:
         is written: the position is rebuilt from the rows once it is (D1: a fill
         is never dropped).
         """
+        self.before_write()
         with self._sessions.begin() as session:
             new = FillRepository(session).insert_if_new(self._fill_row(fill, event))
             if not new:
@@ -218,34 +249,51 @@ class WorkerStore:
         quantity = Decimal(str(event["quantity"]))
         status = db.OrderStatus.FILLED if remaining <= 0 else db.OrderStatus.PARTIALLY_FILLED
         OrderRepository(session).apply_event(
-            cid, status, filled_quantity=quantity - remaining, order_id=str(event["order_id"])
+            cid,
+            status,
+            filled_quantity=quantity - remaining,
+            order_id=str(event["order_id"]),
+            final_event=remaining <= 0,
         )
 
-    def set_state(self, state: SymbolState, *, reason: str, actor: str) -> bool:
-        """Record a state change and its event; True when it really changed."""
-        with self._sessions.begin() as session:
-            change = change_state(
-                session,
-                self.symbol,
-                db.SymbolState(state.value),
-                reason=reason,
-                actor=actor,
-                shadow=self.shadow,
-            )
-        return change.changed
+    def recorded_state(self) -> tuple[SymbolState, list[RiskTrigger]]:
+        """The state and trigger the row holds now (a kill recorded by others: D23, D30)."""
+        with self._sessions() as session:
+            current = StateRepository(session).get(self.symbol)
+        if current is None:
+            return SymbolState.PAUSED, []
+        triggers = [] if current.trigger is None else [RiskTrigger(current.trigger.value)]
+        return SymbolState(current.state.value), triggers
 
-    def enable(self, *, actor: str) -> None:
-        """enabled=true and ACTIVE, together (issue 6: enable sets enabled and activates)."""
+    def enable(self, *, actor: str) -> MMConfig | None:
+        """enabled=true and ACTIVE together, under the guard (D23); the refreshed config."""
+        self.before_write()
         with self._sessions.begin() as session:
-            ConfigRepository(session).update(self.symbol, actor, {"enabled": True})
-            change_state(
-                session,
-                self.symbol,
-                db.SymbolState.ACTIVE,
-                reason="enable",
-                actor=actor,
-                shadow=self.shadow,
+            transitions.activate(
+                session, self.symbol, reason="enable", actor=actor, shadow=self.shadow
             )
+            ConfigRepository(session).update(self.symbol, actor, {"enabled": True})
+        return self.load_config()
+
+    def resume(self, *, actor: str) -> None:
+        """ACTIVE under the guard: the row PAUSED and no kill flag (D23, D30)."""
+        self.before_write()
+        with self._sessions.begin() as session:
+            transitions.activate(
+                session, self.symbol, reason="resume", actor=actor, shadow=self.shadow
+            )
+
+    def pause(self, *, reason: str, actor: str) -> None:
+        """PAUSED; refused (TransitionRefusedError) while the row is HALTED."""
+        self.before_write()
+        with self._sessions.begin() as session:
+            transitions.pause(session, self.symbol, reason=reason, actor=actor, shadow=self.shadow)
+
+    def reset(self, *, actor: str) -> None:
+        """HALTED -> PAUSED, the only way out of HALTED (D9, D23)."""
+        self.before_write()
+        with self._sessions.begin() as session:
+            transitions.reset(session, self.symbol, actor=actor, shadow=self.shadow)
 
     def halt(
         self, kill: KillDecision, *, actor: str, position: Decimal, pnl: Decimal, publish: bool
@@ -267,6 +315,7 @@ class WorkerStore:
 
     def stale_episode(self, detail: str, position: Decimal, pnl: Decimal) -> None:
         """One STALE_DATA risk event per episode; it halts nothing (D7)."""
+        self.before_write()
         with self._sessions.begin() as session:
             record_risk_event(
                 session,
@@ -277,7 +326,3 @@ class WorkerStore:
                 pnl_usdt=pnl,
                 shadow=self.shadow,
             )
-
-    def config_as_dict(self) -> dict[str, object]:
-        config = self.load_config()
-        return {} if config is None else asdict(config)

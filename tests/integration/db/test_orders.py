@@ -202,3 +202,45 @@ def test_a_requotes_orders_are_written_pending_in_one_statement(db_session: Sess
     stored = {o.client_order_id: o for o in repo.list_open("BTCUSDT")}
     assert set(stored) == {o.client_order_id for o in orders}
     assert all(o.status is OrderStatus.PENDING for o in stored.values())
+
+
+def test_a_delete_answer_makes_a_row_canceled_but_it_awaits_its_final_event(db_session):
+    """D31: a DELETE 200 is CANCELED, not settled; the engine event settles it (scenario 1/3)."""
+    orders = OrderRepository(db_session)
+    order = new_order()
+    orders.insert_pending(order)
+    orders.apply_event(order.client_order_id, OrderStatus.NEW, order_id="o-77")
+    answered = orders.apply_event(order.client_order_id, OrderStatus.CANCELED)
+    assert answered is not None
+    assert answered.order.status is OrderStatus.CANCELED
+    assert answered.order.awaiting_final_event
+    assert not answered.order.is_settled
+    assert [o.client_order_id for o in orders.unsettled("BTCUSDT")] == [order.client_order_id]
+    settled = orders.apply_event(order.client_order_id, OrderStatus.CANCELED, final_event=True)
+    assert settled is not None
+    assert settled.order.is_settled
+    assert orders.unsettled("BTCUSDT") == []
+
+
+def test_a_fill_event_after_a_delete_answer_is_the_authority(db_session):
+    orders = OrderRepository(db_session)
+    order = new_order()
+    orders.insert_pending(order)
+    orders.apply_event(order.client_order_id, OrderStatus.CANCELED)  # listing or DELETE 200
+    filled = orders.apply_event(
+        order.client_order_id, OrderStatus.FILLED, filled_quantity=order.quantity, final_event=True
+    )
+    assert filled is not None
+    assert filled.order.status is OrderStatus.FILLED
+    assert filled.order.is_settled
+
+
+def test_a_settled_row_never_moves_again(db_session):
+    orders = OrderRepository(db_session)
+    order = new_order()
+    orders.insert_pending(order)
+    orders.apply_event(order.client_order_id, OrderStatus.CANCELED, final_event=True)
+    late = orders.apply_event(order.client_order_id, OrderStatus.FILLED, final_event=True)
+    assert late is not None
+    assert late.order.status is OrderStatus.CANCELED
+    assert not late.changed

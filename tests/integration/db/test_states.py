@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from mmsvc.adapters.db import transitions
 from mmsvc.adapters.db.audit import AuditRepository
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
-from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.adapters.db.states import KillFlagRepository, StateRepository, TransitionRefusedError
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +58,7 @@ def test_a_halt_keeps_its_trigger_and_a_reset_clears_it(db_session, btc):
         RiskTrigger.LOSS,
         "pnl -501 < -500",
     )
-    reset = states.set(btc, SymbolState.PAUSED, reason="reset", actor="ops")
+    reset = states.set(btc, SymbolState.PAUSED, reason="reset", actor="ops", leave_halted=True)
     assert reset.previous is SymbolState.HALTED
     assert (reset.current.trigger, reset.current.trigger_detail) == (None, None)
 
@@ -140,3 +142,46 @@ def test_the_kill_flag_is_set_once_and_cleared_with_actor_and_reason(db_session)
 def test_only_a_global_trigger_can_set_the_kill_flag(db_session):
     with pytest.raises(IntegrityError), db_session.begin_nested():
         KillFlagRepository(db_session).set(RiskTrigger.LOSS, reason="?", actor="ops")
+
+
+def _state_of(session: Session, symbol: str) -> SymbolState:
+    record = StateRepository(session).get(symbol)
+    assert record is not None
+    return record.state
+
+
+def _halt(session: Session, symbol: str) -> None:
+    StateRepository(session).set(
+        symbol, SymbolState.HALTED, reason="kill", actor="admin", trigger=RiskTrigger.MANUAL
+    )
+
+
+def test_enable_never_overwrites_a_halt_recorded_for_a_worker_not_yet_connected(db_session, btc):
+    _halt(db_session, btc)  # the admin's kill, straight to PostgreSQL (D23 scenario 5)
+    with pytest.raises(TransitionRefusedError) as refused:
+        transitions.activate(db_session, btc, reason="enable", actor="ops", shadow=False)
+    assert refused.value.current is SymbolState.HALTED
+    with pytest.raises(TransitionRefusedError):
+        StateRepository(db_session).set(btc, SymbolState.ACTIVE, reason="enable", actor="ops")
+    with pytest.raises(TransitionRefusedError):
+        transitions.pause(db_session, btc, reason="pause", actor="ops", shadow=False)
+    assert _state_of(db_session, btc) is SymbolState.HALTED
+
+
+def test_enable_is_refused_while_the_global_kill_flag_is_set(db_session, btc):
+    KillFlagRepository(db_session).set(RiskTrigger.MANUAL, reason="panic", actor="ops")
+    with pytest.raises(TransitionRefusedError, match="global kill"):
+        transitions.activate(db_session, btc, reason="enable", actor="ops", shadow=False)
+    assert _state_of(db_session, btc) is SymbolState.PAUSED
+
+
+def test_only_a_paused_row_becomes_active_and_only_a_reset_leaves_halted(db_session, btc):
+    change = transitions.activate(db_session, btc, reason="enable", actor="ops", shadow=False)
+    assert change.current.state is SymbolState.ACTIVE
+    with pytest.raises(TransitionRefusedError):
+        transitions.activate(db_session, btc, reason="resume", actor="ops", shadow=False)
+    _halt(db_session, btc)
+    with pytest.raises(TransitionRefusedError):
+        transitions.reset(db_session, "NOSUCHUSDT", actor="ops", shadow=False)
+    reset = transitions.reset(db_session, btc, actor="ops", shadow=False)
+    assert (reset.previous, reset.current.state) == (SymbolState.HALTED, SymbolState.PAUSED)

@@ -33,11 +33,8 @@ from mmsvc.adapters.zmq.protocol import DataFrame
 from mmsvc.config import load_settings
 from mmsvc.domain.book import BookSide
 from mmsvc.domain.model import SymbolState
-from mmsvc.processes.worker.commands import CommandHandler
-from mmsvc.processes.worker.edge import Edge
-from mmsvc.processes.worker.killing import KillSwitch
+from mmsvc.domain.trader import SymbolTrader, instrument_from_record
 from mmsvc.processes.worker.main import Worker, service_limits
-from mmsvc.processes.worker.trader import SymbolTrader, instrument_from_record
 
 pytestmark = pytest.mark.integration
 
@@ -152,9 +149,10 @@ def worker(
         "SYSTEM_ACCOUNT_ID": ACCOUNT,
     }
     w = Worker(load_settings(env), symbol)
-    w.kill = KillSwitch(w)
-    w.commands = CommandHandler(w)
-    w.edge = Edge(w)
+    config = w.store.load_config()
+    assert config is not None
+    w.trader = SymbolTrader(config, service_limits(w.settings), SymbolState.ACTIVE)
+    w.wire()
     yield w
     w.codec.close()
     w.engine.dispose()
@@ -165,7 +163,8 @@ def reset(worker: Worker) -> None:
     config = worker.store.load_config()
     assert config is not None
     worker.trader = SymbolTrader(config, service_limits(worker.settings), SymbolState.ACTIVE)
-    worker.attach_instrument(instrument_from_record(_instrument(worker.symbol)))
+    worker.wire()  # the kill switch, commands and edge follow the fresh trader
+    worker.attach_instrument(instrument_from_record(_instrument(worker.symbol)), now_ms())
 
 
 def rejected_total() -> float:
@@ -199,7 +198,7 @@ def assert_state_valid(worker: Worker) -> None:
     if inventory is not None:
         assert inventory.quantity.is_finite()
         assert inventory.realized_pnl.is_finite()
-    assert worker.fees_paid.is_finite()
+    assert worker.trader.fees_paid.is_finite()
 
 
 def deliver(worker: Worker, topic: str, value: bytes, offset: int) -> None:

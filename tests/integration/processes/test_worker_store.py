@@ -12,7 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_session_factory
 from mmsvc.adapters.db.positions import PositionRepository
-from mmsvc.domain.model import Fill, Liquidity, Side
+from mmsvc.adapters.db.states import StateRepository
+from mmsvc.domain.model import (
+    Fill,
+    Liquidity,
+    NewOrder,
+    OrderStatus,
+    RiskTrigger,
+    Side,
+    SymbolState,
+)
+from mmsvc.domain.state import TransitionRefusedError
 from mmsvc.processes.worker.store import WorkerStore
 
 pytestmark = pytest.mark.integration
@@ -86,3 +96,38 @@ def test_a_fill_with_a_known_instrument_writes_the_position_in_the_same_transact
     assert position is not None
     assert position.quantity == Decimal("2")
     assert position.avg_entry_price == Decimal("100")
+
+
+def _halt_from_outside(sessions: sessionmaker[Session], symbol: str) -> None:
+    """The admin's kill for a worker not yet connected: straight to PostgreSQL (D23)."""
+    with sessions.begin() as session:
+        StateRepository(session).set(symbol, SymbolState.PAUSED, reason="created", actor="admin")
+        StateRepository(session).set(
+            symbol, SymbolState.HALTED, reason="kill", actor="admin", trigger=RiskTrigger.MANUAL
+        )
+
+
+def test_enable_over_a_kill_recorded_in_postgresql_is_refused_and_changes_nothing(
+    store: WorkerStore, sessions: sessionmaker[Session]
+) -> None:
+    _halt_from_outside(sessions, store.symbol)
+    with pytest.raises(TransitionRefusedError):
+        store.enable(actor="ops")
+    assert store.recorded_state() == (SymbolState.HALTED, [RiskTrigger.MANUAL])
+    config = store.load_config()
+    assert config is not None
+    assert config.enabled is False  # the enable's config write rolled back
+
+
+def test_rows_awaiting_their_final_event_come_back_after_a_restart(store: WorkerStore) -> None:
+    placed, unknown = str(uuid.uuid4()), str(uuid.uuid4())
+    order = NewOrder(Side.BUY, Decimal("99"), Decimal("1"), 0)
+    store.insert_pending([(placed, order), (unknown, order)])
+    store.order_status(placed, "NEW", order_id=f"o-{placed}")
+    store.order_status(placed, "CANCELED")  # a DELETE answered 200: no engine event yet
+    live = {o.client_order_id: o for o in store.live_orders()}
+    assert live[placed].status is OrderStatus.CANCELED
+    assert live[placed].is_open
+    assert live[unknown].status is OrderStatus.UNKNOWN  # PENDING: perhaps sent, never answered
+    store.order_status(placed, "CANCELED", final_event=True)
+    assert [str(c) for c in store.unsettled_order_ids()] == [unknown]

@@ -23,6 +23,7 @@ from mmsvc.domain.model import (
     SymbolState,
 )
 from mmsvc.domain.quoting import compute_quote
+from mmsvc.domain.state import Command, activate
 from tests.unit.domain.builders import D, config, fill, instrument, order, top
 from tests.unit.domain.strategies import configs, instruments, multipliers, tops
 
@@ -258,3 +259,12 @@ def test_decision_orders_are_consistent_with_the_quote(s: Situation) -> None:
     assert served == {(side, level) for side, level, _, _ in wanted}
     resting_ids = {id(o) for o in resting if o.is_resting}
     assert {id(k.order) for k in decision.keep} | {id(o) for o in decision.cancel} == resting_ids
+
+
+def test_a_paused_symbol_is_not_killed_by_an_exchange_halt_and_cannot_be_enabled() -> None:
+    """A halt replayed from history before its resume (another topic) latches nothing (D23)."""
+    decision = run(state=PAUSED, status=InstrumentStatus.HALTED)
+    assert decision.kill is None
+    refused = activate(PAUSED, Command.ENABLE, global_kill=False, instrument_halted=True)
+    assert not refused.allowed
+    assert "HALTED by the exchange" in refused.reason

@@ -5,8 +5,6 @@ from __future__ import annotations
 from mmsvc.domain.killswitch import (
     RejectStorm,
     StaleEpisodes,
-    kafka_lag_breach,
-    manual_kill,
     response_timeout,
 )
 from mmsvc.domain.model import RiskTrigger
@@ -43,25 +41,12 @@ def test_reset_clears_the_window() -> None:
     assert storm.record("b", 1) is None
 
 
-def test_kafka_lag_above_the_threshold_kills() -> None:
-    assert kafka_lag_breach(10_000, 10_000) is None
-    breach = kafka_lag_breach(10_001, 10_000)
-    assert breach is not None
-    assert breach.trigger is RiskTrigger.KAFKA_LAG
-
-
 def test_response_over_budget_kills() -> None:
     assert response_timeout(50, 50, "POST /v1/orders") is None
     breach = response_timeout(51, 50, "POST /v1/orders")
     assert breach is not None
     assert breach.trigger is RiskTrigger.RESPONSE_TIMEOUT
     assert "POST /v1/orders" in breach.detail
-
-
-def test_manual_kill_names_who_asked() -> None:
-    kill = manual_kill("alice", "fat finger")
-    assert kill.trigger is RiskTrigger.MANUAL
-    assert kill.detail == "kill by alice: fat finger"
 
 
 def test_stale_data_reports_one_event_per_episode() -> None:

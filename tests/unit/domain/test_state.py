@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmsvc.domain.model import SymbolState
-from mmsvc.domain.state import Command, after_restart, apply
+from mmsvc.domain.state import Command, apply
 
 ACTIVE, PAUSED, HALTED = SymbolState.ACTIVE, SymbolState.PAUSED, SymbolState.HALTED
 
@@ -84,12 +84,3 @@ def test_kill_records_its_reason_and_a_second_kill_changes_nothing() -> None:
     again = apply(HALTED, Command.KILL, reason="LOSS")
     assert again.allowed
     assert not again.changed
-
-
-@pytest.mark.parametrize(
-    ("before", "after"), [(ACTIVE, PAUSED), (PAUSED, PAUSED), (HALTED, HALTED)]
-)
-def test_restart_pauses_active_symbols_and_never_clears_a_halt(
-    before: SymbolState, after: SymbolState
-) -> None:
-    assert after_restart(before) is after

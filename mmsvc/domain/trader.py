@@ -15,9 +15,11 @@ from typing import Any
 
 from mmsvc.domain.book import BookChange, BookSide, OrderBook
 from mmsvc.domain.engine import MarketInputs, QuoteDecision, decide
+from mmsvc.domain.holds import PlaceHolds
 from mmsvc.domain.inventory import Inventory, valuation_price
 from mmsvc.domain.killswitch import RejectStorm, StaleEpisodes
 from mmsvc.domain.model import (
+    FINAL_STATUSES,
     Fill,
     Instrument,
     InstrumentKind,
@@ -34,11 +36,9 @@ from mmsvc.domain.model import (
     Side,
     SymbolState,
 )
+from mmsvc.domain.state import Transition
 from mmsvc.domain.volatility import VolatilityEstimator
 
-_FINAL = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
 # engine.event.v1 event_type -> the order's status (FILL is handled as a fill).
 EVENT_STATUS = {
     "ACCEPTED": OrderStatus.NEW,
@@ -98,6 +98,11 @@ class SymbolTrader:
     rejects: RejectStorm = field(init=False)
     stale: StaleEpisodes = field(default_factory=StaleEpisodes)
     last_quote: Quote | None = None
+    holds: PlaceHolds = field(default_factory=PlaceHolds)
+    fees_paid: Decimal = Decimal(0)  # quote asset, net of rebates, as stored with the position
+    # The exchange's last halt and resume, by their own stamps (D23, D31).
+    halted_ts_ms: int = 0
+    resumed_ts_ms: int = 0
 
     def __post_init__(self) -> None:
         self.book = OrderBook(self.config.symbol)
@@ -119,6 +124,7 @@ class SymbolTrader:
             _levels(record["asks"]),
             int(record["ts_ms"]),
         )
+        self.holds.on_book()
         self._observe_mid(int(record["ts_ms"]))
 
     def on_delta(self, record: Mapping[str, Any]) -> None:
@@ -128,6 +134,7 @@ class SymbolTrader:
             for c in record["changes"]
         ]
         self.book.apply_delta(int(record["sequence"]), changes, int(record["ts_ms"]))
+        self.holds.on_book()
         self._observe_mid(int(record["ts_ms"]))
 
     def on_mark(self, record: Mapping[str, Any]) -> None:
@@ -140,15 +147,39 @@ class SymbolTrader:
 
     # ------------------------------------------------------------- instrument
 
-    def on_instrument(self, instrument: Instrument) -> None:
-        """Created/updated: tick, lot and status refresh; inventory starts once known."""
+    def on_instrument(self, instrument: Instrument, as_of_ms: int) -> None:
+        """Created/updated or the Metadata answer: tick, lot and status; inventory starts.
+
+        A status of TRADING never clears a halt the exchange sent (D31); a HALTED
+        one counts as a halt stamped ``as_of_ms``: in doubt, halted (D23).
+        """
+        if instrument.halted:
+            self.halted_ts_ms = max(self.halted_ts_ms, as_of_ms)
         self.instrument = instrument
+        self._apply_exchange_status()
         if self.inventory is None:
             self.inventory = Inventory(self.symbol, instrument.base_asset)
 
-    def set_instrument_status(self, status: InstrumentStatus) -> None:
-        """Halt or resume by the exchange; a resume never resets the kill switch (spec)."""
-        if self.instrument is not None:
+    def exchange_halt(self, ts_ms: int) -> None:
+        """md.instrument.halt.v1: halted until a resume stamped after it (D23, D31)."""
+        self.halted_ts_ms = max(self.halted_ts_ms, ts_ms)
+        self._apply_exchange_status()
+
+    def exchange_resume(self, ts_ms: int) -> None:
+        """md.instrument.resume.v1: clears only a halt stamped before it; never a reset."""
+        self.resumed_ts_ms = max(self.resumed_ts_ms, ts_ms)
+        self._apply_exchange_status()
+
+    @property
+    def exchange_halted(self) -> bool:
+        """True while the last halt seen is not followed by a newer resume."""
+        return self.halted_ts_ms > 0 and self.resumed_ts_ms <= self.halted_ts_ms
+
+    def _apply_exchange_status(self) -> None:
+        if self.instrument is None:
+            return
+        status = InstrumentStatus.HALTED if self.exchange_halted else InstrumentStatus.TRADING
+        if self.instrument.status is not status:
             self.instrument = replace(self.instrument, status=status)
 
     # ------------------------------------------------------------------ orders
@@ -165,23 +196,52 @@ class SymbolTrader:
         )
 
     def acknowledged(self, client_order_id: str, order_id: str) -> Order | None:
-        """201 or ACCEPTED: the order rests; an event may have moved it further already."""
+        """201 or ACCEPTED: the order rests; an event may have moved it further already.
+
+        Orders are remembered until their final engine event (D22), so a 201 that
+        comes after a flatten still finds its order and gets it canceled.
+        """
         order = self.orders.get(client_order_id)
         if order is None:
             return None
-        status = OrderStatus.NEW if order.status is OrderStatus.PENDING else order.status
+        waiting = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+        status = OrderStatus.NEW if order.status in waiting else order.status
         updated = replace(order, order_id=order.order_id or order_id, status=status)
         self.orders[client_order_id] = updated
         return updated
 
+    def timed_out(self, client_order_id: str) -> None:
+        """A place with no answer within its budget: UNKNOWN, still exposure (D10, D31)."""
+        order = self.orders.get(client_order_id)
+        if order is not None and order.status is OrderStatus.PENDING:
+            self.orders[client_order_id] = replace(order, status=OrderStatus.UNKNOWN)
+
     def cancel_sent(self, client_order_id: str) -> None:
         order = self.orders.get(client_order_id)
-        if order is not None and order.status not in _FINAL:
+        if order is not None and order.status not in FINAL_STATUSES:
             self.orders[client_order_id] = replace(order, status=OrderStatus.PENDING_CANCEL)
 
+    def cancel_confirmed(self, client_order_id: str) -> None:
+        """A DELETE answered 200: CANCELED, but its exposure stays until its event (D31)."""
+        order = self.orders.get(client_order_id)
+        if order is not None and order.status not in FINAL_STATUSES:
+            self.orders[client_order_id] = replace(
+                order, status=OrderStatus.CANCELED, awaiting_final_event=True
+            )
+
     def finished(self, client_order_id: str, status: OrderStatus) -> None:  # noqa: ARG002 - callers name the final status; the order leaves either way
-        """An order reached a final status: it can no longer fill."""
+        """The order's final engine event (or a 4xx: it never existed): exposure released."""
         self.orders.pop(client_order_id, None)
+
+    def unwanted(self) -> list[Order]:
+        """Acknowledged orders that may rest at the venue while the symbol may not quote (D22)."""
+        if self.state is SymbolState.ACTIVE:
+            return []
+        return [
+            o
+            for o in self.orders.values()
+            if o.order_id is not None and o.status not in FINAL_STATUSES
+        ]
 
     def on_order_event(self, event: Mapping[str, Any]) -> OrderStatus | None:
         """ACCEPTED/REJECTED/CANCELED/EXPIRED for our order; the resulting status."""
@@ -247,11 +307,29 @@ class SymbolTrader:
             self.last_quote = decision.quote
         return decision
 
-    def position_and_pnl(self, now_ms: int) -> tuple[Decimal, Decimal]:
-        """Position in USDT and total P&L at the valuation price (zero when unknown)."""
-        valuation = self.valuation(now_ms)
+    def position_and_pnl(self, now_ms: int) -> tuple[Decimal | None, Decimal | None]:
+        """Position in USDT and total P&L at the valuation price; None while unknown.
+
+        A flat position needs no price; any other needs one (D23: no defaults).
+        """
         if self.inventory is None:
-            return Decimal(0), Decimal(0)
-        if valuation is None:
+            return None, None
+        if self.inventory.quantity == 0:
             return Decimal(0), self.inventory.realized_pnl
+        valuation = self.valuation(now_ms)
+        if valuation is None:
+            return None, None
         return self.inventory.position_usdt(valuation), self.inventory.total_pnl(valuation)
+
+    # ------------------------------------------------------------------- state
+
+    def enter(self, transition: Transition, *, triggers: list[RiskTrigger] | None = None) -> None:
+        """Take the state the core's state machine allowed; the only writer of ``state``."""
+        if not transition.allowed:
+            raise ValueError(f"refused transition applied: {transition.reason}")
+        self.state = transition.state
+        if triggers is not None:
+            self.triggers = triggers
+        if transition.previous is SymbolState.HALTED and transition.state is not SymbolState.HALTED:
+            self.triggers = []
+            self.rejects.clear()  # a reset clears the storm's window (D9)

@@ -1,0 +1,80 @@
+"""SymbolTrader: halts never dropped, holds after fills and crosses (D23, D31)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mmsvc.domain.model import InstrumentStatus, Side, SymbolState
+from tests.unit.domain.builders import instrument
+from tests.unit.processes.worker.stubs import book, buy, inventory_long, trader
+
+
+def test_a_halt_stamped_before_the_metadata_answer_still_halts() -> None:
+    """Scenario 6: the halt came during the Metadata round trip (no `_superseded` drop)."""
+    t = trader(SymbolState.ACTIVE)  # the Metadata answer: TRADING, as of 0
+    t.on_instrument(instrument(), 1_000)
+    t.exchange_halt(900)
+    assert t.instrument is not None
+    assert t.instrument.halted
+
+
+def test_an_update_or_a_metadata_answer_of_trading_never_clears_a_halt() -> None:
+    t = trader()
+    t.exchange_halt(1_000)
+    t.on_instrument(instrument(status=InstrumentStatus.TRADING), 2_000)
+    assert t.instrument is not None
+    assert t.instrument.halted
+
+
+def test_only_a_resume_newer_than_the_last_halt_clears_it() -> None:
+    t = trader()
+    t.exchange_halt(1_000)
+    t.exchange_resume(999)
+    assert t.instrument is not None
+    assert t.instrument.halted
+    t.exchange_resume(1_001)
+    assert t.instrument is not None
+    assert not t.instrument.halted
+    t.exchange_halt(1_500)
+    assert t.instrument.halted if t.instrument else False
+
+
+def test_a_metadata_answer_of_halted_halts_until_a_newer_resume() -> None:
+    t = trader()
+    t.on_instrument(replace(instrument(), status=InstrumentStatus.HALTED), 5_000)
+    t.exchange_resume(4_000)  # history older than the answer
+    assert t.instrument is not None
+    assert t.instrument.halted
+    t.exchange_resume(6_000)
+    assert t.instrument is not None
+    assert not t.instrument.halted
+
+
+def test_a_cross_holds_its_side_until_a_newer_book_message() -> None:
+    """Scenario 9 / D23: the venue's book is ahead of ours on that side."""
+    t = trader()
+    book(t, seq=1)
+    t.holds.after_cross(Side.BUY)
+    sell = buy()._replace(side=Side.SELL, price=buy().price + 2)
+    allowed, held = t.holds.allowed((buy(), sell), 1, 10)
+    assert held
+    assert allowed == (sell,)
+    book(t, seq=2)
+    allowed, held = t.holds.allowed((buy(), sell), 2, 11)
+    assert not held
+    assert allowed == (buy(), sell)
+
+
+def test_a_fill_holds_both_sides_until_the_book_catches_up_or_the_wait_ends() -> None:
+    t = trader()
+    t.holds.after_fill(fill_ts_ms=500, now_ms=1_000)
+    assert t.holds.held_sides(book_ts_ms=400, now_ms=1_100) == {Side.BUY, Side.SELL}
+    assert t.holds.held_sides(book_ts_ms=500, now_ms=1_100) == set()
+    assert t.holds.held_sides(book_ts_ms=400, now_ms=2_000) == set()
+
+
+def test_a_flat_position_needs_no_price_and_a_long_one_does() -> None:
+    t = trader()
+    assert t.position_and_pnl(0)[0] == 0
+    t.inventory = inventory_long("1")
+    assert t.position_and_pnl(0) == (None, None)

@@ -93,7 +93,7 @@ def clear(dead_letter_id: str) -> Response:
         raise ApiError(400, "INVALID_TYPE", "reason must be a non-empty string", field="reason")
     if len(reason) > REASON_MAX:
         raise ApiError(
-            422, "OUT_OF_RANGE", f"reason must be at most {REASON_MAX} characters", field="reason"
+            400, "OUT_OF_RANGE", f"reason must be at most {REASON_MAX} characters", field="reason"
         )
     who = actor()
     try:
@@ -169,7 +169,7 @@ def openapi_paths(operation: Callable[..., dict[str, Any]]) -> dict[str, dict[st
         "Dead letters, newest first; an uncleared one holds its symbol's quotes (D24)",
         Role.READ,
         {200: "DeadLetterList"},
-        (400, 422),
+        (400,),
     )
     listing_op["parameters"] = [_QUERY_SYMBOL]
     clear_op = operation(
@@ -177,7 +177,7 @@ def openapi_paths(operation: Callable[..., dict[str, Any]]) -> dict[str, dict[st
         "Replay or discard a dead letter (audited); the symbol stays PAUSED (D31)",
         Role.ADMIN,
         {200: "DeadLetter"},
-        (400, 404, 409, 422),
+        (400, 404, 409),
         body="DeadLetterClear",
     )
     clear_op["parameters"] = [_ID_PARAM]

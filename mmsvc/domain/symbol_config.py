@@ -45,6 +45,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from mmsvc.domain.decimals import decimal_text
+
 # CONTRACTS.md, General rules: the symbol format and length.
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,16}(-[A-Z0-9]{2,16})?$"
 SYMBOL_MAX = 32
@@ -97,18 +99,13 @@ def _sane_size(value: Decimal) -> Decimal:
     return value
 
 
-def plain_text(value: Decimal) -> str:
-    """A decimal as a plain string, never in exponent notation (CONTRACTS.md)."""
-    return format(value, "f")
-
-
 # Bounds come first in each Annotated: pydantic then applies them to the Decimal
 # itself, so model_json_schema states them (minimum, exclusiveMinimum, maximum).
 _DECIMAL = (
     BeforeValidator(_decimal),
     Field(allow_inf_nan=False),
     AfterValidator(_sane_size),
-    PlainSerializer(plain_text, return_type=str, when_used="json"),
+    PlainSerializer(decimal_text, return_type=str, when_used="json"),
 )
 Bps = Annotated[Decimal, Field(gt=0, le=BPS_MAX), *_DECIMAL]
 BpsOrZero = Annotated[Decimal, Field(ge=0, le=BPS_MAX), *_DECIMAL]

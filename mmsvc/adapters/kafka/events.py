@@ -13,18 +13,12 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from mmsvc.domain.decimals import decimal_text
+
 
 def now_ms() -> int:
     """Wall-clock epoch milliseconds, UTC (the ``ts_ms`` of every event)."""
     return time.time_ns() // 1_000_000
-
-
-def decimal_text(value: Decimal) -> str:
-    """A plain decimal string: never an exponent, never a float (CONTRACTS.md)."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in {"-0", ""} else text
 
 
 def state_changed(

@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from mmsvc.config import Settings
+from mmsvc.domain.decimals import decimal_text
 
 ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
 SIDES = frozenset({"BUY", "SELL"})
@@ -43,13 +44,6 @@ class Outcome(StrEnum):
     # The request outlived its timeout: the order is unknown (ARCHITECTURE D10).
     TIMEOUT = "TIMEOUT"
     ERROR = "ERROR"
-
-
-def decimal_str(value: Decimal) -> str:
-    """Return a finite Decimal as a plain decimal string, never in exponent notation."""
-    if not value.is_finite():
-        raise ValueError(f"not a finite decimal: {value}")
-    return format(value, "f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +199,8 @@ def place_body(req: PlaceRequest, account_id: str, user_id: str) -> dict[str, st
         "side": str(req.side),
         "type": "LIMIT",
         "time_in_force": str(req.time_in_force),
-        "price": decimal_str(req.price),
-        "quantity": decimal_str(req.quantity),
+        "price": decimal_text(req.price),
+        "quantity": decimal_text(req.quantity),
         "account_id": account_id,
         "user_id": user_id,
         "account_type": ACCOUNT_TYPE,

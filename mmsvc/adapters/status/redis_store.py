@@ -16,11 +16,13 @@ from typing import Any, cast
 
 import redis
 
+from mmsvc.domain.decimals import decimal_text
+
 
 def _encode(value: object) -> object:
     # Money stays a decimal string on every wire (CONTRACTS.md), never a float.
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return decimal_text(value)
     raise TypeError(f"cannot store {type(value).__name__} in a status")
 
 

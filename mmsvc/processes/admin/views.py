@@ -21,15 +21,11 @@ from mmsvc.adapters.db.records import (
     StateRecord,
     SymbolState,
 )
+from mmsvc.domain.decimals import decimal_text
 from mmsvc.domain.symbol_config import field_values
 from mmsvc.processes.admin.status_schemas import LIVE_DECIMALS
 
 _STATES = {s.value for s in SymbolState}
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as a plain string, never in exponent notation."""
-    return format(value, "f")
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -12,8 +12,8 @@ import logging
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, EncodeError
-from mmsvc.adapters.kafka.events import decimal_text
 from mmsvc.adapters.kafka.producer import KafkaPublisher
+from mmsvc.domain.decimals import decimal_text
 from mmsvc.domain.model import PriceSize, Quote
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mmsvc.adapters.kafka.events import decimal_text, now_ms
+from mmsvc.adapters.kafka.events import now_ms
+from mmsvc.domain.decimals import decimal_text
 from mmsvc.domain.model import FINAL_STATUSES, PriceSize, Quote
 from mmsvc.domain.trader import SymbolTrader
 

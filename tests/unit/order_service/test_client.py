@@ -20,7 +20,6 @@ from mmsvc.adapters.order_service.client import (
     RequestFailure,
     cancel_all_result,
     cancel_result,
-    decimal_str,
     open_orders_result,
     place_body,
     place_result,
@@ -44,26 +43,6 @@ def _req(**overrides: object) -> PlaceRequest:
 
 def _answer(status: int, body: object) -> HttpAnswer:
     return HttpAnswer(0.002, status, body)
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (Decimal("65000.10"), "65000.10"),
-        (Decimal("1E+2"), "100"),
-        (Decimal("1E-8"), "0.00000001"),
-        (Decimal("1.50E-7"), "0.000000150"),
-        (Decimal("0.0"), "0.0"),
-    ],
-)
-def test_decimal_str_is_plain_never_exponent(value: Decimal, text: str) -> None:
-    assert decimal_str(value) == text
-
-
-@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
-def test_decimal_str_refuses_non_finite(value: Decimal) -> None:
-    with pytest.raises(ValueError, match="finite"):
-        decimal_str(value)
 
 
 def test_place_body_is_the_contract_body_with_post_only_by_default() -> None:

@@ -232,7 +232,9 @@ class Supervisor(AdminCommands):
 
     def _kill_hung_workers(self, now: float) -> None:
         for symbol, worker in self.pool.workers.items():
-            silent = now - self.last_seen.get(symbol, now)
+            # Counted from the worker's own start too: a restart after a long backoff
+            # (D2) would otherwise be killed at once for its predecessor's silence.
+            silent = now - max(self.last_seen.get(symbol, now), worker.started_at)
             if worker.alive() and silent > WORKER_SILENT_S and worker.proc is not None:
                 log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
                 worker.proc.kill()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from mmsvc.devstack import prometheus
 
 RULES_DIR = Path(__file__).resolve().parents[3] / "mmsvc" / "observability" / "prometheus"
 ALERTS = RULES_DIR / "alerts.yml"
@@ -56,3 +59,29 @@ def test_every_alert_rule_has_a_unit_test_that_makes_it_fire() -> None:
 
     assert names - fired == set(), "rules never shown firing"
     assert names - silent == set(), "rules never shown quiet (a boundary or a pending phase)"
+
+
+def test_the_dev_stack_prometheus_config_passes_promtool_with_the_shipped_rules(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus.config(["127.0.0.1:9090"]))
+
+    result = promtool("check", "config", str(config))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = yaml.safe_load(ALERTS.read_text())
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    assert f"SUCCESS: {count} rules found" in result.stdout  # the shipped file, loaded
+
+
+def test_the_graph_link_shows_spread_inventory_pnl_open_orders_and_lag() -> None:
+    link = urllib.parse.urlsplit(
+        prometheus.graph_url("http://127.0.0.1:1", ["BTCUSDT", "SOL-PERP"])
+    )
+    exprs = [v for k, v in urllib.parse.parse_qsl(link.query) if k.endswith(".expr")]
+
+    assert link.path == "/graph"
+    for metric in ("mm_spread_bps", "mm_inventory_usdt", "mm_pnl_usdt", "mm_open_orders"):
+        assert f'{metric}{{symbol=~"BTCUSDT|SOL-PERP"}}' in exprs
+    assert "max by (topic) (mm_kafka_lag_seconds)" in exprs

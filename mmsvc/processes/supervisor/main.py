@@ -103,6 +103,7 @@ class Supervisor(AdminCommands):
         self.consumer = MarketConsumer(
             consumer_config(self.settings.kafka_brokers, self.settings.kafka_group_id),
             on_revoke=self._revoked,
+            on_broker_heard=self.lag.broker_heard,
         )
 
     def _sync_kill_flag_copy(self) -> None:

@@ -98,7 +98,7 @@ class Service:
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
             try:
-                status, body = self.command(protocol.PING)
+                status, body = self.command(protocol.Command.PING)
             except SupervisorUnavailableError:
                 return False  # still starting
             workers = body.get("workers", {})
@@ -107,7 +107,9 @@ class Service:
         wait_for(ready, 60, f"workers of {symbols}")
         for symbol in symbols:  # the worker answers once it loaded its state
             wait_for(
-                lambda s=symbol: self.command(protocol.STATUS, s)[0] == 200, 30, f"{symbol} status"
+                lambda s=symbol: self.command(protocol.Command.STATUS, s)[0] == 200,
+                30,
+                f"{symbol} status",
             )
 
 

@@ -21,7 +21,7 @@ def test_enabled_symbol_quotes_both_sides_and_starts_paused(service_factory) -> 
     assert service.state("BTCUSDT").state.value == "PAUSED"  # never auto-starts
     assert service.open_orders("BTCUSDT") == []
 
-    status, body = service.command(protocol.ENABLE, "BTCUSDT")
+    status, body = service.command(protocol.Command.ENABLE, "BTCUSDT")
     assert (status, body["state"]) == (200, "ACTIVE")
 
     orders = wait_for(

@@ -28,7 +28,7 @@ def start(service: Service) -> None:
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready([SYMBOL])
-    assert service.command(protocol.ENABLE, SYMBOL)[0] == 200
+    assert service.command(protocol.Command.ENABLE, SYMBOL)[0] == 200
     wait_for(lambda: len(service.open_orders(SYMBOL)) == 2, 30, "quotes")
 
 
@@ -36,7 +36,7 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
-    assert service.command(protocol.KILL, SYMBOL)[0] == 200
+    assert service.command(protocol.Command.KILL, SYMBOL)[0] == 200
     wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "orders canceled")
 
     service.stop("supervisor")
@@ -46,12 +46,12 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(service_factory) -
     state = service.state(SYMBOL)
     assert state is not None and state.state.value == "HALTED"
     assert state.trigger is not None and state.trigger.value == "MANUAL"
-    code, body = service.command(protocol.ENABLE, SYMBOL)
+    code, body = service.command(protocol.Command.ENABLE, SYMBOL)
     assert code == 409 and body["state"] == "HALTED"
     time.sleep(1.0)
     assert service.open_orders(SYMBOL) == []
 
-    assert service.command(protocol.RESET, SYMBOL)[0] == 200
+    assert service.command(protocol.Command.RESET, SYMBOL)[0] == 200
     assert service.state(SYMBOL).state.value == "PAUSED"
     time.sleep(1.0)
     assert service.open_orders(SYMBOL) == []  # a reset never resumes quoting by itself
@@ -90,7 +90,7 @@ def test_workers_cancel_and_exit_when_their_supervisor_is_lost(service_factory) 
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
-    worker_pid = int(service.command(protocol.STATUS, SYMBOL)[1]["pid"])
+    worker_pid = int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
     supervisor = service.procs.pop("supervisor")
     supervisor.send_signal(signal.SIGKILL)  # no chance to clean up: the workers must
     supervisor.wait(10)
@@ -116,7 +116,7 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     # A wide spread keeps real fills out: position 0 then proves the nonsense fill was skipped.
     add_config(service.sessions, SYMBOL, base_spread_bps=200)
     start(service)
-    pid = int(service.command(protocol.STATUS, SYMBOL)[1]["pid"])
+    pid = int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
     codec = AvroCodec(registry_url)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     nonsense_fill = {
@@ -147,7 +147,7 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     wait_for(lambda: "invalid message skipped" in log.read_text(), 30, "the nonsense fill logged")
     wait_for(lambda: "undecodable message skipped" in log.read_text(), 30, "the garbage logged")
     time.sleep(1.0)
-    status = service.command(protocol.STATUS, SYMBOL)[1]
+    status = service.command(protocol.Command.STATUS, SYMBOL)[1]
     assert int(status["pid"]) == pid  # never crashed
     assert status["state"] == "ACTIVE" and status["position"] == "0"
     assert len(service.open_orders(SYMBOL)) == 2  # still quoting

@@ -15,7 +15,6 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import zmq
 
@@ -31,7 +30,8 @@ from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.processes.bootstrap import bootstrap
-from mmsvc.processes.supervisor.commands import CANCEL_DEADLINE_S, AdminCommands
+from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
+from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
@@ -65,6 +65,9 @@ class Supervisor(AdminCommands):
             None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)
         )
         self.cancels = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cancel")
+        self.kill_switch = KillSwitch(
+            self.sessions.begin, self.status, self.orders, settings.shadow_mode
+        )
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
         self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
@@ -154,35 +157,47 @@ class Supervisor(AdminCommands):
 
     def _drain_workers(self) -> None:
         while self.workers_ctl.poll(0):
-            identity, raw = self.workers_ctl.recv_multipart()
-            symbol = identity.decode()
-            try:
-                message = protocol.loads(raw)
-            except ValueError:
-                log.error("malformed control message from worker", extra={"symbol": symbol})
-                continue
-            self.last_seen[symbol] = time.monotonic()
-            self._on_worker_message(symbol, message)
+            self._on_worker_frames(self.workers_ctl.recv_multipart())
 
-    def _on_worker_message(self, symbol: str, message: dict[str, Any]) -> None:
-        kind = message.get("t")
-        if kind == protocol.ACK:
-            deliveries = (DeliveryId(t, p, o) for t, p, o in message.get("d", []))
+    def _on_worker_frames(self, frames: list[bytes]) -> None:
+        """One message from the workers' socket: parsed, applied, never raised out (D24)."""
+        try:
+            identity, raw = protocol.routed(frames)
+            message = protocol.parse_from_worker(raw)
+        except protocol.ProtocolError as exc:
+            self._rejected("worker", exc)
+            return
+        symbol = identity.decode("utf-8", "replace")
+        if symbol not in self.pool.workers:
+            self._rejected("worker", protocol.ProtocolError("identity", f"unknown {symbol!r}"))
+            return
+        self.last_seen[symbol] = time.monotonic()
+        try:
+            self._on_worker_message(symbol, message)
+        except Exception:
+            log.exception("worker message failed", extra={"symbol": symbol})
+
+    def _rejected(self, source: str, exc: protocol.ProtocolError) -> None:
+        """Count and log a control frame that was refused (D24)."""
+        self.router.stats[f"dropped_control_{exc.reason}"] += 1
+        log.warning("control frame refused", extra={"source": source, "reason": str(exc)})
+
+    def _on_worker_message(self, symbol: str, message: protocol.FromWorker) -> None:
+        if isinstance(message, protocol.Ack):
+            deliveries = (DeliveryId(t, p, o) for t, p, o in message.deliveries)
             self.router.acknowledge(symbol, deliveries)
-        elif kind == protocol.HELLO:
+        elif isinstance(message, protocol.Hello):
             self.connected.add(symbol)
             link = self.router.links.get(symbol.encode())
             if link is not None:
                 link.resend_unacked()
                 link.flush()
             self._reply_pending(symbol, f"spawn:{symbol}", 201, {"symbol": symbol})
-        elif kind == protocol.REPLY:
-            self._reply_pending(
-                symbol, str(message.get("id")), int(message["status"]), message.get("body", {})
-            )
+        elif isinstance(message, protocol.Reply) and message.id is not None:
+            self._reply_pending(symbol, message.id, message.status, message.body)
 
     def _reply_pending(
-        self, symbol: str, request_id: str, status: int, body: dict[str, Any]
+        self, symbol: str, request_id: str, status: int, body: protocol.Body
     ) -> None:
         pending = self.pending.get(request_id)
         if pending is not None:
@@ -217,12 +232,11 @@ class Supervisor(AdminCommands):
         breach = self.lag.breach(wall, self.consumer.assignment)
         if breach is not None and not self._kill_flag_active():
             (topic, partition), lag_s = breach
-            self._global_kill(
-                RiskTrigger.KAFKA_LAG,
+            detail = (
                 f"{topic}[{partition}] lag {lag_s:.1f}s > "
-                f"{self.settings.kill_switch_kafka_lag_threshold_s:g}s",
-                "system",
+                f"{self.settings.kill_switch_kafka_lag_threshold_s:g}s"
             )
+            self._global_kill(Kill(RiskTrigger.KAFKA_LAG, detail, "system"))
         for request_id, pending in list(self.pending.items()):
             if pending.done(now) and request_id in self.pending:
                 self._finish_if_done(pending, now)
@@ -236,7 +250,7 @@ class Supervisor(AdminCommands):
                 self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
-        beat = protocol.dumps({"t": protocol.HEARTBEAT})
+        beat = protocol.encode(protocol.Heartbeat())
         for symbol in self.pool.workers:
             self.workers_ctl.send_multipart([symbol.encode(), beat])
         self.status.heartbeat("supervisor")

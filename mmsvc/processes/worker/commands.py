@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.domain import state as machine
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
 from mmsvc.domain.risk import ResetContext, reset_refusal
@@ -34,22 +35,22 @@ class CommandHandler:
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
         self._handlers = {
-            protocol.ENABLE: self.enable,
-            protocol.RESUME: self.resume,
-            protocol.PAUSE: self.pause,
-            protocol.KILL: self.kill,
-            protocol.RESET: self.reset,
-            protocol.FLATTEN: self.flatten,
-            protocol.STATUS: self.status,
-            protocol.CONFIG_CHANGED: self.config_changed,
-            protocol.CONFIG_DELETED: self.config_deleted,
+            Command.ENABLE: self.enable,
+            Command.RESUME: self.resume,
+            Command.PAUSE: self.pause,
+            Command.KILL: self.kill,
+            Command.RESET: self.reset,
+            Command.FLATTEN: self.flatten,
+            Command.STATUS: self.status,
+            Command.CONFIG_CHANGED: self.config_changed,
+            Command.CONFIG_DELETED: self.config_deleted,
         }
 
-    def handle(self, message: dict[str, Any]) -> Answer:
-        handler = self._handlers.get(str(message.get("cmd")))
+    def handle(self, message: protocol.WorkerCommand) -> Answer:
+        handler = self._handlers.get(message.cmd)
         if handler is None:
-            return 400, {"error": {"code": "UNKNOWN_COMMAND", "message": str(message.get("cmd"))}}
-        return handler(message.get("args") or {}, str(message.get("actor") or "system"))
+            return 400, {"error": {"code": "UNKNOWN_COMMAND", "message": message.cmd.value}}
+        return handler(message.args, message.actor)
 
     def _state_body(self) -> dict[str, Any]:
         return {"symbol": self._worker.symbol, "state": self._worker.trader.state.value}

@@ -85,7 +85,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # slow under load: ask again
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the admin API did not answer within {timeout:.0f}s")

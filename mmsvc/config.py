@@ -67,6 +67,7 @@ class Settings:
     max_symbols: int = 200
     run_dir: Path = field(default_factory=lambda: Path(".run").resolve())
     control_endpoint: str = ""
+    control_curve_dir: Path | None = None  # CURVE keys, required for a tcp:// control endpoint
     worker_endpoint_dir: Path = field(default_factory=lambda: Path(".run/sockets").resolve())
     prometheus_multiproc_dir: Path = field(
         default_factory=lambda: Path(".run/prometheus").resolve()
@@ -203,6 +204,17 @@ def _log_level(value: str) -> str:
     return "WARNING" if upper == "WARN" else upper
 
 
+def _check_control_endpoint(endpoint: str, curve_dir: Path | None) -> None:
+    """D24: the control channel is ipc:// (a 0700 directory), or tcp:// only with CURVE keys."""
+    if endpoint.startswith("tcp://") and curve_dir is None:
+        raise ConfigError(
+            f"MMSVC_CONTROL_ENDPOINT={endpoint!r} is refused: tcp:// needs CURVE keys "
+            "(MMSVC_CONTROL_CURVE_DIR), otherwise use ipc://"
+        )
+    if not endpoint.startswith(("ipc://", "tcp://")):
+        raise ConfigError(f"MMSVC_CONTROL_ENDPOINT={endpoint!r} is invalid: ipc:// or tcp://")
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build and validate :class:`Settings` from an environment mapping."""
     r = _Reader(env)
@@ -219,6 +231,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         else r.required("AUTH_SERVICE_URL", "or set DISABLE_AUTH=true for local use")
     )
     run_dir = r.parsed("MMSVC_RUN_DIR", Path(".run"), Path, "a directory path").resolve()
+    control_endpoint = r.raw("MMSVC_CONTROL_ENDPOINT") or f"ipc://{run_dir}/control.sock"
+    control_curve_dir = r.parsed("MMSVC_CONTROL_CURVE_DIR", None, Path, "a directory path")
+    _check_control_endpoint(control_endpoint, control_curve_dir)
     return Settings(
         postgres_url=postgres_url,
         redis_url=r.parsed(
@@ -277,7 +292,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         kafka_group_id=r.raw("KAFKA_GROUP_ID") or "mmsvc",
         max_symbols=r.integer("MAX_SYMBOLS", 200, 1, 10_000),
         run_dir=run_dir,
-        control_endpoint=r.raw("MMSVC_CONTROL_ENDPOINT") or f"ipc://{run_dir}/control.sock",
+        control_endpoint=control_endpoint,
+        control_curve_dir=control_curve_dir,
         worker_endpoint_dir=r.parsed(
             "MMSVC_WORKER_SOCKET_DIR", run_dir / "sockets", Path, "a directory path"
         ).resolve(),

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -45,8 +46,10 @@ class ControlClient:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        curve_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.curve_dir = curve_dir  # CURVE keys for a tcp:// endpoint (D24)
         self.timeout_s = timeout_s
         self._connect_timeout_ms = max(1, int(connect_timeout_s * 1000))
         self._lock = threading.Lock()
@@ -125,7 +128,7 @@ class ControlClient:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDTIMEO, self._connect_timeout_ms)
-            sock.connect(self.endpoint)
+            protocol.connect_control(sock, self.endpoint, self.curve_dir)
             self._local.sock = sock
         return sock
 

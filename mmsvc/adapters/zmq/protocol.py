@@ -18,12 +18,17 @@ the receiving loop counts and skips; no frame can crash a process.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+import zmq
+import zmq.auth
 
 _META = struct.Struct(">iqq?")
 
@@ -361,3 +366,53 @@ def data_endpoint(socket_dir: Path, symbol: str) -> str:
 def worker_control_endpoint(socket_dir: Path) -> str:
     """The supervisor's ROUTER that every worker's DEALER connects to."""
     return f"ipc://{socket_dir / 'workers.ctl'}"
+
+
+# ------------------------------------------------------------------- security
+# D24: control endpoints are ipc:// sockets in a directory only this user can
+# enter (0700; supervisord.conf's umask keeps new files private too), or tcp://
+# with CURVE: the server's keys in MMSVC_CONTROL_CURVE_DIR as server.key_secret,
+# a client's as client.key_secret beside the server's public server.key
+# (zmq.auth.create_certificates writes both). config.py refuses tcp:// without it.
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) or tighten it to 0700; refuse one another user owns."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to this user")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def _ipc_dir(endpoint: str) -> Path | None:
+    return Path(endpoint.removeprefix("ipc://")).parent if endpoint.startswith("ipc://") else None
+
+
+def bind_control(sock: zmq.Socket[bytes], endpoint: str, curve_dir: Path | None = None) -> None:
+    """Bind a control ROUTER: ipc:// in a private directory, tcp:// only as a CURVE server."""
+    directory = _ipc_dir(endpoint)
+    if directory is not None:
+        private_dir(directory)
+    elif endpoint.startswith("tcp://"):
+        if curve_dir is None:
+            raise ValueError(f"{endpoint}: tcp:// control needs CURVE keys (D24)")
+        _, secret = zmq.auth.load_certificate(curve_dir / "server.key_secret")
+        sock.curve_server = True
+        sock.curve_secretkey = secret
+    sock.bind(endpoint)
+
+
+def connect_control(sock: zmq.Socket[bytes], endpoint: str, curve_dir: Path | None = None) -> None:
+    """Connect a control DEALER; over tcp:// as a CURVE client of the supervisor."""
+    if endpoint.startswith("tcp://"):
+        if curve_dir is None:
+            raise ValueError(f"{endpoint}: tcp:// control needs CURVE keys (D24)")
+        public, secret = zmq.auth.load_certificate(curve_dir / "client.key_secret")
+        server, _ = zmq.auth.load_certificate(curve_dir / "server.key")
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+        sock.curve_serverkey = server
+    sock.connect(endpoint)

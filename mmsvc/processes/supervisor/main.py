@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import zmq
 
@@ -78,18 +79,18 @@ class Supervisor(AdminCommands):
         self.last_seen: dict[str, float] = {}
         self.connected: set[str] = set()  # workers that said hello since their (re)start
         self.running = True
-        settings.worker_endpoint_dir.mkdir(parents=True, exist_ok=True)
+        protocol.private_dir(settings.worker_endpoint_dir)  # D24: only our user may connect
         self.workers_ctl = self._bind(
             zmq.ROUTER, protocol.worker_control_endpoint(settings.worker_endpoint_dir)
         )
         self.workers_ctl.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.admin = self._bind(zmq.ROUTER, settings.control_endpoint)
+        self.admin = self._bind(zmq.ROUTER, settings.control_endpoint, settings.control_curve_dir)
         self.consumer: MarketConsumer | None = None
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    def _bind(self, kind: int, endpoint: str, curve_dir: Path | None = None) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(endpoint)
+        protocol.bind_control(sock, endpoint, curve_dir)
         return sock
 
     def _worker_argv(self, symbol: str) -> list[str]:

@@ -146,3 +146,39 @@ def test_threads_each_get_their_own_answers(client: ControlClient, endpoint: str
         router.close()
 
     assert {n: body["actor"] for n, (_, body) in answers.items()} == {n: f"t{n}" for n in range(16)}
+
+
+def test_over_tcp_only_a_client_with_the_curve_keys_is_answered(tmp_path: Path) -> None:
+    import zmq.auth  # noqa: PLC0415 - only this test makes keys
+
+    from mmsvc.devstack.stack import free_port  # noqa: PLC0415
+
+    zmq.auth.create_certificates(tmp_path, "server")
+    zmq.auth.create_certificates(tmp_path, "client")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    protocol.bind_control(router, endpoint, tmp_path)
+    keyed = ControlClient(endpoint, timeout_s=2.0, curve_dir=tmp_path)
+    stranger = ctx.socket(zmq.DEALER)
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.connect(endpoint)  # no keys: the CURVE handshake fails, nothing arrives
+    try:
+        stranger.send(b'{"id": "s", "cmd": "kill", "actor": "intruder"}')
+        answered = threading.Thread(target=lambda: _answer_one(router), daemon=True)
+        answered.start()
+        status, _ = keyed.request(protocol.Command.PING, actor="tester")
+        answered.join(2)
+        assert status == 200
+        assert not router.poll(300), "a client without keys got a message through"
+    finally:
+        keyed.close()
+        ctx.destroy(linger=0)
+
+
+def _answer_one(router: zmq.Socket[bytes]) -> None:
+    if router.poll(2000):
+        identity, raw = router.recv_multipart()
+        request = protocol.parse_request(raw)
+        router.send_multipart([identity, protocol.encode(protocol.Reply(request.id, 200, {}))])

@@ -244,7 +244,9 @@ class Supervisor(AdminCommands):
 
     def _kill_hung_workers(self, now: float) -> None:
         for symbol, worker in self.pool.workers.items():
-            silent = now - self.last_seen.get(symbol, now)
+            # Silence counts from the process's own start: a worker restarted after a
+            # backoff longer than WORKER_SILENT_S was otherwise killed on sight, forever.
+            silent = now - max(self.last_seen.get(symbol, now), worker.started_at)
             if worker.alive() and silent > WORKER_SILENT_S and worker.proc is not None:
                 log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
                 worker.proc.kill()

@@ -248,3 +248,31 @@ def test_a_worker_that_fails_a_kill_is_halted_by_the_supervisor(supervisor) -> N
     assert [(k.trigger, k.symbol, s) for k, s in switch.halts] == [
         (RiskTrigger.MANUAL, "BTCUSDT", ["BTCUSDT"])
     ]
+
+
+class FakeProc:
+    """A live process that records being killed."""
+
+    pid = 4242
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def poll(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervisor) -> None:
+    sup, _, _ = supervisor
+    worker = sup.pool.workers["BTCUSDT"]
+    proc = FakeProc()
+    worker.proc = proc  # type: ignore[assignment]
+    sup.last_seen["BTCUSDT"] = 100.0  # heard last before it was killed as silent
+    worker.started_at = 130.0  # restarted after a 30 s backoff
+    sup._kill_hung_workers(now=131.0)
+    assert not proc.killed
+    sup._kill_hung_workers(now=141.0)  # and still silent 11 s after its start
+    assert proc.killed

@@ -264,6 +264,10 @@ class Settings(BaseSettings):
         validation_alias="MMSVC_CONTROL_ENDPOINT",
         description="a ZeroMQ endpoint",
     )
+    # D24: the control channel is ipc:// in a 0700 directory, or tcp:// only with CURVE keys.
+    control_curve_dir: Path | None = _var(
+        "MMSVC_CONTROL_CURVE_DIR", "a directory of CURVE keys", None
+    )
     worker_endpoint_dir: ResolvedPath = Field(
         default_factory=lambda data: data.get("run_dir", Path(".run")) / "sockets",
         validation_alias="MMSVC_WORKER_SOCKET_DIR",
@@ -319,7 +323,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        for rule in (_auth_rule, _sasl_rule, _tls_rule):
+        for rule in (_auth_rule, _sasl_rule, _tls_rule, _control_rule):
             problem = rule(self)
             if problem is not None:
                 raise ValueError(problem)
@@ -341,6 +345,18 @@ class Settings(BaseSettings):
         # fields show as '**********' on their own.
         for name, value in super().__repr_args__():
             yield name, redact_text(value) if isinstance(value, str) else value
+
+
+def _control_rule(s: Settings) -> str | None:
+    endpoint = s.control_endpoint
+    if not endpoint.startswith(("ipc://", "tcp://")):
+        return f"MMSVC_CONTROL_ENDPOINT={endpoint!r} is invalid: ipc:// or tcp://"
+    if endpoint.startswith("tcp://") and s.control_curve_dir is None:
+        return (
+            f"MMSVC_CONTROL_ENDPOINT={endpoint!r} is refused: tcp:// needs CURVE keys "
+            "(MMSVC_CONTROL_CURVE_DIR), otherwise use ipc://"
+        )
+    return None
 
 
 def _auth_rule(s: Settings) -> str | None:

@@ -12,6 +12,7 @@ It decodes nothing, so it is never the bottleneck the benchmark measures.
 
 from __future__ import annotations
 
+import json
 import struct
 import sys
 import time
@@ -26,6 +27,11 @@ BATCH = 500
 _META = struct.Struct(">iqq?")  # protocol.pack_data's meta frame: partition, offset, ts, must_ack
 
 
+def _json_frame(message: object) -> bytes:
+    """One JSON control frame, as the protocol encodes its messages."""
+    return json.dumps(message, separators=(",", ":"), default=str).encode()
+
+
 def serve(symbol: str, data_endpoint: str, control_endpoint: str) -> None:
     """Count until QUIT; report on every END."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -37,7 +43,7 @@ def serve(symbol: str, data_endpoint: str, control_endpoint: str) -> None:
     control.setsockopt(zmq.IDENTITY, symbol.encode())
     control.setsockopt(zmq.LINGER, 1000)
     control.connect(control_endpoint)
-    control.send(protocol.dumps({"t": protocol.HELLO}))
+    control.send(_json_frame({"t": protocol.Kind.HELLO}))
     count = acked = last_ns = 0
     while True:
         batch = [pull.recv_multipart()]
@@ -51,10 +57,10 @@ def serve(symbol: str, data_endpoint: str, control_endpoint: str) -> None:
         for frames in batch:
             if frames[0] in (END, QUIT):
                 if acks:
-                    control.send(protocol.dumps({"t": protocol.ACK, "d": acks}))
+                    control.send(_json_frame({"t": protocol.Kind.ACK, "d": acks}))
                     acks = []
                 report = {"t": "count", "n": count, "acked": acked, "last_ns": last_ns}
-                control.send(protocol.dumps(report))
+                control.send(_json_frame(report))
                 if frames[0] == QUIT:
                     ctx.destroy(linger=1000)
                     return
@@ -67,7 +73,7 @@ def serve(symbol: str, data_endpoint: str, control_endpoint: str) -> None:
                 acks.append([frames[0].decode(), partition, offset])
                 acked += 1
         if acks:
-            control.send(protocol.dumps({"t": protocol.ACK, "d": acks}))
+            control.send(_json_frame({"t": protocol.Kind.ACK, "d": acks}))
 
 
 if __name__ == "__main__":

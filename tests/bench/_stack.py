@@ -29,6 +29,7 @@ from alembic import command
 from alembic.config import Config
 
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.devstack import services, stack
 from tests.fixtures.waiting import wait_for
 
@@ -258,7 +259,7 @@ def control(endpoint: str, cmd: str, symbol: str | None = None, **args: Any) -> 
     """
     client = _CLIENTS.setdefault(endpoint, ControlClient(endpoint, timeout_s=15))
     try:
-        return client.request(cmd, actor="bench", symbol=symbol, args=args)
+        return client.request(Command(cmd), actor="bench", symbol=symbol, args=args)
     except SupervisorUnavailableError as exc:
         raise TimeoutError(str(exc)) from None
 

@@ -22,6 +22,7 @@ send_multipart and send (the forwarder and the router both call send).
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -140,8 +141,8 @@ class Workers:
         other: list[tuple[str, dict[str, Any]]] = []
         while self.control.poll(0):
             identity, raw = self.control.recv_multipart()
-            message = protocol.loads(raw)
-            if message.get("t") == protocol.ACK:
+            message = json.loads(raw)
+            if message.get("t") == protocol.Kind.ACK:
                 self.on_ack(identity.decode(), message["d"])
             else:
                 other.append((identity.decode(), message))

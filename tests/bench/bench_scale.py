@@ -330,7 +330,7 @@ def _pinged(scale: Scale) -> dict[str, dict[str, int]] | None:
     if not scale.bench.alive("supervisor"):
         raise RuntimeError("the supervisor exited; see its log")
     try:
-        status, body = control(scale.endpoint, protocol.PING)
+        status, body = control(scale.endpoint, protocol.Command.PING)
     except TimeoutError:
         return None
     return dict(body.get("workers", {})) if status == 200 else None
@@ -342,7 +342,7 @@ def _restarts(scale: Scale) -> int:
 
 def _answers(scale: Scale, symbol: str) -> bool:
     try:
-        return control(scale.endpoint, protocol.STATUS, symbol)[0] == 200
+        return control(scale.endpoint, protocol.Command.STATUS, symbol)[0] == 200
     except TimeoutError:
         return False
 

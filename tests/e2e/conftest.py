@@ -78,7 +78,7 @@ class Service:
         if self._control is None:
             self._control = ControlClient(self.env["MMSVC_CONTROL_ENDPOINT"])
         return self._control.request(
-            cmd, actor="e2e-test", symbol=symbol, args=args, timeout_s=timeout_s
+            protocol.Command(cmd), actor="e2e-test", symbol=symbol, args=args, timeout_s=timeout_s
         )
 
     @property
@@ -133,7 +133,7 @@ class Service:
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
             try:
-                status, body = self.command(protocol.PING)
+                status, body = self.command(protocol.Command.PING)
             except SupervisorUnavailableError:
                 return False  # still starting
             workers = body.get("workers", {})
@@ -144,7 +144,7 @@ class Service:
             wait_for(partial(self._answers_status, symbol), 30, f"{symbol} status")
 
     def _answers_status(self, symbol: str) -> bool:
-        return self.command(protocol.STATUS, symbol)[0] == 200
+        return self.command(protocol.Command.STATUS, symbol)[0] == 200
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:

@@ -52,7 +52,7 @@ def symbols_in(result: list[dict[str, Any]]) -> set[str]:
 @pytest.fixture
 def answers_status(service: Service, symbol: str) -> bool:
     """The symbol's worker answers STATUS over the control channel."""
-    return service.command(protocol.STATUS, symbol)[0] == 200
+    return service.command(protocol.Command.STATUS, symbol)[0] == 200
 
 
 def demo(
@@ -70,11 +70,15 @@ def demo(
     for symbol in others:
         add_config(service.sessions, symbol, **DEMO[symbol])
         # A 503 says the worker was not up in time; the supervisor keeps starting it.
-        assert service.command(protocol.CONFIG_CREATED, symbol, timeout_s=30)[0] in (200, 201, 503)
+        assert service.command(protocol.Command.CONFIG_CREATED, symbol, timeout_s=30)[0] in (
+            200,
+            201,
+            503,
+        )
         wait_for(partial(answers_status, service, symbol), 120, f"{symbol} up")
     prom = prometheus_factory(f"127.0.0.1:{service.env['METRICS_PORT']}")
     for symbol in SYMBOLS:
-        assert service.command(protocol.ENABLE, symbol)[0] == 200
+        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
         wait_for(partial(service.open_orders, symbol), 30, f"{symbol} quoting")
     prom.wait_scraped('mm_open_orders{symbol="BTCUSDT"} > 0')
@@ -109,7 +113,7 @@ def test_every_query_of_the_dashboard_shows_the_demo_symbols(
     )
 
     (annotation,) = dashboard["annotations"]["list"]  # marks kills: make one
-    assert service.command(protocol.KILL, "SOL-PERP")[0] == 200
+    assert service.command(protocol.Command.KILL, "SOL-PERP")[0] == 200
     wait_for(
         lambda: "SOL-PERP" in symbols_in(prom.query(annotation["expr"])),
         30,

@@ -62,7 +62,7 @@ def running(service_factory: ServiceFactory) -> Service:
     service.start("outbox")
     service.wait_ready(SYMBOLS)
     for symbol in SYMBOLS:
-        assert service.command(protocol.ENABLE, symbol)[0] == 200
+        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
         wait_for(partial(service.quotes, symbol), 30, f"{symbol} quotes")
     return service
@@ -70,7 +70,7 @@ def running(service_factory: ServiceFactory) -> Service:
 
 def test_every_spec_metric_is_served_with_its_labels_for_every_symbol(running: Service) -> None:
     service = running
-    service.command(protocol.KILL, "ETHUSDT")  # so mm_kill_switch_total has a sample
+    service.command(protocol.Command.KILL, "ETHUSDT")  # so mm_kill_switch_total has a sample
     samples = wait_for(
         lambda: (
             (s := scrape(service))
@@ -114,10 +114,13 @@ def test_open_orders_gauge_agrees_with_the_exchange(running: Service) -> None:
 
 def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Service) -> None:
     service = running
-    pid = int(service.command(protocol.STATUS, "BTCUSDT")[1]["pid"])
+    pid = int(service.command(protocol.Command.STATUS, "BTCUSDT")[1]["pid"])
     os.kill(pid, signal.SIGKILL)
     wait_for(
-        lambda: (r := service.command(protocol.STATUS, "BTCUSDT"))[0] == 200 and r[1]["pid"] != pid,
+        lambda: (
+            (r := service.command(protocol.Command.STATUS, "BTCUSDT"))[0] == 200
+            and r[1]["pid"] != pid
+        ),
         60,
         "restart",
     )
@@ -138,7 +141,7 @@ def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Ser
 
 def test_log_lines_are_json_with_the_required_fields(running: Service) -> None:
     service = running
-    service.command(protocol.KILL, "BTCUSDT")
+    service.command(protocol.Command.KILL, "BTCUSDT")
     wait_for(
         lambda: "kill switch fired" in (service.run_dir / "supervisor.log").read_text(),
         30,

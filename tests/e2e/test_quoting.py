@@ -24,7 +24,7 @@ def test_enabled_symbol_quotes_both_sides_and_starts_paused(
     assert service.state_name("BTCUSDT") == "PAUSED"  # never auto-starts
     assert service.open_orders("BTCUSDT") == []
 
-    status, body = service.command(protocol.ENABLE, "BTCUSDT")
+    status, body = service.command(protocol.Command.ENABLE, "BTCUSDT")
     assert (status, body["state"]) == (200, "ACTIVE")
 
     # One listing, polled: two reads could straddle a requote.

@@ -10,7 +10,9 @@ acknowledged (D1).
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,6 +23,26 @@ from mmsvc.adapters.kafka import topics
 log = logging.getLogger(__name__)
 
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+HeardCallback = Callable[[float], None]
+STATS_INTERVAL_MS = 1000
+
+
+def broker_heard_at(stats_json: str, now: float) -> float | None:
+    """Wall time the partition leaders last answered, from librdkafka statistics (``rxidle``).
+
+    The oldest of the leaders' last receives: one silent leader is enough for
+    its partitions' watermarks to go stale (ARCHITECTURE D8). None when unknown.
+    """
+    try:
+        brokers = json.loads(stats_json).get("brokers", {})
+        idles = [
+            int(b["rxidle"])
+            for b in brokers.values()
+            if isinstance(b, dict) and b.get("toppars") and int(b.get("rxidle", -1)) >= 0
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return now - max(idles) / 1e6 if idles else None
 
 
 def consumer_config(
@@ -53,8 +75,19 @@ class MarketConsumer:
         config: Mapping[str, Any],
         subscribe: Iterable[str] = topics.CONSUMED,
         on_revoke: PartitionsCallback | None = None,
+        on_broker_heard: HeardCallback | None = None,
     ) -> None:
-        self._consumer = Consumer(dict(config))
+        settings = dict(config)
+        if on_broker_heard is not None:
+            # Broker liveness for the lag rule: a stalled fetch never reads as healthy (D8).
+            def stats(stats_json: str) -> None:
+                heard = broker_heard_at(stats_json, time.time())
+                if heard is not None:
+                    on_broker_heard(heard)
+
+            settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+            settings["stats_cb"] = stats
+        self._consumer = Consumer(settings)
         self._on_revoke = on_revoke
         self.assignment: list[tuple[str, int]] = []
         self._consumer.subscribe(

@@ -20,6 +20,14 @@ KILL_REASONS: tuple[str, ...] = tuple(
     r.value for r in RiskTrigger if r is not RiskTrigger.STALE_DATA
 )
 PNL_TYPES: tuple[str, ...] = ("realized", "unrealized")
+# D22: the differences a worker's reconciliation finds between the venue and itself.
+RECONCILE_KINDS: tuple[str, ...] = (
+    "venue_only",  # open at the venue, unknown or unwanted here: canceled by id
+    "unknown_found",  # a timed-out place the venue lists after all
+    "canceled_but_open",  # CANCELED here, still open at the venue
+    "worker_only",  # open here, absent from the venue's listing
+    "unknown_absent",  # a timed-out place absent for VENUE_HOLD_MAX
+)
 
 # Quote computation is sub-millisecond (spec): 5 us to 10 ms.
 QUOTE_BUCKETS = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2)

@@ -35,7 +35,13 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 
 from mmsvc.adapters.kafka import topics
-from mmsvc.adapters.metrics.definitions import ALL_METRICS, KILL_REASONS, STATES, MetricDef
+from mmsvc.adapters.metrics.definitions import (
+    ALL_METRICS,
+    KILL_REASONS,
+    RECONCILE_KINDS,
+    STATES,
+    MetricDef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,8 @@ class _SymbolSeries:
         }
         self.rejects: Counter = g["mm_order_rejects_total"].labels(symbol)
         g["mm_worker_restarts_total"].labels(symbol)  # MMWorkerRestarting counts the first
+        for kind in RECONCILE_KINDS:
+            g["mm_reconcile_mismatch_total"].labels(symbol, kind)
 
 
 _lock = threading.Lock()
@@ -199,6 +207,8 @@ def observe_order_latency(seconds: float) -> None:
 
 def reconcile_mismatch(symbol: str, kind: str) -> None:
     """Count one difference a worker's reconciliation found and repaired (D22)."""
+    if kind not in RECONCILE_KINDS:
+        raise ValueError(f"unknown reconcile kind {kind!r}; expected one of {RECONCILE_KINDS}")
     _m().by_name["mm_reconcile_mismatch_total"].labels(symbol, kind).inc()
 
 

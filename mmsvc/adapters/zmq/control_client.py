@@ -1,8 +1,8 @@
 """The admin process's end of the control channel to the supervisor (ARCHITECTURE "shape").
 
-One request is one JSON object on a DEALER socket connected to the
-supervisor's admin ROUTER; the answer is one JSON object ``{"id", "status",
-"body"}`` with an HTTP-like status. Each thread keeps its own DEALER (ZeroMQ
+One request (:class:`protocol.Request`) is one JSON frame on a DEALER socket
+connected to the supervisor's admin ROUTER; the answer is one
+:class:`protocol.Reply` with an HTTP-like status. Each thread keeps its own DEALER (ZeroMQ
 sockets are not thread-safe) and each process its own context (gunicorn forks
 after import). Replies are matched by id, so a late answer to an abandoned
 request is dropped rather than taken for the next one.
@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -45,8 +46,10 @@ class ControlClient:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        curve_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.curve_dir = curve_dir  # CURVE keys for a tcp:// endpoint (D24)
         self.timeout_s = timeout_s
         self._connect_timeout_ms = max(1, int(connect_timeout_s * 1000))
         self._lock = threading.Lock()
@@ -59,7 +62,7 @@ class ControlClient:
 
     def request(
         self,
-        cmd: str,
+        cmd: protocol.Command,
         *,
         actor: str,
         symbol: str | None = None,
@@ -69,17 +72,10 @@ class ControlClient:
     ) -> Answer:
         """Send one command and wait for its answer; SupervisorUnavailableError otherwise."""
         request_id = str(uuid.uuid4())
-        message = {
-            "id": request_id,
-            "cmd": cmd,
-            "symbol": symbol,
-            "args": dict(args or {}),
-            "actor": actor,
-            "reason": reason,
-        }
+        message = protocol.Request(request_id, cmd, symbol, dict(args or {}), actor, reason)
         sock = self._socket()
         try:
-            sock.send(protocol.dumps(message))
+            sock.send(protocol.encode(message))
         except zmq.Again:
             self._discard(sock)
             raise SupervisorUnavailableError(
@@ -89,7 +85,7 @@ class ControlClient:
 
     def ping(self, timeout_s: float = 1.0) -> dict[str, Any]:
         """The supervisor's health body (workers, lag, router); raises when unreachable."""
-        status, body = self.request(protocol.PING, actor="system", timeout_s=timeout_s)
+        status, body = self.request(protocol.Command.PING, actor="system", timeout_s=timeout_s)
         if status != 200:
             raise SupervisorUnavailableError(f"supervisor answered ping with {status}")
         return body
@@ -113,12 +109,16 @@ class ControlClient:
                 raise SupervisorUnavailableError(
                     f"the supervisor did not answer within {timeout_s:g}s"
                 )
+            frames = sock.recv_multipart()
             try:
-                reply = protocol.loads(sock.recv())
-            except ValueError:
-                continue
-            if reply.get("id") == request_id:
-                return _answer(reply)
+                reply = protocol.parse_reply(protocol.single_frame(frames))
+            except protocol.ProtocolError as exc:
+                if protocol.request_id_of(frames[-1]) == request_id:
+                    self._discard(sock)
+                    raise SupervisorUnavailableError(f"malformed supervisor reply: {exc}") from None
+                continue  # garbage, or a malformed answer to an abandoned request
+            if reply.id == request_id:
+                return reply.status, reply.body
 
     def _socket(self) -> zmq.Socket[bytes]:
         ctx = self._context()
@@ -128,7 +128,7 @@ class ControlClient:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDTIMEO, self._connect_timeout_ms)
-            sock.connect(self.endpoint)
+            protocol.connect_control(sock, self.endpoint, self.curve_dir)
             self._local.sock = sock
         return sock
 
@@ -144,10 +144,3 @@ class ControlClient:
     def _discard(self, sock: zmq.Socket[bytes]) -> None:
         sock.close(linger=0)
         self._local.sock = None
-
-
-def _answer(reply: Mapping[str, Any]) -> Answer:
-    status, body = reply.get("status"), reply.get("body")
-    if not isinstance(status, int) or isinstance(status, bool):
-        raise SupervisorUnavailableError(f"malformed supervisor reply: status {status!r}")
-    return status, body if isinstance(body, dict) else {}

@@ -15,7 +15,7 @@ from mmsvc.adapters.db.models import MMConfig as ConfigRow
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.records import ConfigRecord, SymbolState
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.domain.symbol_config import MMConfig, field_values
 from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
@@ -75,7 +75,7 @@ def create_config() -> tuple[Response, int, dict[str, str]]:
     log.info("config created", extra={"actor": actor(), "symbol": symbol})
     try:
         status, body = supervisor.ask(
-            protocol.CONFIG_CREATED, symbol=symbol, timeout_s=supervisor.SPAWN_TIMEOUT_S
+            Command.CONFIG_CREATED, symbol=symbol, timeout_s=supervisor.SPAWN_TIMEOUT_S
         )
     except ApiError:
         _undo_create(symbol)
@@ -135,7 +135,7 @@ def update_config(symbol: str) -> Response:
         "config updated", extra={"actor": actor(), "symbol": symbol, "fields": sorted(changes)}
     )
     status, body = supervisor.ask(
-        protocol.CONFIG_CHANGED, symbol=symbol, args={"fields": sorted(changes)}
+        Command.CONFIG_CHANGED, symbol=symbol, args={"fields": sorted(changes)}
     )
     # 404: no worker runs the symbol, so none runs the old config; the next one reads this.
     if status >= 300 and status != 404:
@@ -152,7 +152,7 @@ def delete_config(symbol: str) -> Response:
     with ctx().read() as session:
         load(session, symbol)
         _refuse_unless_idle(session, symbol)
-    status, body = supervisor.ask(protocol.CONFIG_DELETED, symbol=symbol)
+    status, body = supervisor.ask(Command.CONFIG_DELETED, symbol=symbol)
     # 404: the supervisor runs no worker for it; the checks above are then the whole truth.
     if status >= 300 and status != 404:
         raise supervisor.refusal(status, body)

@@ -101,7 +101,7 @@ def build(settings: Settings) -> AdminContext:
         engine=engine,
         sessions=make_session_factory(engine),
         status=StatusStore(settings.redis_url, settings.redis_prefix),
-        control=ControlClient(settings.control_endpoint),
+        control=ControlClient(settings.control_endpoint, curve_dir=settings.control_curve_dir),
         auth=auth,
     )
 

@@ -11,8 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.records import SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
-from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.processes.admin import control_bodies, emergency, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.configs import load
@@ -37,12 +37,12 @@ def _state_of(symbol: str) -> dict[str, Any]:
     return state_view(symbol, config.enabled, state)
 
 
-def _transition(symbol: str, command: str) -> Response:
+def _transition(symbol: str, command: Command) -> Response:
     with ctx().read() as session:
         load(session, symbol)
         flag = KillFlagRepository(session).get()
         current = StateRepository(session).get(symbol)
-    if command != protocol.PAUSE and flag.active:
+    if command != Command.PAUSE and flag.active:
         raise ApiError(
             409,
             "GLOBAL_KILL_ACTIVE",
@@ -60,21 +60,21 @@ def _transition(symbol: str, command: str) -> Response:
 @requires(Role.OPERATE)
 def enable(symbol: str) -> Response:
     """enabled=true and PAUSED -> ACTIVE; 409 with the state otherwise."""
-    return _transition(symbol, protocol.ENABLE)
+    return _transition(symbol, Command.ENABLE)
 
 
 @bp.post("/v1/mm-configs/<symbol>/pause")
 @requires(Role.OPERATE)
 def pause(symbol: str) -> Response:
     """ACTIVE -> PAUSED, its orders canceled; 409 with the state otherwise."""
-    return _transition(symbol, protocol.PAUSE)
+    return _transition(symbol, Command.PAUSE)
 
 
 @bp.post("/v1/mm-configs/<symbol>/resume")
 @requires(Role.OPERATE)
 def resume(symbol: str) -> Response:
     """PAUSED -> ACTIVE when enabled; 409 with the state otherwise."""
-    return _transition(symbol, protocol.RESUME)
+    return _transition(symbol, Command.RESUME)
 
 
 @bp.post("/v1/mm/emergency/kill")
@@ -89,7 +89,7 @@ def kill() -> Response:
     no_answer: list[str] = []
     try:
         _, body = ctx().control.request(
-            protocol.KILL,
+            Command.KILL,
             actor=actor(),
             symbol=wanted.symbol,
             reason=detail,
@@ -163,7 +163,7 @@ def _kill_result(
 def flatten() -> Response:
     """Cancel every order on every symbol and pause every ACTIVE one."""
     log.warning("flatten", extra={"actor": actor()})
-    status, body = supervisor.ask(protocol.FLATTEN)
+    status, body = supervisor.ask(Command.FLATTEN)
     if status >= 300:
         raise supervisor.refusal(status, body)
     return jsonify(
@@ -184,7 +184,7 @@ def reset() -> tuple[Response, int]:
         if symbol is not None:
             load(session, symbol)
         flag_before = KillFlagRepository(session).get().active
-    status, body = supervisor.ask(protocol.RESET, symbol=symbol)
+    status, body = supervisor.ask(Command.RESET, symbol=symbol)
     if status not in (200, 409):
         raise supervisor.refusal(status, body)
     with ctx().read() as session:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmsvc.adapters.zmq.control_client import Answer, SupervisorUnavailableError
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.processes.admin.auth import actor
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
@@ -33,7 +34,7 @@ def unavailable(exc: Exception) -> ApiError:
 
 
 def ask(
-    cmd: str,
+    cmd: Command,
     *,
     symbol: str | None = None,
     args: Mapping[str, Any] | None = None,

@@ -1,10 +1,13 @@
 """Admin commands at the supervisor: relayed to workers, answered once, kill and reset.
 
-The admin process sends one JSON request per call on the control channel; the
+The admin process sends one request per call on the control channel; the
 supervisor answers it itself (ping, spawn, global kill and reset: ARCHITECTURE
 D4, D7, D9) or forwards it to the workers concerned and answers once every one
 replied or the deadline passed. A worker that is not connected, or does not
-answer a kill in time, is halted by the supervisor itself (D7).
+answer a kill in time, is halted by the supervisor itself with the kill's own
+trigger (D7). A reset's KAFKA_LAG check is the supervisor's lag now (D9, D23).
+Every frame from the admin socket is untrusted (D24): one that does not parse
+is answered 400 when it names who sent it, counted, and skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 
 import zmq
@@ -22,15 +24,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
-from mmsvc.adapters.db.transitions import halt, record_risk_event
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.protocol import Command, Request
 from mmsvc.config import Settings
+from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
 from mmsvc.processes.supervisor.requests import (
     Answer,
+    Finisher,
     PendingRequest,
     all_answered,
     single,
@@ -42,7 +46,6 @@ log = logging.getLogger("mmsvc.supervisor")
 
 REPLY_DEADLINE_S = 5.0
 SPAWN_DEADLINE_S = 20.0
-CANCEL_DEADLINE_S = 10.0
 
 
 def _error(status: int, code: str, message: str) -> Answer:
@@ -56,6 +59,7 @@ class AdminCommands:
     sessions: sessionmaker[Session]
     status: StatusStore
     orders: OrderServiceClient | None
+    kill_switch: KillSwitch
     cancels: ThreadPoolExecutor
     router: Router
     lag: LagTracker
@@ -67,47 +71,57 @@ class AdminCommands:
     admin: zmq.Socket[bytes]
 
     _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
+    _rejected: Callable[[str, protocol.ProtocolError], None]  # the Supervisor's counter
 
     def _drain_admin(self) -> None:
         while self.admin.poll(0):
-            frames = self.admin.recv_multipart()
-            identity, raw = frames[0], frames[-1]
-            try:
-                request = protocol.loads(raw)
-                self._on_admin(identity, request)
-            except (ValueError, KeyError, TypeError) as exc:
-                self._answer(identity, {"id": None}, _error(400, "BAD_REQUEST", str(exc)))
+            self._on_admin_frames(self.admin.recv_multipart())
 
-    def _answer(self, identity: bytes, request: dict[str, Any], answer: Answer) -> None:
+    def _on_admin_frames(self, frames: list[bytes]) -> None:
+        """One message from the admin socket: parsed, answered, never raised out (D24)."""
+        if not frames:
+            return
+        identity = frames[0]
+        try:
+            _, raw = protocol.routed(frames)
+            request = protocol.parse_request(raw)
+        except protocol.ProtocolError as exc:
+            self._rejected("admin", exc)
+            if len(frames) > 1:
+                request_id = protocol.request_id_of(frames[-1])
+                self._answer(identity, request_id, _error(400, "BAD_REQUEST", str(exc)))
+            return
+        try:
+            self._on_admin(identity, request)
+        except Exception:
+            log.exception("admin request failed", extra={"cmd": request.cmd.value})
+            self._answer(identity, request.id, _error(500, "INTERNAL", "the supervisor failed"))
+
+    def _answer(self, identity: bytes, request_id: str | None, answer: Answer) -> None:
         status, body = answer
-        reply = {"id": request.get("id"), "status": status, "body": body}
-        self.admin.send_multipart([identity, protocol.dumps(reply)])
+        reply = protocol.Reply(request_id, status, body)
+        self.admin.send_multipart([identity, protocol.encode(reply)])
 
     # ----------------------------------------------------------- admin commands
 
-    def _on_admin(self, identity: bytes, request: dict[str, Any]) -> None:
-        command, symbol = request["cmd"], request.get("symbol")
-        if command == protocol.PING:
-            self._answer(identity, request, (200, self._health()))
-        elif command == protocol.CONFIG_CREATED:
-            self._config_created(identity, request, symbol)
-        elif command == protocol.KILL and symbol is None:
-            self._global_kill(
-                RiskTrigger.MANUAL,
-                request.get("reason") or "manual emergency kill",
-                request.get("actor", "system"),
-                identity,
-                request,
-            )
-        elif command == protocol.RESET and symbol is None:
+    def _on_admin(self, identity: bytes, request: Request) -> None:
+        command, symbol = request.cmd, request.symbol
+        if command is Command.PING:
+            self._answer(identity, request.id, (200, self._health()))
+        elif command is Command.CONFIG_CREATED:
+            self._config_created(identity, request)
+        elif command is Command.KILL and symbol is None:
+            detail = request.reason or "manual emergency kill"
+            self._global_kill(Kill(RiskTrigger.MANUAL, detail, request.actor), identity, request)
+        elif command is Command.RESET and symbol is None:
             self._global_reset(identity, request)
-        elif command == protocol.FLATTEN:
+        elif command is Command.FLATTEN:
             self._forward(identity, request, sorted(self.pool.workers), all_answered)
             self._cancel_account_orders()
-        elif command == protocol.RESET and self._kill_flag_active():
+        elif command is Command.RESET and self._kill_flag_active():
             self._answer(
                 identity,
-                request,
+                request.id,
                 _error(
                     409,
                     "GLOBAL_KILL_ACTIVE",
@@ -115,21 +129,25 @@ class AdminCommands:
                 ),
             )
         elif symbol is None:
-            self._answer(identity, request, _error(400, "BAD_REQUEST", f"{command} needs a symbol"))
+            self._answer(
+                identity, request.id, _error(400, "BAD_REQUEST", f"{command} needs a symbol")
+            )
         elif symbol not in self.pool.workers:
             self._answer(
-                identity, request, _error(404, "UNKNOWN_SYMBOL", f"no worker for {symbol}")
+                identity, request.id, _error(404, "UNKNOWN_SYMBOL", f"no worker for {symbol}")
             )
         else:
             self._forward(identity, request, [symbol], single)
 
     def _health(self) -> dict[str, Any]:
+        now = time.time()
         return {
             "workers": {
                 s: {"alive": w.alive(), "pid": w.pid, "restarts": w.restarts}
                 for s, w in sorted(self.pool.workers.items())
             },
-            "kafka_lag_s": self.lag.by_topic(time.time()),
+            "kafka_lag_s": self.lag.by_topic(now),
+            "kafka_lag_now_s": self.lag.worst_s(now),
             "lag_trigger_armed": self.lag.armed,  # D8: armed once caught up after start
             "router": dict(self.router.stats),
             "buffered": self.router.buffered(),
@@ -138,35 +156,38 @@ class AdminCommands:
     def _forward(
         self,
         identity: bytes,
-        request: dict[str, Any],
+        request: Request,
         symbols: list[str],
-        finish: Any,
+        finish: Finisher,
         deadline_s: float = REPLY_DEADLINE_S,
+        kill: Kill | None = None,
     ) -> None:
         """Send a command to workers; those not connected are answered for at once."""
         request_id = str(uuid.uuid4())
-        command = {
-            "t": protocol.COMMAND,
-            "id": request_id,
-            "cmd": request["cmd"],
-            "args": request.get("args", {}),
-            "actor": request.get("actor", "system"),
-        }
+        args = dict(request.args)
+        if request.cmd is Command.RESET:
+            # D9/D23: KAFKA_LAG is re-checked against the supervisor's lag now, in ms.
+            args["kafka_lag_ms"] = int(self.lag.worst_s(time.time()) * 1000)
+        command = protocol.WorkerCommand(request_id, request.cmd, args, request.actor)
         present = [s for s in symbols if s in self.connected]
+        if kill is None and request.cmd is Command.KILL and request.symbol is not None:
+            detail = str(args.get("detail") or request.reason or f"manual kill by {request.actor}")
+            kill = Kill(RiskTrigger.MANUAL, detail, request.actor, request.symbol)
         pending = PendingRequest(
             identity,
-            str(request.get("id")),
-            request["cmd"],
+            request.id,
+            request.cmd,
             set(present),
             time.monotonic() + deadline_s,
             finish,
             absent=[s for s in symbols if s not in self.connected],
+            kill=kill,
         )
-        if pending.command == protocol.KILL:
-            self._halt_silent_workers(pending.absent)
+        self._halt_silent_workers(pending, pending.absent)
         self.pending[request_id] = pending
+        frame = protocol.encode(command)
         for symbol in present:
-            self.workers_ctl.send_multipart([symbol.encode(), protocol.dumps(command)])
+            self.workers_ctl.send_multipart([symbol.encode(), frame])
         self._finish_if_done(pending, time.monotonic())
 
     def _finish_if_done(self, pending: PendingRequest, now: float) -> None:
@@ -175,35 +196,36 @@ class AdminCommands:
         for key, value in list(self.pending.items()):
             if value is pending:
                 del self.pending[key]
-        if pending.command == protocol.KILL:
-            self._halt_silent_workers(sorted(pending.waiting))
-        if pending.command == protocol.CONFIG_DELETED:
+        failed = [s for s, (status, _) in pending.replies.items() if status >= 500]
+        self._halt_silent_workers(pending, sorted(pending.waiting) + failed)
+        if pending.command is Command.CONFIG_DELETED:
             for symbol, (status, _) in pending.replies.items():
                 if status < 300:
                     self.retire(symbol)
         if pending.admin:
-            self._answer(pending.admin, {"id": pending.request_id}, pending.finish(pending))
+            self._answer(pending.admin, pending.request_id, pending.finish(pending))
 
-    def _config_created(self, identity: bytes, request: dict[str, Any], symbol: str | None) -> None:
+    def _config_created(self, identity: bytes, request: Request) -> None:
+        symbol = request.symbol
         if symbol is None:
             self._answer(
-                identity, request, _error(400, "BAD_REQUEST", "config_created needs a symbol")
+                identity, request.id, _error(400, "BAD_REQUEST", "config_created needs a symbol")
             )
             return
         if symbol in self.pool.workers:
-            self._answer(identity, request, (200, {"symbol": symbol, "already_running": True}))
+            self._answer(identity, request.id, (200, {"symbol": symbol, "already_running": True}))
             return
         if len(self.pool.workers) >= self.settings.max_symbols:
             self._answer(
                 identity,
-                request,
+                request.id,
                 _error(409, "MAX_SYMBOLS", f"MAX_SYMBOLS={self.settings.max_symbols} reached (D4)"),
             )
             return
         self.pending[f"spawn:{symbol}"] = PendingRequest(
             identity,
-            str(request.get("id")),
-            request["cmd"],
+            request.id,
+            request.cmd,
             {symbol},
             time.monotonic() + SPAWN_DEADLINE_S,
             single,
@@ -227,56 +249,40 @@ class AdminCommands:
             return KillFlagRepository(session).get().active
 
     def _global_kill(
-        self,
-        trigger: RiskTrigger,
-        detail: str,
-        actor: str,
-        identity: bytes = b"",
-        request: dict[str, Any] | None = None,
+        self, kill: Kill, identity: bytes = b"", request: Request | None = None
     ) -> None:
-        """Every symbol HALTED, one all-symbols risk event, the flag set (D7)."""
-        position, pnl = self._totals()
-        with self.sessions.begin() as session:
-            if KillFlagRepository(session).set(trigger, reason=detail, actor=actor):
-                record_risk_event(
-                    session,
-                    None,
-                    trigger,
-                    detail=detail,
-                    position_usdt=position,
-                    pnl_usdt=pnl,
-                    shadow=self.settings.shadow_mode,
-                )
-        self.status.set_kill_flag(detail, actor)
-        log.critical("global kill switch", extra={"trigger": trigger.value, "detail": detail})
-        self._cancel_account_orders()
-        forwarded = {
-            "id": (request or {}).get("id"),
-            "cmd": protocol.KILL,
-            "actor": actor,
-            "args": {"trigger": trigger.value, "detail": detail, "global": True},
-        }
-        self._forward(identity, forwarded, sorted(self.pool.workers), all_answered)
+        """Every symbol HALTED, one all-symbols risk event, the flag set (D7): the shared routine.
 
-    def _halt_silent_workers(self, symbols: list[str]) -> None:
-        """A kill reaches every symbol even when its worker is busy or dead (D7)."""
+        The flag and its event are recorded here; connected workers record their
+        own HALTED (they know their position), the others are halted here.
+        """
+        self.kill_switch.raise_flag(kill, self.kill_switch.live([]), [])
+        self._cancel_account_orders()
+        forwarded = Request(
+            None if request is None else request.id,
+            Command.KILL,
+            None,
+            {"trigger": kill.trigger.value, "detail": kill.detail, "global": True},
+            kill.actor,
+            kill.detail,
+        )
+        self._forward(identity, forwarded, sorted(self.pool.workers), all_answered, kill=kill)
+
+    def _halt_silent_workers(self, pending: PendingRequest, symbols: list[str]) -> None:
+        """A kill reaches every symbol even when its worker is busy or dead (D7).
+
+        Recorded with the kill's own trigger (a KAFKA_LAG kill stays KAFKA_LAG).
+        """
+        if pending.kill is None or not symbols:
+            return
         for symbol in symbols:
             if self.orders is not None:
                 self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
-            with self.sessions.begin() as session:
-                halt(
-                    session,
-                    symbol,
-                    RiskTrigger.MANUAL,
-                    detail="worker did not answer the kill",
-                    actor="system",
-                    shadow=self.settings.shadow_mode,
-                    position_usdt=Decimal(0),
-                    pnl_usdt=Decimal(0),
-                    publish_risk_event=False,
-                )
+        detail = f"{pending.kill.detail} (worker did not answer the kill)"
+        silent = Kill(pending.kill.trigger, detail, pending.kill.actor, pending.kill.symbol)
+        self.kill_switch.halt(silent, symbols, self.kill_switch.live([]), [])
 
-    def _global_reset(self, identity: bytes, request: dict[str, Any]) -> None:
+    def _global_reset(self, identity: bytes, request: Request) -> None:
         """Clear the global flag when its condition no longer holds, then reset each symbol (D9)."""
         with self.sessions() as session:
             flag = KillFlagRepository(session).get()
@@ -286,39 +292,25 @@ class AdminCommands:
                 if s.state is SymbolState.HALTED and s.symbol in self.pool.workers
             ]
         if flag.active and flag.trigger is RiskTrigger.KAFKA_LAG:
-            breach = self._lag_now()
-            if breach is not None:
+            lag_s = self.lag.worst_s(time.time())
+            if lag_s > self.settings.kill_switch_kafka_lag_threshold_s:
                 self._answer(
                     identity,
-                    request,
+                    request.id,
                     _error(
-                        409, "KAFKA_LAG", f"consumer lag {breach:.1f}s is still over the threshold"
+                        409, "KAFKA_LAG", f"consumer lag {lag_s:.1f}s is still over the threshold"
                     ),
                 )
                 return
         if flag.active:
             with self.sessions.begin() as session:
-                KillFlagRepository(session).clear(
-                    reason="reset", actor=request.get("actor", "system")
-                )
+                KillFlagRepository(session).clear(reason="reset", actor=request.actor)
             self.status.clear_kill_flag()
         if not halted:
             body = {"ok": [], "refused": {}, "no_answer": [], "global_flag_cleared": flag.active}
-            self._answer(identity, request, (200 if flag.active else 409, body))
+            self._answer(identity, request.id, (200 if flag.active else 409, body))
             return
         self._forward(identity, request, halted, summary)
-
-    def _lag_now(self) -> float | None:
-        now = time.time()
-        worst = max(self.lag.by_topic(now).values(), default=0.0)
-        return worst if worst > self.settings.kill_switch_kafka_lag_threshold_s else None
-
-    def _totals(self) -> tuple[Decimal, Decimal]:
-        position = pnl = Decimal(0)
-        for status in self.status.read_all().values():
-            position += Decimal(str(status.get("position_usdt", "0")))
-            pnl += Decimal(str(status.get("total_pnl_usdt", "0")))
-        return position, pnl
 
     def _cancel_account_orders(self) -> None:
         if self.orders is not None:

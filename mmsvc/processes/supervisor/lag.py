@@ -1,12 +1,31 @@
 """Kafka consumer lag in seconds, per partition and per topic (ARCHITECTURE D8).
 
-While the consumer's position is behind the high watermark, lag is the age of
-the oldest message not yet consumed, estimated by the timestamp of the last one
-consumed. At the watermark it is zero. A partition that is behind and makes no
-progress for the threshold counts as lagging too, so a stalled fetch never
-reads as healthy. The trigger is armed only once every partition has caught up
-after start-up, so replaying a backlog at boot does not kill the service.
-Tansu's high watermark can trail the log, which under-reports lag, never over.
+Lag is how far the consumer is behind the log, never how old an event's own
+timestamp is. A record's timestamp is set by its producer (CreateTime), so its
+age also counts time spent before the record reached the broker: a producer
+that queued it, a broker slow to append, or a producer that stamps records
+with an event time in the past. None of that is the consumer being behind.
+
+So every age taken from a timestamp is capped by evidence from the broker: the
+time since the consumer was last known to be at the high watermark. Nothing
+unconsumed can have waited in the log longer than that. "Known" means a
+watermark check that found the position at the watermark, as fresh as the last
+answer received from the broker (librdkafka's ``rxidle``): a consumer whose
+process was stopped, or whose broker went silent, knows nothing new.
+
+* At the watermark (and the broker answering): 0.
+* Behind it: now - ts of the oldest unconsumed message, estimated with the last
+  consumed one (D8), capped as above; and at least the time the partition has
+  been behind with no progress, so a stalled fetch never reads as healthy.
+* A backlog read whole between two checks still counts: the first message of
+  each consumed batch is the oldest that was waiting, and its capped age is
+  kept until the next check.
+* Broker silent for longer than ``silent_s``: the time since we last knew we
+  were caught up (the watermark cannot be trusted, D29's stopped broker).
+
+The trigger is armed only once every assigned partition has caught up after
+start-up, so replaying a backlog at boot does not kill the service. Tansu's
+high watermark can trail the log, which under-reports lag, never over.
 """
 
 from __future__ import annotations
@@ -16,51 +35,81 @@ from dataclasses import dataclass, field
 
 from mmsvc.processes.supervisor.delivery import TopicPartition
 
+# How long the broker may send nothing before the watermark counts as unknown.
+# A healthy fetch long-poll answers every few milliseconds.
+BROKER_SILENT_S = 3.0
+# A consume loop that did not run for this long (the process stopped, or blocked)
+# trusts no cached watermark for BLIND_S after: the cache is as old as the gap.
+LOOP_GAP_S = 0.5
+BLIND_S = 1.0
+
 
 @dataclass(slots=True)
 class _PartitionLag:
-    position: int = 0
+    position: int = 0  # the next offset to consume
     high: int = 0
-    last_ts_ms: int = 0
-    consumed_at: float = 0.0
-    behind_since: float | None = None
-    peak_age: float = 0.0  # oldest consumed message since the last check, in seconds
     high_known: bool = False
+    last_ts_ms: int = 0
+    progress_at: float = 0.0  # when the position last advanced (wall seconds)
+    behind_since: float | None = None  # first check that found the position behind
+    caught_up_at: float | None = None  # last time the position was known at the watermark
+    backlog_s: float = 0.0  # capped age of what was consumed since the last check
 
     def behind(self) -> bool:
-        return self.high > self.position
+        return self.high_known and self.high > self.position
 
-    def lag_s(self, now: float) -> float:
-        if not self.behind() or self.behind_since is None:
+    def cap(self, now: float) -> float:
+        """The longest anything unconsumed can have waited: since we were last caught up."""
+        since = self.caught_up_at if self.caught_up_at is not None else self.progress_at
+        return max(0.0, now - since)
+
+    def lag_s(self, now: float, broker_silent_s: float, silent_limit_s: float) -> float:
+        if not self.behind():
+            if broker_silent_s > silent_limit_s and self.caught_up_at is not None:
+                return self.cap(now)
             return 0.0
-        stalled = now - max(self.behind_since, self.consumed_at)
-        # The last consumed timestamp estimates the oldest unconsumed one only
-        # while working through a backlog; after an idle spell it would be stale.
-        working = self.consumed_at >= self.behind_since
-        by_ts = now - self.last_ts_ms / 1000.0 if working else 0.0
+        since = self.behind_since if self.behind_since is not None else now
+        stalled = now - max(since, self.progress_at)
+        by_ts = min(now - self.last_ts_ms / 1000.0, self.cap(now))
         return max(0.0, stalled, by_ts)
 
 
 @dataclass(slots=True)
 class LagTracker:
-    """Per-partition lag from consumed timestamps and watermarks, with an arming rule."""
+    """Per-partition lag from consumed positions, watermarks and broker liveness (D8)."""
 
     threshold_s: float
+    silent_limit_s: float = BROKER_SILENT_S
     _parts: dict[TopicPartition, _PartitionLag] = field(default_factory=dict)
+    _broker_heard_at: float | None = None  # wall time of the last broker answer, when known
+    _polled_at: float | None = None
+    _blind_until: float = 0.0
     armed: bool = False
 
-    def consumed(self, tp: TopicPartition, offset: int, ts_ms: int, now: float) -> None:
-        """Record a consumed message at wall-clock ``now`` (seconds)."""
+    def polled(self, now: float) -> None:
+        """The consume loop ran at ``now``; after a gap, cached watermarks are not evidence."""
+        if self._polled_at is not None and now - self._polled_at > LOOP_GAP_S:
+            self._blind_until = now + BLIND_S
+        self._polled_at = now
+
+    def consumed(
+        self, tp: TopicPartition, offset: int, first_ts_ms: int, last_ts_ms: int, now: float
+    ) -> None:
+        """Record a consumed batch of one partition: its last offset, first and last timestamps."""
         part = self._parts.setdefault(tp, _PartitionLag())
-        part.position = max(part.position, offset + 1)
-        part.last_ts_ms = ts_ms
-        part.consumed_at = now
-        # A backlog can be read in one batch between two checks: the age of what
-        # was consumed is lag that really happened (issue 5: now - message ts).
-        age = now - ts_ms / 1000.0
-        part.peak_age = max(part.peak_age, age)
-        if not part.behind():
-            part.behind_since = None
+        if offset + 1 <= part.position:
+            return  # a replay of what was already consumed: no progress
+        if part.caught_up_at is not None:  # armed for this partition (D32: per partition)
+            # The first message of the batch is the oldest that was waiting (Kafka order).
+            waited = min(now - first_ts_ms / 1000.0, part.cap(now))
+            part.backlog_s = max(part.backlog_s, waited)
+        part.position = offset + 1
+        part.last_ts_ms = last_ts_ms
+        part.progress_at = now
+
+    def broker_heard(self, at: float) -> None:
+        """The broker last answered at wall time ``at`` (librdkafka statistics' rxidle)."""
+        self._broker_heard_at = at
 
     def watermark(
         self, tp: TopicPartition, high: int, now: float, *, from_end: bool = False
@@ -74,23 +123,36 @@ class LagTracker:
         part = self._parts.setdefault(tp, _PartitionLag())
         if from_end and not part.high_known and part.position == 0:
             part.position = high
+            part.progress_at = now
         part.high_known = True
         part.high = max(part.high, high)
-        if part.behind() and part.behind_since is None:
-            part.behind_since = now
-        elif not part.behind():
-            part.behind_since = None
+        if part.behind():
+            if part.behind_since is None:
+                part.behind_since = now
+            return
+        part.behind_since = None
+        if now < self._blind_until and part.caught_up_at is not None:
+            return
+        # The watermark is only as fresh as the broker's last answer.
+        heard = now if self._broker_heard_at is None else min(now, self._broker_heard_at)
+        part.caught_up_at = max(heard, part.caught_up_at or 0.0)
 
     def lag_s(self, tp: TopicPartition, now: float) -> float:
-        """Seconds of lag of one partition (0 at the watermark)."""
+        """Seconds of lag of one partition now (0 at the watermark)."""
         part = self._parts.get(tp)
-        return 0.0 if part is None else part.lag_s(now)
+        return 0.0 if part is None else part.lag_s(now, self._silent_s(now), self.silent_limit_s)
+
+    def worst_s(self, now: float) -> float:
+        """The worst lag of any partition now: what a reset's KAFKA_LAG check asks (D9, D23)."""
+        return max((self.lag_s(tp, now) for tp in self._parts), default=0.0)
 
     def by_topic(self, now: float) -> dict[str, float]:
         """The worst lag of each topic, for the mm_kafka_lag_seconds gauge."""
         worst: dict[str, float] = {}
+        silent = self._silent_s(now)
         for tp, part in self._parts.items():
-            worst[tp[0]] = max(worst.get(tp[0], 0.0), part.lag_s(now), part.peak_age)
+            lag = max(part.lag_s(now, silent, self.silent_limit_s), part.backlog_s)
+            worst[tp[0]] = max(worst.get(tp[0], 0.0), lag)
         return worst
 
     def breach(
@@ -104,23 +166,29 @@ class LagTracker:
         """
         if not self.armed:
             self.armed = self._caught_up(list(assigned))
-            self._clear_peaks()
+            self._clear_backlogs()
             return None
         found: tuple[TopicPartition, float] | None = None
+        silent = self._silent_s(now)
         for tp, part in self._parts.items():
-            lag = max(part.lag_s(now), part.peak_age)
+            if part.caught_up_at is None:
+                continue  # not caught up since its assignment: a replay, not lag (D8, D32)
+            lag = max(part.lag_s(now, silent, self.silent_limit_s), part.backlog_s)
             if lag > self.threshold_s and found is None:
                 found = (tp, lag)
-        self._clear_peaks()
+        self._clear_backlogs()
         return found
+
+    def _silent_s(self, now: float) -> float:
+        return 0.0 if self._broker_heard_at is None else max(0.0, now - self._broker_heard_at)
 
     def _caught_up(self, assigned: list[TopicPartition]) -> bool:
         parts = [self._parts.get(tp) for tp in assigned]
         return bool(parts) and all(p is not None and p.high_known and not p.behind() for p in parts)
 
-    def _clear_peaks(self) -> None:
+    def _clear_backlogs(self) -> None:
         for part in self._parts.values():
-            part.peak_age = 0.0
+            part.backlog_s = 0.0
 
     def forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:

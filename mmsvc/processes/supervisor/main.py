@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
 
 import zmq
 
@@ -32,7 +32,8 @@ from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.processes.bootstrap import bootstrap
-from mmsvc.processes.supervisor.commands import CANCEL_DEADLINE_S, AdminCommands
+from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
+from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
@@ -66,6 +67,9 @@ class Supervisor(AdminCommands):
             None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)
         )
         self.cancels = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cancel")
+        self.kill_switch = KillSwitch(
+            self.sessions.begin, self.status, self.orders, settings.shadow_mode
+        )
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
         self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
@@ -76,18 +80,18 @@ class Supervisor(AdminCommands):
         self.last_seen: dict[str, float] = {}
         self.connected: set[str] = set()  # workers that said hello since their (re)start
         self.running = True
-        settings.worker_endpoint_dir.mkdir(parents=True, exist_ok=True)
+        protocol.private_dir(settings.worker_endpoint_dir)  # D24: only our user may connect
         self.workers_ctl = self._bind(
             zmq.ROUTER, protocol.worker_control_endpoint(settings.worker_endpoint_dir)
         )
         self.workers_ctl.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.admin = self._bind(zmq.ROUTER, settings.control_endpoint)
+        self.admin = self._bind(zmq.ROUTER, settings.control_endpoint, settings.control_curve_dir)
         self.consumer: MarketConsumer | None = None
 
-    def _bind(self, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    def _bind(self, kind: int, endpoint: str, curve_dir: Path | None = None) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(endpoint)
+        protocol.bind_control(sock, endpoint, curve_dir)
         return sock
 
     def _worker_argv(self, symbol: str) -> list[str]:
@@ -104,6 +108,7 @@ class Supervisor(AdminCommands):
         self.consumer = MarketConsumer(
             consumer_config(connection_config(self.settings), self.settings.kafka_group_id),
             on_revoke=self._revoked,
+            on_broker_heard=self.lag.broker_heard,
         )
 
     def _sync_kill_flag_copy(self) -> None:
@@ -156,35 +161,47 @@ class Supervisor(AdminCommands):
 
     def _drain_workers(self) -> None:
         while self.workers_ctl.poll(0):
-            identity, raw = self.workers_ctl.recv_multipart()
-            symbol = identity.decode()
-            try:
-                message = protocol.loads(raw)
-            except ValueError:
-                log.error("malformed control message from worker", extra={"symbol": symbol})
-                continue
-            self.last_seen[symbol] = time.monotonic()
-            self._on_worker_message(symbol, message)
+            self._on_worker_frames(self.workers_ctl.recv_multipart())
 
-    def _on_worker_message(self, symbol: str, message: dict[str, Any]) -> None:
-        kind = message.get("t")
-        if kind == protocol.ACK:
-            deliveries = (DeliveryId(t, p, o) for t, p, o in message.get("d", []))
+    def _on_worker_frames(self, frames: list[bytes]) -> None:
+        """One message from the workers' socket: parsed, applied, never raised out (D24)."""
+        try:
+            identity, raw = protocol.routed(frames)
+            message = protocol.parse_from_worker(raw)
+        except protocol.ProtocolError as exc:
+            self._rejected("worker", exc)
+            return
+        symbol = identity.decode("utf-8", "replace")
+        if symbol not in self.pool.workers:
+            self._rejected("worker", protocol.ProtocolError("identity", f"unknown {symbol!r}"))
+            return
+        self.last_seen[symbol] = time.monotonic()
+        try:
+            self._on_worker_message(symbol, message)
+        except Exception:
+            log.exception("worker message failed", extra={"symbol": symbol})
+
+    def _rejected(self, source: str, exc: protocol.ProtocolError) -> None:
+        """Count and log a control frame that was refused (D24)."""
+        self.router.stats[f"dropped_control_{exc.reason}"] += 1
+        log.warning("control frame refused", extra={"source": source, "reason": str(exc)})
+
+    def _on_worker_message(self, symbol: str, message: protocol.FromWorker) -> None:
+        if isinstance(message, protocol.Ack):
+            deliveries = (DeliveryId(t, p, o) for t, p, o in message.deliveries)
             self.router.acknowledge(symbol, deliveries)
-        elif kind == protocol.HELLO:
+        elif isinstance(message, protocol.Hello):
             self.connected.add(symbol)
             link = self.router.links.get(symbol.encode())
             if link is not None:
                 link.resend_unacked()
                 link.flush()
             self._reply_pending(symbol, f"spawn:{symbol}", 201, {"symbol": symbol})
-        elif kind == protocol.REPLY:
-            self._reply_pending(
-                symbol, str(message.get("id")), int(message["status"]), message.get("body", {})
-            )
+        elif isinstance(message, protocol.Reply) and message.id is not None:
+            self._reply_pending(symbol, message.id, message.status, message.body)
 
     def _reply_pending(
-        self, symbol: str, request_id: str, status: int, body: dict[str, Any]
+        self, symbol: str, request_id: str, status: int, body: protocol.Body
     ) -> None:
         pending = self.pending.get(request_id)
         if pending is not None:
@@ -220,12 +237,11 @@ class Supervisor(AdminCommands):
         breach = self.lag.breach(wall, self.consumer.assignment)
         if breach is not None and not self._kill_flag_active():
             (topic, partition), lag_s = breach
-            self._global_kill(
-                RiskTrigger.KAFKA_LAG,
+            detail = (
                 f"{topic}[{partition}] lag {lag_s:.1f}s > "
-                f"{self.settings.kill_switch_kafka_lag_threshold_s:g}s",
-                "system",
+                f"{self.settings.kill_switch_kafka_lag_threshold_s:g}s"
             )
+            self._global_kill(Kill(RiskTrigger.KAFKA_LAG, detail, "system"))
         for request_id, pending in list(self.pending.items()):
             if pending.done(now) and request_id in self.pending:
                 self._finish_if_done(pending, now)
@@ -241,7 +257,7 @@ class Supervisor(AdminCommands):
                 self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
-        beat = protocol.dumps({"t": protocol.HEARTBEAT})
+        beat = protocol.encode(protocol.Heartbeat())
         for symbol in self.pool.workers:
             self.workers_ctl.send_multipart([symbol.encode(), beat])
         self.status.heartbeat("supervisor")

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.processes.global_kill import Kill
+
 Answer = tuple[int, dict[str, Any]]
 Finisher = Callable[["PendingRequest"], Answer]
 
@@ -20,13 +23,14 @@ class PendingRequest:
     """One admin request awaiting worker replies."""
 
     admin: bytes
-    request_id: str
-    command: str
+    request_id: str | None
+    command: Command
     waiting: set[str]
     deadline: float
     finish: Finisher
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     absent: list[str] = field(default_factory=list)  # not connected: never asked
+    kill: Kill | None = None  # a kill's trigger and detail, for workers that cannot record it
 
     def reply(self, symbol: str, status: int, body: dict[str, Any]) -> None:
         if symbol in self.waiting:

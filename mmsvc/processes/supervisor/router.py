@@ -180,11 +180,10 @@ class Router:
             else:
                 span[0], span[2] = offset, ts_ms
         consumed = self.tracker.consumed
+        lag.polled(now)
         for (topic, partition), (offset, first_ts, last_ts) in spans.items():
             consumed(DeliveryId(topic, partition, offset), must_deliver=False)
-            # A partition's oldest message in the batch is its first (Kafka order).
-            lag.consumed((topic, partition), offset, first_ts, now)
-            lag.consumed((topic, partition), offset, last_ts, now)
+            lag.consumed((topic, partition), offset, first_ts, last_ts, now)
 
     def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
         """A worker processed these must-deliver messages (a fill: its row is committed)."""

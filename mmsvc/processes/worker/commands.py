@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.domain import state as machine
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
 from mmsvc.domain.ports import DeadLetterHold, Flattener, StateStore, WorkerLoop
@@ -51,22 +52,22 @@ class CommandHandler:
         self._loop = loop
         self._clock_ms = clock_ms
         self._handlers = {
-            protocol.ENABLE: self.enable,
-            protocol.RESUME: self.resume,
-            protocol.PAUSE: self.pause,
-            protocol.KILL: self.kill,
-            protocol.RESET: self.reset,
-            protocol.FLATTEN: self.flatten,
-            protocol.STATUS: self.status,
-            protocol.CONFIG_CHANGED: self.config_changed,
-            protocol.CONFIG_DELETED: self.config_deleted,
+            Command.ENABLE: self.enable,
+            Command.RESUME: self.resume,
+            Command.PAUSE: self.pause,
+            Command.KILL: self.kill,
+            Command.RESET: self.reset,
+            Command.FLATTEN: self.flatten,
+            Command.STATUS: self.status,
+            Command.CONFIG_CHANGED: self.config_changed,
+            Command.CONFIG_DELETED: self.config_deleted,
         }
 
-    def handle(self, message: dict[str, Any]) -> Answer:
-        handler = self._handlers.get(str(message.get("cmd")))
+    def handle(self, message: protocol.WorkerCommand) -> Answer:
+        handler = self._handlers.get(message.cmd)
         if handler is None:
-            return 400, {"error": {"code": "UNKNOWN_COMMAND", "message": str(message.get("cmd"))}}
-        return handler(message.get("args") or {}, str(message.get("actor") or "system"))
+            return 400, {"error": {"code": "UNKNOWN_COMMAND", "message": message.cmd.value}}
+        return handler(message.args, message.actor)
 
     def _state_body(self) -> dict[str, Any]:
         return {"symbol": self._trader.symbol, "state": self._trader.state.value}

@@ -207,10 +207,10 @@ class Worker:
         self.control.setsockopt(zmq.IDENTITY, self.symbol.encode())
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.connect(protocol.worker_control_endpoint(socket_dir))
-        self.send({"t": protocol.HELLO, "pid": os.getpid()})
+        self.send(protocol.Hello(os.getpid()))
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.control.send(protocol.dumps(message))
+    def send(self, message: protocol.Message) -> None:
+        self.control.send(protocol.encode(message))
 
     # ------------------------------------------------------------------ loop
 
@@ -229,7 +229,7 @@ class Worker:
             self._after_io()
             mono = time.monotonic()
             if mono >= next_beat:
-                self.send({"t": protocol.HEARTBEAT})
+                self.send(protocol.Heartbeat())
                 next_beat = mono + HEARTBEAT_S
                 self._check_supervisor(mono)
             if mono >= next_status:
@@ -253,18 +253,23 @@ class Worker:
         return max(1, min(50, due - now))
 
     def _drain_data(self) -> None:
-        acks: list[list[Any]] = []
+        acks: list[tuple[str, int, int]] = []
         for _ in range(500):
             try:
                 frames = self.data.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            frame = protocol.unpack_data(frames)
+            try:
+                frame = protocol.unpack_data(frames)
+            except protocol.ProtocolError as exc:  # D24: counted and skipped, never a crash
+                metrics.decode_error(f"zmq_data_{exc.reason}")
+                log.warning("malformed data frame skipped", extra={"symbol": self.symbol})
+                continue
             self._on_data(frame)
             if frame.must_ack:
-                acks.append([frame.topic, frame.partition, frame.offset])
+                acks.append((frame.topic, frame.partition, frame.offset))
         if acks:
-            self.send({"t": protocol.ACK, "d": acks})
+            self.send(protocol.Ack(tuple(acks)))
 
     def _on_data(self, frame: protocol.DataFrame) -> None:
         try:
@@ -455,15 +460,23 @@ class Worker:
     def _drain_control(self) -> None:
         while self.control.poll(0):
             try:
-                message = protocol.loads(self.control.recv())
-            except ValueError:
+                message = protocol.parse_to_worker(
+                    protocol.single_frame(self.control.recv_multipart())
+                )
+            except protocol.ProtocolError as exc:  # D24: counted and skipped, never a crash
+                metrics.decode_error(f"zmq_control_{exc.reason}")
+                log.warning(
+                    "control frame refused", extra={"symbol": self.symbol, "reason": str(exc)}
+                )
                 continue
             self.supervisor_seen = time.monotonic()
-            if message.get("t") == protocol.COMMAND:
-                status, body = self.commands.handle(message)
-                self.send(
-                    {"t": protocol.REPLY, "id": message.get("id"), "status": status, "body": body}
-                )
+            if isinstance(message, protocol.WorkerCommand):
+                try:
+                    status, body = self.commands.handle(message)
+                except Exception:
+                    log.exception("command failed", extra={"symbol": self.symbol})
+                    status, body = 500, {"error": {"code": "INTERNAL", "message": "command failed"}}
+                self.send(protocol.Reply(message.id, status, body))
 
     def _check_supervisor(self, mono: float) -> None:
         if mono - self.supervisor_seen > SUPERVISOR_SILENT_S:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -18,6 +19,11 @@ from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailab
 pytestmark = pytest.mark.integration
 
 Handler = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _json_frame(message: object) -> bytes:
+    """One JSON control frame, as the protocol encodes its messages."""
+    return json.dumps(message, separators=(",", ":"), default=str).encode()
 
 
 class Router:
@@ -38,8 +44,8 @@ class Router:
             if not self.sock.poll(20):
                 continue
             identity, raw = self.sock.recv_multipart()
-            for reply in self.handler(protocol.loads(raw)):
-                self.sock.send_multipart([identity, protocol.dumps(reply)])
+            for reply in self.handler(json.loads(raw)):
+                self.sock.send_multipart([identity, _json_frame(reply)])
 
     def close(self) -> None:
         self.running = False
@@ -68,7 +74,7 @@ def client(endpoint: str) -> Iterator[ControlClient]:
 def test_no_supervisor_is_known_within_the_connect_timeout(client: ControlClient) -> None:
     started = time.monotonic()
     with pytest.raises(SupervisorUnavailableError, match="no supervisor connected"):
-        client.request(protocol.PING, actor="tester")
+        client.request(protocol.Command.PING, actor="tester")
 
     assert time.monotonic() - started < 0.6
 
@@ -78,7 +84,7 @@ def test_an_answer_is_status_and_body_with_the_actor_carried(
 ) -> None:
     router = Router(endpoint, echo)
     try:
-        answer = client.request(protocol.PAUSE, actor="ops@tradex", symbol="BTCUSDT")
+        answer = client.request(protocol.Command.PAUSE, actor="ops@tradex", symbol="BTCUSDT")
     finally:
         router.close()
 
@@ -91,7 +97,7 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
     held: list[dict[str, Any]] = []
 
     def late(request: dict[str, Any]) -> list[dict[str, Any]]:
-        if request["cmd"] == protocol.KILL:
+        if request["cmd"] == protocol.Command.KILL:
             held.append(request)
             return []
         # Answer the held request first, as a supervisor catching up would.
@@ -101,8 +107,8 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
     router = Router(endpoint, late)
     try:
         with pytest.raises(SupervisorUnavailableError, match="did not answer within 1s"):
-            client.request(protocol.KILL, actor="tester")
-        status, body = client.request(protocol.PING, actor="tester")
+            client.request(protocol.Command.KILL, actor="tester")
+        status, body = client.request(protocol.Command.PING, actor="tester")
     finally:
         router.close()
 
@@ -111,14 +117,14 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
 
 def test_it_reconnects_to_a_restarted_supervisor(client: ControlClient, endpoint: str) -> None:
     router = Router(endpoint, echo)
-    assert client.request(protocol.PING, actor="tester")[0] == 200
+    assert client.request(protocol.Command.PING, actor="tester")[0] == 200
     router.close()
     with pytest.raises(SupervisorUnavailableError):
-        client.request(protocol.PING, actor="tester")
+        client.request(protocol.Command.PING, actor="tester")
 
     router = Router(endpoint, echo)
     try:
-        assert client.request(protocol.PING, actor="tester")[0] == 200
+        assert client.request(protocol.Command.PING, actor="tester")[0] == 200
     finally:
         router.close()
 
@@ -128,7 +134,7 @@ def test_threads_each_get_their_own_answers(client: ControlClient, endpoint: str
     answers: dict[int, tuple[int, dict[str, Any]]] = {}
 
     def ask(n: int) -> None:
-        answers[n] = client.request(protocol.STATUS, actor=f"t{n}", symbol=f"S{n:02d}")
+        answers[n] = client.request(protocol.Command.STATUS, actor=f"t{n}", symbol=f"S{n:02d}")
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(16)]
     try:
@@ -140,3 +146,39 @@ def test_threads_each_get_their_own_answers(client: ControlClient, endpoint: str
         router.close()
 
     assert {n: body["actor"] for n, (_, body) in answers.items()} == {n: f"t{n}" for n in range(16)}
+
+
+def test_over_tcp_only_a_client_with_the_curve_keys_is_answered(tmp_path: Path) -> None:
+    import zmq.auth  # noqa: PLC0415 - only this test makes keys
+
+    from mmsvc.devstack.stack import free_port  # noqa: PLC0415
+
+    zmq.auth.create_certificates(tmp_path, "server")
+    zmq.auth.create_certificates(tmp_path, "client")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    protocol.bind_control(router, endpoint, tmp_path)
+    keyed = ControlClient(endpoint, timeout_s=2.0, curve_dir=tmp_path)
+    stranger = ctx.socket(zmq.DEALER)
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.connect(endpoint)  # no keys: the CURVE handshake fails, nothing arrives
+    try:
+        stranger.send(b'{"id": "s", "cmd": "kill", "actor": "intruder"}')
+        answered = threading.Thread(target=lambda: _answer_one(router), daemon=True)
+        answered.start()
+        status, _ = keyed.request(protocol.Command.PING, actor="tester")
+        answered.join(2)
+        assert status == 200
+        assert not router.poll(300), "a client without keys got a message through"
+    finally:
+        keyed.close()
+        ctx.destroy(linger=0)
+
+
+def _answer_one(router: zmq.Socket[bytes]) -> None:
+    if router.poll(2000):
+        identity, raw = router.recv_multipart()
+        request = protocol.parse_request(raw)
+        router.send_multipart([identity, protocol.encode(protocol.Reply(request.id, 200, {}))])

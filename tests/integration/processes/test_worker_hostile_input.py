@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.configs import ConfigRepository
@@ -159,7 +159,17 @@ def worker(
 
 
 def reset(worker: Worker) -> None:
-    """A fresh ACTIVE trader with a known instrument, as after start and enable."""
+    """A fresh ACTIVE trader with a known instrument, as after start and enable.
+
+    The row goes back to ACTIVE too: an earlier example may have halted it, and the
+    guarded transition (D30) rightly refuses to pause a row that is HALTED.
+    """
+    with make_session_factory(worker.engine).begin() as session:
+        session.execute(
+            update(MMState)
+            .where(MMState.symbol == worker.symbol)
+            .values(state="ACTIVE", trigger=None)
+        )
     config = worker.store.load_config()
     assert config is not None
     worker.trader = SymbolTrader(config, service_limits(worker.settings), SymbolState.ACTIVE)

@@ -1,83 +1,148 @@
-"""D8: lag per partition, stalls count, armed only after catching up."""
+"""D8: lag is how far the consumer is behind the log, never how old an event's timestamp is."""
 
-from mmsvc.processes.supervisor.lag import LagTracker
+from mmsvc.processes.supervisor.lag import BLIND_S, BROKER_SILENT_S, LagTracker
 
 TP = ("md.trades.v1", 0)
+FILLS = ("engine.event.v1", 3)
+
+
+def caught_up(lag: LagTracker, tp: tuple[str, int] = TP, *, offset: int, now: float) -> None:
+    """Consume up to ``offset`` (stamped ``now``) and see the watermark right behind it."""
+    lag.polled(now)
+    lag.consumed(tp, offset, int(now * 1000), int(now * 1000), now)
+    lag.watermark(tp, high=offset + 1, now=now)
 
 
 def test_lag_is_zero_at_the_watermark() -> None:
     lag = LagTracker(threshold_s=10)
-    lag.consumed(TP, offset=9, ts_ms=1_000, now=500.0)
+    lag.consumed(TP, 9, 1_000, 1_000, now=500.0)
     lag.watermark(TP, high=10, now=500.0)
     assert lag.lag_s(TP, now=500.0) == 0.0
 
 
-def test_lag_while_working_through_a_backlog_uses_the_last_consumed_timestamp() -> None:
+def test_an_old_producer_timestamp_is_not_lag_while_the_consumer_keeps_up() -> None:
+    # Scenario 10: a record stamped a minute before it reached the broker (a producer
+    # that queued it, or stamps event time) is consumed as soon as it is there.
     lag = LagTracker(threshold_s=10)
-    lag.watermark(TP, high=100, now=100.0)
-    lag.consumed(TP, offset=10, ts_ms=80_000, now=100.0)
-    assert lag.lag_s(TP, now=100.0) == 20.0
+    for offset in range(0, 480):  # one message every 0.25 s, each stamped 60 s earlier
+        now = offset * 0.25
+        lag.polled(now)
+        lag.consumed(FILLS, offset, int((now - 60) * 1000), int((now - 60) * 1000), now)
+        lag.watermark(FILLS, high=offset + 1, now=now + 0.01)
+        assert lag.breach(now=now + 0.01, assigned=[FILLS]) is None
+        assert lag.lag_s(FILLS, now=now + 0.01) == 0.0
+    assert lag.armed is True
+
+
+def test_while_behind_lag_is_the_last_consumed_timestamp_capped_by_the_time_since_caught_up() -> (
+    None
+):
+    lag = LagTracker(threshold_s=10)
+    caught_up(lag, offset=0, now=100.0)
+    lag.watermark(TP, high=50, now=101.0)  # 49 messages arrived; we read one of them
+    lag.consumed(TP, 1, 99_000, 99_000, now=103.0)
+    assert lag.lag_s(TP, now=103.0) == 3.0  # not 4 s: we were at the watermark at 100 s
+    lag.consumed(TP, 2, 101_500, 101_500, now=103.5)
+    assert lag.lag_s(TP, now=104.0) == 2.5  # now - ts of the last consumed
 
 
 def test_an_old_last_message_does_not_fake_lag_after_an_idle_spell() -> None:
     lag = LagTracker(threshold_s=10)
-    lag.consumed(TP, offset=0, ts_ms=0, now=0.0)
-    lag.watermark(TP, high=1, now=0.0)
-    lag.watermark(TP, high=2, now=3600.0)  # a new message after an hour of silence
-    assert lag.lag_s(TP, now=3600.5) == 0.5
+    caught_up(lag, offset=0, now=0.0)
+    lag.watermark(TP, high=1, now=3599.0)  # an hour of silence, at the watermark
+    lag.watermark(TP, high=2, now=3600.0)  # then a new message
+    assert lag.lag_s(TP, now=3600.5) == 1.5  # since we were last known caught up
 
 
 def test_a_stalled_partition_counts_as_lagging() -> None:
     lag = LagTracker(threshold_s=10)
-    lag.consumed(TP, offset=0, ts_ms=0, now=0.0)
-    lag.watermark(TP, high=1, now=0.0)
+    caught_up(lag, offset=0, now=0.0)
     assert lag.breach(assigned=[TP], now=0.0) is None  # arms: caught up
     lag.watermark(TP, high=5, now=1.0)
     assert lag.breach(assigned=[TP], now=5.0) is None
-    assert lag.breach(assigned=[TP], now=12.0) == (TP, 11.0)
+    assert lag.breach(assigned=[TP], now=12.0) == (TP, 12.0)  # last consumed: ts 0
 
 
 def test_not_armed_until_caught_up_after_start() -> None:
     lag = LagTracker(threshold_s=10)
     lag.watermark(TP, high=1000, now=0.0)
-    lag.consumed(TP, offset=0, ts_ms=0, now=100.0)
+    lag.consumed(TP, 0, 0, 0, now=100.0)
     assert lag.breach(assigned=[TP], now=100.0) is None
     assert lag.armed is False
-    lag.consumed(TP, offset=999, ts_ms=99_000, now=101.0)
+    lag.consumed(TP, 999, 0, 99_000, now=101.0)
+    lag.watermark(TP, high=1000, now=101.0)
     assert lag.breach(assigned=[TP], now=101.0) is None
     assert lag.armed is True
 
 
-def test_a_backlog_read_in_one_batch_between_checks_still_counts() -> None:
+def test_a_backlog_read_in_one_batch_after_the_process_was_stopped_still_counts() -> None:
     lag = LagTracker(threshold_s=2)
-    lag.consumed(TP, offset=0, ts_ms=100_000, now=100.0)
-    lag.watermark(TP, high=1, now=100.0)
+    caught_up(lag, offset=0, now=100.0)
     assert lag.breach(assigned=[TP], now=100.0) is None  # armed
-    # the process was stopped for 3 s; on resume it reads the whole backlog at once
-    lag.consumed(TP, offset=5, ts_ms=100_500, now=103.5)
-    lag.watermark(TP, high=6, now=103.5)
-    assert lag.breach(assigned=[TP], now=103.6) == (TP, 3.0)
-    assert lag.breach(assigned=[TP], now=103.7) is None  # one breach per episode of old messages
+    # SIGSTOP for 3.5 s. On resume the cached watermark is still the old one...
+    lag.polled(103.5)
+    lag.watermark(TP, high=1, now=103.5)
+    assert lag.breach(assigned=[TP], now=103.5) is None
+    # ...and the backlog arrives in one batch, read whole before the next check.
+    lag.polled(103.51)
+    lag.consumed(TP, 5, 100_010, 103_400, now=103.51)
+    lag.watermark(TP, high=6, now=103.6)
+    found = lag.breach(assigned=[TP], now=103.6)
+    assert found is not None
+    assert found[0] == TP
+    assert round(found[1], 2) == 3.5
+    assert lag.breach(assigned=[TP], now=103.7) is None  # one breach per episode
+
+
+def test_a_stale_watermark_after_a_loop_gap_is_no_evidence_of_being_caught_up() -> None:
+    lag = LagTracker(threshold_s=2)
+    caught_up(lag, offset=0, now=100.0)
+    lag.polled(104.0)  # the loop did not run for 4 s
+    lag.watermark(TP, high=1, now=104.0)  # cached, as old as the gap
+    lag.polled(104.0 + BLIND_S / 2)
+    lag.consumed(TP, 3, 100_500, 103_900, now=104.0 + BLIND_S / 2)
+    assert lag.by_topic(now=104.6)[TP[0]] >= 3.5
+
+
+def test_a_silent_broker_counts_as_lag_once_it_has_been_silent_too_long() -> None:
+    lag = LagTracker(threshold_s=10)
+    lag.broker_heard(0.0)
+    caught_up(lag, offset=0, now=0.0)
+    assert lag.breach(assigned=[TP], now=0.0) is None  # armed
+    # The broker stops answering (SIGSTOP): the cached watermark says caught up.
+    for second in range(1, 12):
+        lag.polled(float(second))
+        lag.watermark(TP, high=1, now=float(second))
+    assert lag.lag_s(TP, now=BROKER_SILENT_S - 0.5) == 0.0
+    assert lag.breach(assigned=[TP], now=11.0) == (TP, 11.0)
 
 
 def test_replaying_old_messages_before_arming_is_not_lag() -> None:
     lag = LagTracker(threshold_s=2)
-    lag.consumed(TP, offset=0, ts_ms=0, now=1000.0)  # an hour-old fill replayed at start
+    lag.consumed(TP, 0, 0, 0, now=1000.0)  # an hour-old fill replayed at start
     lag.watermark(TP, high=1, now=1000.0)
     assert lag.breach(assigned=[TP], now=1000.0) is None
     assert lag.breach(assigned=[TP], now=1000.1) is None
 
 
-def test_not_armed_while_an_assigned_partition_has_not_been_seen() -> None:
-    other = ("engine.event.v1", 3)
+def test_a_partition_assigned_again_is_armed_only_once_it_caught_up() -> None:
     lag = LagTracker(threshold_s=2)
-    lag.consumed(TP, offset=0, ts_ms=0, now=0.0)
-    lag.watermark(TP, high=1, now=0.0)
-    assert lag.breach(now=0.0, assigned=[TP, other]) is None
+    caught_up(lag, FILLS, offset=10, now=0.0)
+    assert lag.breach(assigned=[FILLS], now=0.0) is None  # armed
+    lag.forget([FILLS])  # revoked, then assigned again: replays from the committed offset
+    lag.watermark(FILLS, high=500, now=5.0)
+    lag.consumed(FILLS, 200, 0, 1_000, now=5.0)
+    assert lag.breach(assigned=[FILLS], now=5.0) is None
+
+
+def test_not_armed_while_an_assigned_partition_has_not_been_seen() -> None:
+    lag = LagTracker(threshold_s=2)
+    caught_up(lag, offset=0, now=0.0)
+    assert lag.breach(now=0.0, assigned=[TP, FILLS]) is None
     assert lag.armed is False  # partition 3 may still hold a replayed backlog
-    lag.consumed(other, offset=99, ts_ms=0, now=1.0)  # its old backlog, read at start
-    lag.watermark(other, high=100, now=1.0)
-    assert lag.breach(now=1.0, assigned=[TP, other]) is None
+    lag.consumed(FILLS, 99, 0, 0, now=1.0)  # its old backlog, read at start
+    lag.watermark(FILLS, high=100, now=1.0)
+    assert lag.breach(now=1.0, assigned=[TP, FILLS]) is None
     assert lag.armed is True
 
 
@@ -97,3 +162,11 @@ def test_a_money_partition_with_a_backlog_is_behind_until_read() -> None:
     lag.watermark(fills, high=5000, now=0.0)  # resumes from committed offsets: a real backlog
     assert lag.breach(now=0.0, assigned=[fills]) is None
     assert lag.armed is False
+
+
+def test_worst_is_the_current_lag_of_the_worst_partition() -> None:
+    lag = LagTracker(threshold_s=10)
+    caught_up(lag, TP, offset=0, now=0.0)
+    caught_up(lag, FILLS, offset=0, now=0.0)
+    lag.watermark(FILLS, high=3, now=1.0)
+    assert lag.worst_s(now=4.0) == 4.0  # the last consumed was stamped 0 s

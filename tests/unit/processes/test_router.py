@@ -110,6 +110,7 @@ def test_other_accounts_engine_events_are_dropped_and_counted(ctx: Context) -> N
 def test_a_batch_feeds_the_lag_tracker_its_oldest_message_per_partition(ctx: Context) -> None:
     router, _ = make_router(ctx)
     lag = LagTracker(threshold_s=10)
+    lag.watermark((TRADES, 0), high=0, now=0.0)  # caught up at 0 s: armed for this partition
     batch = [Message(TRADES, b"BTCUSDT", b"t", 0, offset) for offset in range(3)]
     router.route_batch(batch, lag, now=31.0)
     assert lag.by_topic(now=31.0) == {TRADES: 30.0}  # ts 1 s, consumed at 31 s

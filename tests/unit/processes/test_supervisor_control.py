@@ -1,0 +1,281 @@
+"""The supervisor's control sockets: no frame crashes it (D24); kills and resets carry facts.
+
+The Supervisor is built without its adapters (no database, Redis or broker):
+real ZeroMQ sockets on inproc endpoints, the real receive-and-dispatch code,
+and hand-written stubs for the kill switch and the database session.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmsvc.adapters.db.records import RiskTrigger
+from mmsvc.adapters.zmq import protocol
+from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.processes.global_kill import Kill
+from mmsvc.processes.supervisor.delivery import DeliveryId
+from mmsvc.processes.supervisor.lag import LagTracker
+from mmsvc.processes.supervisor.main import Supervisor
+from mmsvc.processes.supervisor.pool import WorkerProcess
+from mmsvc.processes.supervisor.requests import PendingRequest, all_answered
+from mmsvc.processes.supervisor.router import Router
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+class StubKillSwitch:
+    """Records what the supervisor asked of the shared kill routine."""
+
+    def __init__(self) -> None:
+        self.flags: list[Kill] = []
+        self.halts: list[tuple[Kill, list[str]]] = []
+
+    def live(self, failed: list[str]) -> dict[str, Any]:
+        return {}
+
+    def raise_flag(self, kill: Kill, live: object, failed: list[str]) -> bool:
+        self.flags.append(kill)
+        return True
+
+    def halt(self, kill: Kill, symbols: list[str], live: object, failed: list[str]) -> list[str]:
+        self.halts.append((kill, list(symbols)))
+        return list(symbols)
+
+
+class StubSession:
+    """Answers the few reads the command desk makes: no kill flag, no state rows."""
+
+    def get(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def scalars(self, *args: object) -> list[object]:
+        return []
+
+    def execute(self, *args: object) -> Any:
+        raise RuntimeError("no database in unit tests")
+
+
+@contextmanager
+def _session() -> Iterator[StubSession]:
+    yield StubSession()
+
+
+class StubPool:
+    def __init__(self, symbols: tuple[str, ...]) -> None:
+        self.workers = {s: WorkerProcess(s) for s in symbols}
+
+
+class Settings:
+    kill_switch_kafka_lag_threshold_s = 10.0
+    max_symbols = 200
+    shadow_mode = True
+
+
+@pytest.fixture
+def supervisor() -> Iterator[tuple[Supervisor, zmq.Socket[bytes], zmq.Socket[bytes]]]:
+    """A Supervisor with real ROUTER sockets (workers, admin) and a DEALER on each."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sup = Supervisor.__new__(Supervisor)
+    sup.settings = Settings()  # type: ignore[assignment]
+    sup.router = Router("mm-account", lambda _: None)
+    sup.lag = LagTracker(10.0)
+    sup.pool = StubPool(SYMBOLS)  # type: ignore[assignment]
+    sup.pending, sup.last_seen, sup.connected = {}, {}, set(SYMBOLS)
+    sup.kill_switch = StubKillSwitch()  # type: ignore[assignment]
+    sup.orders = None
+    sup.cancels = ThreadPoolExecutor(max_workers=1)
+    sup.sessions = _session  # type: ignore[assignment]
+    sup.status = None  # type: ignore[assignment]
+    sup.workers_ctl = ctx.socket(zmq.ROUTER)
+    sup.workers_ctl.bind("inproc://workers")
+    sup.admin = ctx.socket(zmq.ROUTER)
+    sup.admin.bind("inproc://admin")
+    worker = ctx.socket(zmq.DEALER)
+    worker.setsockopt(zmq.IDENTITY, b"BTCUSDT")
+    worker.connect("inproc://workers")
+    admin = ctx.socket(zmq.DEALER)
+    admin.connect("inproc://admin")
+    yield sup, worker, admin
+    sup.cancels.shutdown()
+    ctx.destroy(linger=0)
+
+
+def _deliver(sock: zmq.Socket[bytes], frames: list[bytes], target: zmq.Socket[bytes]) -> None:
+    sock.send_multipart(frames) if frames else sock.send(b"")
+    assert target.poll(1000)
+
+
+def _commands_sent(sup: Supervisor, worker: zmq.Socket[bytes]) -> list[protocol.WorkerCommand]:
+    sent: list[protocol.WorkerCommand] = []
+    while worker.poll(50):
+        message = protocol.parse_to_worker(protocol.single_frame(worker.recv_multipart()))
+        if isinstance(message, protocol.WorkerCommand):
+            sent.append(message)
+    return sent
+
+
+garbage_frames = st.lists(
+    st.one_of(
+        st.binary(max_size=64),
+        st.sampled_from(
+            [
+                b"",
+                b"\xff\xfe",
+                b"null",
+                b"[]",
+                b"{}",
+                b'{"t": "reply"}',
+                b'{"t": "reply", "id": "x", "status": "200"}',
+                b'{"t": "reply", "id": 5, "status": 200, "body": []}',
+                b'{"t": "ack", "d": [["engine.event.v1", "0", 1]]}',
+                b'{"t": "ack", "d": 7}',
+                b'{"t": "hello", "pid": "x"}',
+                b'{"cmd": "explode"}',
+                b'{"cmd": "kill", "symbol": 5}',
+                b'{"cmd": "ping", "args": []}',
+                b'{"id": "1", "cmd": "reset", "symbol": "NOPE"}',
+                b"[" * 5000,
+            ]
+        ),
+        st.builds(
+            lambda d: json.dumps(d).encode(),
+            st.dictionaries(
+                st.sampled_from(["t", "id", "cmd", "status", "body", "d", "symbol", "args"]),
+                st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers())),
+            ),
+        ),
+    ),
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(frames=garbage_frames)
+def test_no_frame_from_a_worker_or_the_admin_crashes_the_supervisor(
+    supervisor: Any,
+    frames: Any,
+) -> None:
+    sup, worker, admin = supervisor
+    _deliver(worker, frames, sup.workers_ctl)
+    sup._drain_workers()
+    _deliver(admin, frames, sup.admin)
+    sup._drain_admin()
+    while admin.poll(0):  # whatever it answered is a well-formed reply
+        protocol.parse_reply(protocol.single_frame(admin.recv_multipart()))
+
+
+def test_a_malformed_frame_is_counted_and_the_next_good_one_still_applies(supervisor: Any) -> None:
+    sup, worker, _ = supervisor
+    sup.router.tracker.consumed(DeliveryId("engine.event.v1", 0, 7), must_deliver=True)
+    worker.send_multipart([b"\xff", b"two frames"])
+    worker.send(b'{"t": "reply", "id": "x"}')  # a reply without a status
+    worker.send(protocol.encode(protocol.Ack((("engine.event.v1", 0, 7),))))
+    sup.workers_ctl.poll(1000)
+    for _ in range(3):
+        sup.workers_ctl.poll(200)
+        sup._drain_workers()
+    assert sup.router.tracker.pending_count() == 0
+    assert sup.router.stats["dropped_control_frames"] == 1
+    assert sup.router.stats["dropped_control_shape"] == 1
+
+
+def test_an_unknown_worker_identity_is_refused(supervisor: Any) -> None:
+    sup, _, _ = supervisor
+    sup._on_worker_frames([b"DOGEUSDT", protocol.encode(protocol.Hello(1))])
+    assert "DOGEUSDT" not in sup.connected
+    assert sup.router.stats == Counter({"dropped_control_identity": 1})
+
+
+def test_a_bad_admin_request_is_answered_400_with_its_id(supervisor: Any) -> None:
+    sup, _, admin = supervisor
+    _deliver(admin, [b'{"id": "r-1", "cmd": "explode"}'], sup.admin)
+    sup._drain_admin()
+    reply = protocol.parse_reply(admin.recv())
+    assert (reply.id, reply.status) == ("r-1", 400)
+    assert "unknown command" in reply.body["error"]["message"]
+
+
+def test_a_symbol_reset_carries_the_supervisors_lag_now_to_the_worker(supervisor: Any) -> None:
+    # Scenario 7: the worker's KAFKA_LAG re-check got kafka_lag_ms = 0 whatever the lag.
+    sup, worker, _ = supervisor
+    tp = ("engine.event.v1", 3)
+    now = time.time()
+    sup.lag.consumed(tp, 0, int((now - 20) * 1000), int((now - 20) * 1000), now - 20)
+    sup.lag.watermark(tp, high=1, now=now - 20)  # caught up 20 s ago
+    sup.lag.watermark(tp, high=9, now=now - 15)  # then stalled behind
+    request = protocol.Request("r-2", Command.RESET, "BTCUSDT")
+    sup._on_admin(b"admin", request)
+    (sent,) = _commands_sent(sup, worker)
+    assert sent.cmd is Command.RESET
+    assert sent.args["kafka_lag_ms"] >= 15_000
+
+
+def test_workers_silent_on_a_lag_kill_are_halted_with_kafka_lag_not_manual(supervisor: Any) -> None:
+    # Scenario 7: a worker that did not answer a global KAFKA_LAG kill was recorded MANUAL.
+    sup, _, _ = supervisor
+    sup.connected = {"BTCUSDT"}  # ETHUSDT not connected: halted at once
+    sup._global_kill(Kill(RiskTrigger.KAFKA_LAG, "engine.event.v1[3] lag 12.0s > 10s", "system"))
+    pending: PendingRequest = next(iter(sup.pending.values()))
+    sup._finish_if_done(pending, now=pending.deadline + 1)  # BTCUSDT never answered
+    switch: StubKillSwitch = sup.kill_switch  # type: ignore[assignment]
+    assert [k.trigger for k in switch.flags] == [RiskTrigger.KAFKA_LAG]
+    halted = {s: k.trigger for k, symbols in switch.halts for s in symbols}
+    assert halted == {"ETHUSDT": RiskTrigger.KAFKA_LAG, "BTCUSDT": RiskTrigger.KAFKA_LAG}
+    assert all(k.symbol is None for k, _ in switch.halts)  # no per-symbol risk event
+
+
+def test_a_worker_that_fails_a_kill_is_halted_by_the_supervisor(supervisor: Any) -> None:
+    sup, _, _ = supervisor
+    sup._forward(
+        b"",
+        protocol.Request(None, Command.KILL, "BTCUSDT", {"detail": "d"}, "ops"),
+        ["BTCUSDT"],
+        all_answered,
+    )
+    request_id = next(iter(sup.pending))
+    sup._on_worker_message("BTCUSDT", protocol.Reply(request_id, 500, {}))
+    switch: StubKillSwitch = sup.kill_switch  # type: ignore[assignment]
+    assert [(k.trigger, k.symbol, s) for k, s in switch.halts] == [
+        (RiskTrigger.MANUAL, "BTCUSDT", ["BTCUSDT"])
+    ]
+
+
+class FakeProc:
+    """A live process that records being killed."""
+
+    pid = 4242
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def poll(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervisor: Any) -> None:
+    sup, _, _ = supervisor
+    worker = sup.pool.workers["BTCUSDT"]
+    proc = FakeProc()
+    worker.proc = proc  # type: ignore[assignment]
+    sup.last_seen["BTCUSDT"] = 100.0  # heard last before it was killed as silent
+    worker.started_at = 130.0  # restarted after a 30 s backoff
+    sup._kill_hung_workers(now=131.0)
+    assert not proc.killed
+    sup._kill_hung_workers(now=141.0)  # and still silent 11 s after its start
+    assert proc.killed

@@ -230,7 +230,7 @@ def test_workers_silent_on_a_lag_kill_are_halted_with_kafka_lag_not_manual(super
     sup._global_kill(Kill(RiskTrigger.KAFKA_LAG, "engine.event.v1[3] lag 12.0s > 10s", "system"))
     pending: PendingRequest = next(iter(sup.pending.values()))
     sup._finish_if_done(pending, now=pending.deadline + 1)  # BTCUSDT never answered
-    switch: StubKillSwitch = sup.kill_switch  # type: ignore[assignment]
+    switch: StubKillSwitch = sup.kill_switch
     assert [k.trigger for k in switch.flags] == [RiskTrigger.KAFKA_LAG]
     halted = {s: k.trigger for k, symbols in switch.halts for s in symbols}
     assert halted == {"ETHUSDT": RiskTrigger.KAFKA_LAG, "BTCUSDT": RiskTrigger.KAFKA_LAG}
@@ -247,7 +247,7 @@ def test_a_worker_that_fails_a_kill_is_halted_by_the_supervisor(supervisor: Any)
     )
     request_id = next(iter(sup.pending))
     sup._on_worker_message("BTCUSDT", protocol.Reply(request_id, 500, {}))
-    switch: StubKillSwitch = sup.kill_switch  # type: ignore[assignment]
+    switch: StubKillSwitch = sup.kill_switch
     assert [(k.trigger, k.symbol, s) for k, s in switch.halts] == [
         (RiskTrigger.MANUAL, "BTCUSDT", ["BTCUSDT"])
     ]
@@ -272,7 +272,7 @@ def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervis
     sup, _, _ = supervisor
     worker = sup.pool.workers["BTCUSDT"]
     proc = FakeProc()
-    worker.proc = proc  # type: ignore[assignment]
+    worker.proc = proc
     sup.last_seen["BTCUSDT"] = 100.0  # heard last before it was killed as silent
     worker.started_at = 130.0  # restarted after a 30 s backoff
     sup._kill_hung_workers(now=131.0)

@@ -134,4 +134,4 @@ def test_a_malformed_data_frame_is_skipped_and_the_next_applied(worker: Any) -> 
     assert w.data.poll(1000)
     while w.data.poll(100):
         w._drain_data()
-    assert [(f.topic, f.offset) for f in w.applied] == [("md.trades.v1", 5)]  # type: ignore[attr-defined]
+    assert [(f.topic, f.offset) for f in w.applied] == [("md.trades.v1", 5)]

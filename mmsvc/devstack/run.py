@@ -45,6 +45,16 @@ def service_env(run_dir: Path, stack_env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+SERVICE_ENV = "service.env"
+
+
+def write_service_env(run_dir: Path, stack_env: Mapping[str, str], env: Mapping[str, str]) -> None:
+    """``<run_dir>/service.env``: the service's own settings, for ``mmsvc-admin kill`` by hand."""
+    keys = [*stack_env, "MMSVC_RUN_DIR", "PROMETHEUS_MULTIPROC_DIR", "HTTP_PORT", "METRICS_PORT"]
+    lines = "".join(f"{key}={env[key]}\n" for key in sorted(set(keys)) if key in env)
+    (run_dir / SERVICE_ENV).write_text(lines)
+
+
 def migrate(database_url: str) -> None:
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "alembic"))
@@ -113,6 +123,7 @@ def main() -> int:
         stack_env = stack.read_env(run_dir) if stack.running_pids(run_dir) else stack.up(run_dir)
         migrate(stack_env["POSTGRES_URL"])
         env = service_env(run_dir, stack_env)
+        write_service_env(run_dir, stack_env, env)
         start_supervisord(run_dir, env)
         api = f"http://127.0.0.1:{env['HTTP_PORT']}"
         _wait_http(f"{api}/readyz", "the admin API and the supervisor")

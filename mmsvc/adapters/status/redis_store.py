@@ -30,7 +30,10 @@ class StatusStore:
     """Reads and writes the live status of every symbol, process heartbeats and the kill flag."""
 
     def __init__(self, redis_url: str, prefix: str) -> None:
-        self._redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        # Redis is a cache (D25): a dead one must answer fast, never hang a kill or a request.
+        self._redis = redis.Redis.from_url(
+            redis_url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=1.0
+        )
         self._status_key = f"{prefix}status"
         self._heartbeats_key = f"{prefix}heartbeats"
         self._kill_key = f"{prefix}kill_flag"

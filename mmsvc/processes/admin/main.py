@@ -6,6 +6,8 @@ import sys
 
 from gunicorn.app.wsgiapp import run
 
+from mmsvc.processes import breakglass
+
 ARGV = [
     "mmsvc-admin",
     "-c",
@@ -15,7 +17,13 @@ ARGV = [
 
 
 def main() -> None:
-    """Serve the admin API on HTTP_HOST:HTTP_PORT until SIGTERM; extra arguments go to gunicorn."""
+    """Serve the admin API on HTTP_HOST:HTTP_PORT until SIGTERM; extra arguments go to gunicorn.
+
+    ``mmsvc-admin kill ...`` is the break-glass kill instead (:mod:`mmsvc.processes.breakglass`).
+    """
+    if sys.argv[1:2] == ["kill"]:
+        breakglass.main(sys.argv[2:])
+        return
     sys.argv = [*ARGV[:1], *sys.argv[1:], *ARGV[1:]]
     run()
 

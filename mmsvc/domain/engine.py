@@ -56,6 +56,10 @@ class MarketInputs:
     top: TopOfBook | None
     valuation: Decimal | None  # inventory.valuation_price: mark or (last known) mid (D5)
     vol_multiplier: Decimal
+    # The exchange's halt predates a Metadata answer of TRADING: history replayed
+    # (a new group reads md.instrument.* from the start, D15) whose resume is on
+    # its way on another topic. Quotes are pulled until it comes; no kill latches.
+    halt_is_history: bool = False
 
 
 def decide(
@@ -78,12 +82,14 @@ def decide(
     if (
         kill is not None
         and kill.trigger is RiskTrigger.MARKET_HALT
-        and state is not SymbolState.ACTIVE
+        and (state is not SymbolState.ACTIVE or market.halt_is_history)
     ):
-        # A PAUSED symbol trades nothing, and enable is refused while the exchange
-        # has it halted (state.activate); a halt replayed from history before its
-        # resume (another topic) must not latch a kill at start-up (D15, D23).
-        kill = None
+        # In doubt, halted (D23): nothing is quoted while the exchange has the
+        # instrument halted. But a PAUSED symbol trades nothing (and enable is
+        # refused while halted: state.activate), and a halt older than the
+        # Metadata Service's TRADING answer is history replayed before its resume:
+        # neither is news that should latch a kill at start-up (D15, D23, D31).
+        return _pull(open_orders, f"instrument halted by the exchange ({kill.detail})")
     if kill is not None:
         return _pull(open_orders, f"{kill.trigger.value}: {kill.detail}", kill=kill)
     if state is not SymbolState.ACTIVE:

@@ -103,6 +103,7 @@ class SymbolTrader:
     # The exchange's last halt and resume, by their own stamps (D23, D31).
     halted_ts_ms: int = 0
     resumed_ts_ms: int = 0
+    metadata_trading_ms: int = 0  # when the Metadata Service was last asked and said TRADING
 
     def __post_init__(self) -> None:
         self.book = OrderBook(self.config.symbol)
@@ -147,14 +148,20 @@ class SymbolTrader:
 
     # ------------------------------------------------------------- instrument
 
-    def on_instrument(self, instrument: Instrument, as_of_ms: int) -> None:
+    def on_instrument(
+        self, instrument: Instrument, as_of_ms: int, *, from_metadata: bool = False
+    ) -> None:
         """Created/updated or the Metadata answer: tick, lot and status; inventory starts.
 
         A status of TRADING never clears a halt the exchange sent (D31); a HALTED
-        one counts as a halt stamped ``as_of_ms``: in doubt, halted (D23).
+        one counts as a halt stamped ``as_of_ms``: in doubt, halted (D23). The
+        Metadata Service's TRADING, asked at ``as_of_ms``, marks older halts as
+        history (see ``halt_is_history``).
         """
         if instrument.halted:
             self.halted_ts_ms = max(self.halted_ts_ms, as_of_ms)
+        elif from_metadata:
+            self.metadata_trading_ms = max(self.metadata_trading_ms, as_of_ms)
         self.instrument = instrument
         self._apply_exchange_status()
         if self.inventory is None:
@@ -169,6 +176,15 @@ class SymbolTrader:
         """md.instrument.resume.v1: clears only a halt stamped before it; never a reset."""
         self.resumed_ts_ms = max(self.resumed_ts_ms, ts_ms)
         self._apply_exchange_status()
+
+    @property
+    def halt_is_history(self) -> bool:
+        """Halted by a halt stamped before the Metadata Service last said TRADING.
+
+        Still halted (only a newer resume clears it: D31), but history: the
+        resume that followed is on its way on another topic, so no kill latches.
+        """
+        return self.exchange_halted and self.halted_ts_ms < self.metadata_trading_ms
 
     @property
     def exchange_halted(self) -> bool:
@@ -292,6 +308,7 @@ class SymbolTrader:
             self.book.top(),
             self.valuation(now_ms),
             self.volatility.multiplier if self.config.volatility_multiplier else Decimal(1),
+            halt_is_history=self.halt_is_history,
         )
         decision = decide(
             self.config,

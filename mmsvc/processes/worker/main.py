@@ -176,6 +176,7 @@ class Worker:
         While the service is unreachable the loop asks again every few seconds.
         """
         self.metadata_retry_at = time.monotonic() + METADATA_RETRY_S
+        asked = now_ms()  # the answer reflects every lifecycle event stamped before this
         try:
             with MetadataClient(self.settings.metadata_service_grpc_url) as metadata:
                 instrument = metadata.get_instrument(self.symbol)
@@ -188,11 +189,13 @@ class Worker:
             return
         self.metadata_unavailable = False
         if instrument is not None:
-            self.attach_instrument(instrument, now_ms())
+            self.attach_instrument(instrument, asked, from_metadata=True)
 
-    def attach_instrument(self, instrument: Instrument, as_of_ms: int) -> None:
+    def attach_instrument(
+        self, instrument: Instrument, as_of_ms: int, *, from_metadata: bool = False
+    ) -> None:
         first = self.trader.inventory is None
-        self.trader.on_instrument(instrument, as_of_ms)
+        self.trader.on_instrument(instrument, as_of_ms, from_metadata=from_metadata)
         if first:
             inventory, self.trader.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
             self.trader.inventory = inventory

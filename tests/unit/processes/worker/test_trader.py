@@ -78,3 +78,38 @@ def test_a_flat_position_needs_no_price_and_a_long_one_does() -> None:
     assert t.position_and_pnl(0)[0] == 0
     t.inventory = inventory_long("1")
     assert t.position_and_pnl(0) == (None, None)
+
+
+def test_a_halt_older_than_the_metadata_trading_answer_halts_but_is_history() -> None:
+    """A new group replays md.instrument.* from the start (D15): an old halt is history.
+
+    Still halted until a newer resume (D31, in doubt halted), so nothing is quoted;
+    but the decision pulls quotes without latching a MARKET_HALT kill.
+    """
+    t = trader(SymbolState.ACTIVE)
+    t.on_instrument(instrument(), 5_000, from_metadata=True)  # asked at 5000: TRADING
+    t.exchange_halt(1_000)  # replayed history, its resume still on its way
+    assert t.instrument is not None
+    assert t.instrument.halted
+    assert t.halt_is_history
+    book(t)
+    decision = t.decide(6_000)
+    assert decision is not None
+    assert decision.kill is None
+    assert decision.place == ()
+    t.exchange_resume(1_100)
+    assert not t.halt_is_history
+    assert t.instrument is not None
+    assert not t.instrument.halted
+
+
+def test_a_halt_newer_than_the_metadata_answer_kills_an_active_symbol() -> None:
+    t = trader(SymbolState.ACTIVE)
+    t.on_instrument(instrument(), 5_000, from_metadata=True)
+    t.exchange_halt(5_001)  # stamped after the question: news, not history
+    assert not t.halt_is_history
+    book(t)
+    decision = t.decide(6_000)
+    assert decision is not None
+    assert decision.kill is not None
+    assert decision.kill.trigger.value == "MARKET_HALT"

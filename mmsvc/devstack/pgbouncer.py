@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mmsvc.devstack import stack
+from mmsvc.devstack import processes
 
 NAME = "pgbouncer"
 ENV_KEY = "POSTGRES_POOL_URL"
@@ -37,14 +37,14 @@ def binary() -> Path:
         return Path(found)
     if _DEBIAN_BINARY.exists():
         return _DEBIAN_BINARY
-    raise stack.StackError(f"pgbouncer is not installed: {INSTALL_HINT}")
+    raise processes.StackError(f"pgbouncer is not installed: {INSTALL_HINT}")
 
 
 def available() -> bool:
     """True when a pgbouncer binary is installed."""
     try:
         binary()
-    except stack.StackError:
+    except processes.StackError:
         return False
     return True
 
@@ -93,7 +93,7 @@ def start(run_dir: Path, database_url: str, *, max_db_connections: int = MAX_DB_
     executable = binary()
     parts = urlsplit(database_url)
     user = parts.username or "postgres"
-    port = stack.free_port()
+    port = processes.free_port()
     directory = run_dir / NAME
     directory.mkdir(parents=True, exist_ok=True)
     auth_file = directory / "userlist.txt"
@@ -109,8 +109,8 @@ def start(run_dir: Path, database_url: str, *, max_db_connections: int = MAX_DB_
         )
     )
     argv = [str(executable), *_as_unprivileged_user(), str(config)]
-    proc = stack.start_process(run_dir, NAME, argv)
-    stack.wait_for_port(port, NAME, proc)
+    proc = processes.start_process(run_dir, NAME, argv)
+    processes.wait_for_port(port, NAME, proc)
     host = f"{parts.username}@" if parts.username else ""
     return f"{parts.scheme}://{host}127.0.0.1:{port}{parts.path}"
 
@@ -126,7 +126,7 @@ def _as_unprivileged_user() -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise stack.StackError(
+        raise processes.StackError(
             "pgbouncer refuses to run as root and no 'postgres' user exists"
         ) from exc
     return ["-u", "postgres"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from mmsvc.devstack import stack
+from mmsvc.devstack import processes
 
 NAME = "prometheus"
 JOB = "mmsvc"  # MMMetricsDown watches up{job="mmsvc"}
@@ -43,7 +43,7 @@ def binary() -> str:
         "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
     )
     if found is None:
-        raise stack.StackError(
+        raise processes.StackError(
             "Prometheus is not installed: `make prometheus` installs Debian's package"
         )
     return found
@@ -72,7 +72,7 @@ def start(run_dir: Path, targets: Sequence[str], timeout: float = 30) -> str:
     (home / "data").mkdir(parents=True, exist_ok=True)
     config_file = home / "prometheus.yml"
     config_file.write_text(config(targets))
-    port = stack.free_port()
+    port = processes.free_port()
     argv = [
         binary(),
         f"--config.file={config_file}",
@@ -80,19 +80,21 @@ def start(run_dir: Path, targets: Sequence[str], timeout: float = 30) -> str:
         "--storage.tsdb.retention.time=2d",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    proc = stack.start_process(run_dir, NAME, argv)
+    proc = processes.start_process(run_dir, NAME, argv)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise stack.StackError(f"prometheus exited with code {proc.returncode}; see its log")
+            raise processes.StackError(
+                f"prometheus exited with code {proc.returncode}; see its log"
+            )
         try:
             if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
                 return url
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            raise stack.StackError(f"prometheus not ready at {url} within {timeout:.0f}s")
+            raise processes.StackError(f"prometheus not ready at {url} within {timeout:.0f}s")
         time.sleep(0.1)
 
 

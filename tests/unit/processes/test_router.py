@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -165,6 +166,9 @@ def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx: Cont
 _TOPICS = [FILLS, TRADES, HALT, "md.orderbook.snap.v1", "md.instrument.created.v1", "other"]
 
 
+_FUZZ_ADDRESSES = itertools.count()
+
+
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -179,7 +183,8 @@ _TOPICS = [FILLS, TRADES, HALT, "md.orderbook.snap.v1", "md.instrument.created.v
 def test_no_key_or_value_makes_the_router_raise(ctx, topic, key, value, partition, offset, ts_ms):
     """D14/D24: the router never decodes market data and never crashes on what it consumed."""
     router = Router(account_id=OURS, peek_account=engine_event_account_id)
-    push, pull = pair(ctx, f"fuzz{id(router)}", 10)
+    # A fresh address per example: id() of a collected router is reused at once.
+    push, pull = pair(ctx, f"fuzz{next(_FUZZ_ADDRESSES)}", 10)
     router.attach(WorkerLink("BTCUSDT", push))
     router.route(topic, key, value, partition, offset, ts_ms)
     assert sum(router.stats.values()) == 1  # every message is routed or counted, once

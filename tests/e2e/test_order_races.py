@@ -146,6 +146,7 @@ def move_market(service: Service, bps: int) -> None:
 # ------------------------------------------------------------------------------- tests
 
 
+@pytest.mark.usefixtures("calm_market")  # a late order must not rest until the market fills it
 def test_slow_to_create_venue_late_orders_are_canceled_after_the_kill(
     service_factory: ServiceFactory,
 ) -> None:

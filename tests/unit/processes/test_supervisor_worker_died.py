@@ -1,0 +1,45 @@
+"""A worker that dies with a kill pending is HALTED before its successor starts (D23, D30)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from mmsvc.adapters.zmq import protocol
+from mmsvc.processes.supervisor.main import Supervisor
+from mmsvc.processes.supervisor.requests import PendingRequest, single
+
+
+class StubSupervisor:
+    """What Supervisor._worker_died touches, with the halt recorded instead of written."""
+
+    def __init__(self, *pending: PendingRequest) -> None:
+        self.pending = {p.request_id: p for p in pending}
+        self.connected = {"BTCUSDT"}
+        self.orders = None
+        self.halted: list[list[str]] = []
+
+    def _halt_silent_workers(self, symbols: list[str]) -> None:
+        self.halted.append(symbols)
+
+
+def pending(command: str, waiting: set[str]) -> PendingRequest:
+    request_id = f"{command}-{sorted(waiting)}"
+    return PendingRequest(b"admin", request_id, command, waiting, time.monotonic() + 5, single)
+
+
+def died(stub: StubSupervisor) -> None:
+    Supervisor._worker_died(cast(Any, stub), "BTCUSDT", -9)
+
+
+def test_a_kill_the_dead_worker_never_answered_is_recorded_at_once() -> None:
+    stub = StubSupervisor(pending(protocol.KILL, {"BTCUSDT"}))
+    died(stub)
+    assert stub.halted == [["BTCUSDT"]]
+    assert "BTCUSDT" not in stub.connected
+
+
+def test_no_kill_pending_records_nothing() -> None:
+    stub = StubSupervisor(pending(protocol.PAUSE, {"BTCUSDT"}), pending(protocol.KILL, {"ETHUSDT"}))
+    died(stub)
+    assert stub.halted == []

@@ -213,12 +213,20 @@ class Supervisor(AdminCommands):
         log.error("worker died", extra={"symbol": symbol, "exit_code": code})
         self.connected.discard(symbol)
         metrics.worker_restarted(symbol)
-        if any(p.command == protocol.KILL and symbol in p.waiting for p in self.pending.values()):
+        kill = next(
+            (
+                p
+                for p in self.pending.values()
+                if p.command is protocol.Command.KILL and symbol in p.waiting
+            ),
+            None,
+        )
+        if kill is not None:
             # D23, D30: a kill forwarded to this worker and not answered may never
             # have reached it. Record it now, before the pool starts the successor,
             # so the new worker reads HALTED before its first quote and never comes
             # up PAUSED (waiting for the reply deadline left a PAUSED window).
-            self._halt_silent_workers([symbol])  # cancels until flat too
+            self._halt_silent_workers(kill, [symbol])  # cancels until flat too
         elif self.orders is not None:
             self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
 

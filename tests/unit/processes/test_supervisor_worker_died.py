@@ -19,11 +19,12 @@ class StubSupervisor:
         self.orders = None
         self.halted: list[list[str]] = []
 
-    def _halt_silent_workers(self, symbols: list[str]) -> None:
+    def _halt_silent_workers(self, pending: PendingRequest, symbols: list[str]) -> None:
+        assert pending.command is protocol.Command.KILL
         self.halted.append(symbols)
 
 
-def pending(command: str, waiting: set[str]) -> PendingRequest:
+def pending(command: protocol.Command, waiting: set[str]) -> PendingRequest:
     request_id = f"{command}-{sorted(waiting)}"
     return PendingRequest(b"admin", request_id, command, waiting, time.monotonic() + 5, single)
 
@@ -33,13 +34,15 @@ def died(stub: StubSupervisor) -> None:
 
 
 def test_a_kill_the_dead_worker_never_answered_is_recorded_at_once() -> None:
-    stub = StubSupervisor(pending(protocol.KILL, {"BTCUSDT"}))
+    stub = StubSupervisor(pending(protocol.Command.KILL, {"BTCUSDT"}))
     died(stub)
     assert stub.halted == [["BTCUSDT"]]
     assert "BTCUSDT" not in stub.connected
 
 
 def test_no_kill_pending_records_nothing() -> None:
-    stub = StubSupervisor(pending(protocol.PAUSE, {"BTCUSDT"}), pending(protocol.KILL, {"ETHUSDT"}))
+    stub = StubSupervisor(
+        pending(protocol.Command.PAUSE, {"BTCUSDT"}), pending(protocol.Command.KILL, {"ETHUSDT"})
+    )
     died(stub)
     assert stub.halted == []

@@ -67,7 +67,7 @@ from mmsvc.processes.worker.fence import cancel_own, die_with_parent, take_lease
 from mmsvc.processes.worker.killing import KillSwitch
 from mmsvc.processes.worker.shadow import ShadowQuotes
 from mmsvc.processes.worker.status import live_status
-from mmsvc.processes.worker.store import WorkerStore
+from mmsvc.processes.worker.store import FencedSessions, WorkerStore
 
 log = logging.getLogger("mmsvc.worker")
 
@@ -184,7 +184,7 @@ class Worker:
             self.symbol,
             self.settings.system_account_id,
             self.trader,
-            make_session_factory(self.engine),
+            FencedSessions(make_session_factory(self.engine), self.keeper),
             market_moved=self.market_moved,
             pause=self._pause_for,
             reapply=self._on_data,

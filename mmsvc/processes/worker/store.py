@@ -116,6 +116,31 @@ class WriteFence(Protocol):
         """A write transaction that checks the epoch first and commits on success (D26)."""
 
 
+class Sessions(Protocol):
+    """Where a worker module gets sessions: plain ones to read, `begin()` to write."""
+
+    def __call__(self) -> Session:
+        """A session for reads (no write is committed through it)."""
+
+    def begin(self) -> AbstractContextManager[Session]:
+        """A write transaction that commits on success."""
+
+
+class FencedSessions:
+    """Plain sessions for reads, the lease's fenced transaction for every write (D26)."""
+
+    def __init__(self, sessions: sessionmaker[Session], fence: WriteFence) -> None:
+        self._sessions = sessions
+        self._fence = fence
+
+    def __call__(self) -> Session:
+        return self._sessions()
+
+    def begin(self) -> AbstractContextManager[Session]:
+        """Fenced by the lease's epoch: Fenced, and nothing written, once it is gone."""
+        return self._fence.transaction()
+
+
 class WorkerStore:
     """One symbol's reads and writes; each method is one committed transaction."""
 

@@ -76,6 +76,8 @@ STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
 LEASE_WAIT_S = 30.0
+# D31, D32: a place unanswered for its budget plus this long never came alive.
+VENUE_HOLD_MAX_S = 5.0
 METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
@@ -558,6 +560,24 @@ class Worker:
         self.running = False
         self.exit_code = code
 
+    def _answer_in_flight(self, execution: OrderExecution) -> None:
+        """Wait for the batch in flight, at most its budget plus VENUE_HOLD_MAX (D32).
+
+        Its places then rest where the cancels below find them, and the lease is
+        not released while one of them may still land.
+        """
+        ends = time.monotonic() + self.settings.kill_switch_response_timeout_s + VENUE_HOLD_MAX_S
+        while execution.busy and time.monotonic() < ends:
+            try:
+                execution.poll()  # the answers are recorded (fenced) as in the loop
+            except (Fenced, SQLAlchemyError) as exc:
+                log.warning(
+                    "in-flight answers not recorded at stop",
+                    extra={"symbol": self.symbol, "detail": str(exc)},
+                )
+                return
+            time.sleep(0.005)
+
     def shutdown(self) -> None:
         """Cancel the symbol's orders, then release the lease (SIGTERM, lost dependency).
 
@@ -566,6 +586,7 @@ class Worker:
         the in-flight batch is over (the cancel-all outlasts its budget).
         """
         if self.execution is not None:
+            self._answer_in_flight(self.execution)
             # A cancel-all never marks rows CANCELED: their engine events will (D22).
             client = OrderServiceClient.from_settings(self.settings)
             if self.fenced:

@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     postgres_url: Annotated[str, _url("postgresql", "postgresql+psycopg", "postgres")] = _var(
         "POSTGRES_URL", "a postgresql:// URL"
     )
+    # D27, D32: the workers' PostgreSQL through a transaction-mode pooler (PgBouncer);
+    # unset, workers connect straight to POSTGRES_URL. Migrations, the registry and
+    # LISTEN always use POSTGRES_URL (they need session state).
+    postgres_pool_url: (
+        Annotated[str, _url("postgresql", "postgresql+psycopg", "postgres")] | None
+    ) = _var("POSTGRES_POOL_URL", "a postgresql:// URL", None)
     redis_url: Annotated[str, _url("redis", "rediss", "unix")] = _var("REDIS_URL", "a redis:// URL")
     kafka_brokers: Annotated[str, AfterValidator(_host_port_list)] = _var(
         "KAFKA_BROKERS", "a comma-separated host:port list"

@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -157,6 +158,11 @@ def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> N
         ConfigRepository(session).create(symbol, "e2e-test", cast(ConfigFields, values))
 
 
+def _same_database(pool_url: str, database_url: str) -> str:
+    """The pooler's URL for `database_url`'s database (it pools every database: D27)."""
+    return urlsplit(pool_url)._replace(path=urlsplit(database_url).path).geturl()
+
+
 class ServiceFactory(Protocol):
     """Makes a Service on a fresh database; ``overrides`` replace its environment's values."""
 
@@ -171,8 +177,13 @@ def service_factory(
     kafka_bootstrap: str,
     registry_url: str,
     exchange: Exchange,
+    pool_url: str,
 ) -> Iterator[ServiceFactory]:
-    """Builds a Service on a fresh database; everything it started stops afterwards."""
+    """Builds a Service on a fresh database; everything it started stops afterwards.
+
+    Workers reach it through the session's PgBouncer in transaction mode, as in
+    production (D27, D32); everything else connects directly.
+    """
     made: list[Service] = []
     name = f"mmsvc_e2e_{SESSION_TAG}_{len(os.listdir(tmp_path.parent))}"
 
@@ -184,6 +195,7 @@ def service_factory(
         env = {
             **os.environ,
             "POSTGRES_URL": database_url,
+            "POSTGRES_POOL_URL": _same_database(pool_url, database_url),
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": f"mmsvc-e2e-{uuid.uuid4().hex[:8]}:",
             "KAFKA_BROKERS": kafka_bootstrap,

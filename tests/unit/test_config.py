@@ -77,11 +77,20 @@ def test_auth_url_required_unless_auth_disabled() -> None:
         ("SYSTEM_ACCOUNT_ID", "not-a-uuid"),
         ("KAFKA_BROKERS", "localhost"),
         ("KILL_SWITCH_RESPONSE_TIMEOUT_MS", "fifty"),
+        ("POSTGRES_POOL_URL", "mysql://127.0.0.1:6432/mmsvc"),
     ],
 )
 def test_bad_values_name_their_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{name}="):
         load_settings({**BASE, name: value})
+
+
+def test_the_pool_url_is_optional_and_for_workers_only() -> None:
+    assert load_settings(BASE).postgres_pool_url is None
+    pooled = "postgresql://postgres@127.0.0.1:6432/mmsvc"
+    settings = load_settings({**BASE, "POSTGRES_POOL_URL": pooled})
+    assert settings.postgres_pool_url == pooled
+    assert settings.postgres_url == BASE["POSTGRES_URL"]
 
 
 def test_error_never_echoes_a_password() -> None:

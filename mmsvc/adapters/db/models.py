@@ -216,6 +216,8 @@ class MMOrder(Base):
     # D31: true until the order's final engine event (or an answer that it never
     # existed); a DELETE's 200 makes it CANCELED but leaves it awaiting.
     awaiting_final_event: Mapped[bool] = mapped_column(server_default=text("true"))
+    # D32: the lease epoch of the worker that wrote the row PENDING (NULL: no lease).
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -55,6 +55,7 @@ class OrderRepository:
                 quantity=order.quantity,
                 level=order.level,
                 status=OrderStatus.PENDING.value,
+                epoch=order.epoch,
             )
             .returning(MMOrder)
         )
@@ -73,6 +74,7 @@ class OrderRepository:
                 "quantity": order.quantity,
                 "level": order.level,
                 "status": OrderStatus.PENDING.value,
+                "epoch": order.epoch,
             }
             for order in orders
         ]
@@ -219,4 +221,5 @@ def _record(row: MMOrder) -> OrderRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         awaiting_final_event=row.awaiting_final_event,
+        epoch=row.epoch,
     )

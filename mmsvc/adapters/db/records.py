@@ -126,6 +126,8 @@ class NewOrder:
     price: Decimal
     quantity: Decimal
     level: int
+    # D32: the writer's lease epoch; None for a row written under no lease.
+    epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,7 @@ class OrderRecord:
     created_at: datetime
     updated_at: datetime
     awaiting_final_event: bool = True
+    epoch: int | None = None
 
     @property
     def is_open(self) -> bool:

@@ -9,8 +9,9 @@ moves on; the symbol's quotes are pulled (PAUSED) and enable/resume are
 refused while any dead letter of the symbol is uncleared. The hold is the
 table, so it survives restarts; this module polls it every second to learn
 of clears and of replays to perform (a replay re-applies the stored bytes
-through the worker's own decode-and-apply path). A failure of PostgreSQL
-itself propagates: such a message is retried, never dead-lettered (D31).
+through the worker's own decode-and-apply path). Its writes are fenced by the
+worker's lease (D26). A failure of PostgreSQL itself, or a write the fence
+refused, propagates: such a message is retried, never dead-lettered (D31).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
 from mmsvc.adapters.kafka import topics, validation
 from mmsvc.adapters.zmq.protocol import DataFrame
 from mmsvc.domain.model import SymbolState
 from mmsvc.domain.trader import SymbolTrader
+from mmsvc.processes.worker.store import Sessions
 
 log = logging.getLogger("mmsvc.worker.edge")
 
@@ -44,7 +44,7 @@ class Edge:
         symbol: str,
         account_id: str,
         trader: SymbolTrader,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,  # writes fenced by the worker's lease (D26)
         *,
         market_moved: Callable[..., None],
         pause: Callable[[str], None],

@@ -1,75 +1,78 @@
-"""Fencing: two processes never quote one symbol (ARCHITECTURE D17).
+"""Fencing: two processes never quote one symbol (ARCHITECTURE D17, D26, D27, D32).
 
-A worker holds a PostgreSQL session-level advisory lock on its symbol for its
-whole life, on a connection of its own, and quotes only while it holds it. A
-restarted worker waits for the lock, so it cannot overlap a predecessor that is
-still winding down. If the lock's connection is lost the lock is gone too, and
-the worker must pull its quotes and stop. A worker also asks the kernel to
-signal it when its supervisor dies, so an orphan cancels its orders and exits.
+A worker owns its symbol through the lease of `mmsvc.adapters.db.leases` (a
+row with a fencing epoch, no session state), taken at start, renewed about
+every second and released at stop. A second worker for the same symbol waits
+for a live lease and then gives up naming its holder (refused, never
+crash-looped: D27). A fenced-out worker cancels only its own order ids, never
+the account's (D32). A worker also asks the kernel to signal it when its
+supervisor dies, so an orphan cancels its orders and exits (D17).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
-import hashlib
+import logging
 import signal
 import time
+from collections.abc import Callable, Iterable
 
-import psycopg
+from mmsvc.adapters.db.leases import Lease, LeaseHeld, LeaseKeeper
+from mmsvc.adapters.order_service.client import OrderServiceClient
 
-from mmsvc.adapters.db.engine import sqlalchemy_url
+log = logging.getLogger("mmsvc.worker.fence")
 
 _PR_SET_PDEATHSIG = 1
-_LOCK_PERSON = b"mmsvc-fence"  # keeps our keys apart from other users of advisory locks
+LEASE_RETRY_FIRST_S = 0.2
+LEASE_RETRY_MAX_S = 2.0
 
 
-def lock_key(symbol: str) -> int:
-    """A stable signed 64-bit key for the symbol's advisory lock (collisions: ~2^-64)."""
-    digest = hashlib.blake2b(symbol.encode(), digest_size=8, person=_LOCK_PERSON).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def take_lease(
+    keeper: LeaseKeeper,
+    wait_s: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Lease:
+    """Take the symbol's lease, retrying with backoff while another owner holds it.
 
-
-def _libpq_url(url: str) -> str:
-    return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-class SymbolLock:
-    """The advisory lock that entitles one process to quote one symbol."""
-
-    def __init__(self, postgres_url: str, symbol: str) -> None:
-        self._url = _libpq_url(postgres_url)
-        self._key = lock_key(symbol)
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-
-    def acquire(self, timeout_s: float, poll_s: float = 0.2) -> bool:
-        """Try to take the lock until ``timeout_s``; True once held."""
-        deadline = time.monotonic() + timeout_s
-        self._conn = psycopg.connect(self._url, autocommit=True, application_name="mmsvc-fence")
-        while True:
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
-            if row is not None and row[0]:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll_s)
-
-    def held(self) -> bool:
-        """True while the lock's connection is alive (the lock dies with it)."""
-        if self._conn is None or self._conn.closed:
-            return False
+    LeaseHeld (naming the holder) once `wait_s` has passed: the caller exits
+    rather than crash-loops (D27).
+    """
+    deadline = clock() + wait_s
+    delay = LEASE_RETRY_FIRST_S
+    while True:
         try:
-            self._conn.execute("SELECT 1")
-        except psycopg.Error:
-            return False
-        return True
+            return keeper.take()
+        except LeaseHeld as held:
+            if clock() + delay >= deadline:
+                raise
+            log.warning("lease held; waiting", extra={"symbol": keeper.symbol, "detail": str(held)})
+        sleep(delay)
+        delay = min(delay * 2, LEASE_RETRY_MAX_S)
 
-    def release(self) -> None:
-        if self._conn is not None and not self._conn.closed:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-            self._conn.close()
+
+def cancel_own(
+    client: OrderServiceClient,
+    symbol: str,
+    client_order_ids: Iterable[str],
+    order_ids: Iterable[str],
+) -> int:
+    """Cancel the venue's open orders that are ours by id, never the account's (D32).
+
+    Ours: the order ids this worker learnt, and any open order of the symbol
+    whose client_order_id this worker generated (a place answered too late for
+    its order id to be known). Returns how many cancels were sent.
+    """
+    ours = set(client_order_ids)
+    targets = set(order_ids)
+    listed = client.list_open(symbol)
+    if isinstance(listed, list):
+        targets.update(o.order_id for o in listed if o.client_order_id in ours)
+    for order_id in targets:
+        client.cancel(order_id)
+    return len(targets)
 
 
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> bool:

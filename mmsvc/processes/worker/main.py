@@ -2,9 +2,10 @@
 
 It wires the trading core to its adapters and loops over its PULL socket (data
 from the supervisor), its DEALER socket (commands) and its timers. It quotes
-only while ACTIVE, fenced by its advisory lock (ARCHITECTURE D17), and on any
-uncertainty (stale or unknown book, a failed request, a lost database, a lost
-supervisor or lock) it pulls the symbol's quotes. The kill switch lives in
+only while ACTIVE and while it holds its symbol's lease (ARCHITECTURE D26: every
+write fenced by the lease's epoch, no place after its local deadline, D32), and
+on any uncertainty (stale or unknown book, a failed request, a lost database, a
+lost supervisor or lease) it pulls the symbol's quotes. The kill switch lives in
 ``killing.py`` (D7, D22, D30); the state machine in ``mmsvc/domain/state.py``.
 A HALTED worker keeps its book and inventory current but sends nothing but
 cancels (D6). Nothing imports this module: it is the composition root.
@@ -13,9 +14,11 @@ cancels (D6). Nothing imports this module: it is the composition root.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import replace
@@ -26,7 +29,9 @@ import zmq
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from mmsvc.adapters import metrics
-from mmsvc.adapters.db.engine import make_engine, make_session_factory
+from mmsvc.adapters.db import records as db
+from mmsvc.adapters.db.engine import make_session_factory, make_worker_engine
+from mmsvc.adapters.db.leases import Fenced, LeaseHeld, LeaseKeeper
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
 from mmsvc.adapters.kafka.connection import connection_config
@@ -37,7 +42,15 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
-from mmsvc.domain.model import FINAL_EVENTS, Instrument, ServiceLimits, Side, SymbolState
+from mmsvc.domain.model import (
+    FINAL_EVENTS,
+    Instrument,
+    KillDecision,
+    RiskTrigger,
+    ServiceLimits,
+    Side,
+    SymbolState,
+)
 from mmsvc.domain.ratelimit import TokenBucket
 from mmsvc.domain.trader import (
     EVENT_STATUS,
@@ -50,11 +63,11 @@ from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
-from mmsvc.processes.worker.fence import SymbolLock, die_with_parent
+from mmsvc.processes.worker.fence import cancel_own, die_with_parent, take_lease
 from mmsvc.processes.worker.killing import KillSwitch
 from mmsvc.processes.worker.shadow import ShadowQuotes
 from mmsvc.processes.worker.status import live_status
-from mmsvc.processes.worker.store import WorkerStore
+from mmsvc.processes.worker.store import FencedSessions, WorkerStore
 
 log = logging.getLogger("mmsvc.worker")
 
@@ -62,11 +75,13 @@ HEARTBEAT_S = 0.5
 STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
-LOCK_WAIT_S = 30.0
+LEASE_WAIT_S = 30.0
+# D31, D32: a place unanswered for its budget plus this long never came alive.
+VENUE_HOLD_MAX_S = 5.0
 METADATA_RETRY_S = 5.0
 EXIT_LOST_SUPERVISOR = 3
 EXIT_LOST_DATABASE = 4
-EXIT_LOST_LOCK = 5
+EXIT_FENCED = 5
 
 
 def service_limits(settings: Settings) -> ServiceLimits:
@@ -88,11 +103,17 @@ class Worker:
         self.settings = settings
         self.symbol = symbol
         self.shadow = settings.shadow_mode
-        self.engine = make_engine(settings.postgres_url, application_name=f"mmsvc-{symbol}")
-        self.store = WorkerStore(make_session_factory(self.engine), symbol, shadow=self.shadow)
+        # D27, D32: one kept connection, to the pooler when there is one.
+        self.engine = make_worker_engine(
+            settings.postgres_pool_url or settings.postgres_url,
+            application_name=f"mmsvc-{symbol}",
+        )
+        sessions = make_session_factory(self.engine)
+        self.keeper = LeaseKeeper(sessions, symbol, owner=f"{socket.gethostname()}/{os.getpid()}")
+        self.store = WorkerStore(sessions, symbol, shadow=self.shadow, fence=self.keeper)
         self.codec = AvroCodec(settings.schema_registry_url)
         self.status = StatusStore(settings.redis_url, settings.redis_prefix)
-        self.lock = SymbolLock(settings.postgres_url, symbol)
+        self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
         self.exit_code = 0
@@ -114,9 +135,20 @@ class Worker:
     # ----------------------------------------------------------------- start
 
     def start(self) -> None:
-        """Fence, load from PostgreSQL, learn the instrument, connect, say hello."""
-        if not self.lock.acquire(LOCK_WAIT_S):
-            raise SystemExit(f"{self.symbol}: another process holds the symbol's lock (D17)")
+        """Take the lease, load from PostgreSQL, learn the instrument, connect, say hello."""
+        try:
+            lease = take_lease(self.keeper, LEASE_WAIT_S)
+        except LeaseHeld as held:  # refused, never crash-looped (D27)
+            raise SystemExit(f"refusing to start: {held} (D26)") from None
+        # D29: a process start gives PAUSED whatever `takeover` says; a takeover
+        # keeps the recorded state only for a symbol moved between hosts (D28).
+        log.info(
+            "lease taken",
+            extra={
+                "symbol": self.symbol,
+                "detail": f"epoch {lease.epoch}, {'takeover' if lease.takeover else 'cold start'}",
+            },
+        )
         config = self.store.load_config()
         if config is None:
             raise SystemExit(f"{self.symbol}: no config row")
@@ -138,7 +170,9 @@ class Worker:
                 now_ms,
                 reconcile_interval_ms=int(self.settings.reconcile_interval_s * 1000),
             )
-            self.execution.start_flatten()  # whatever rested before this start is uncertain
+            # Whatever rested before this start is uncertain, and a new owner cancels
+            # the old epoch's open orders before its first place (D32).
+            self.execution.start_flatten()
         self.wire()
         self._connect()
 
@@ -152,7 +186,7 @@ class Worker:
             self.symbol,
             self.settings.system_account_id,
             self.trader,
-            make_session_factory(self.engine),
+            FencedSessions(make_session_factory(self.engine), self.keeper),
             market_moved=self.market_moved,
             pause=self._pause_for,
             reapply=self._on_data,
@@ -451,6 +485,8 @@ class Worker:
         places, held = self.trader.holds.allowed(
             decision.place, None if top is None else top.ts_ms, now
         )
+        if places and not self.keeper.may_place():
+            places, held = (), True  # D32: no place after the lease's local deadline
         if held:
             decision = replace(decision, place=places)  # cancels go; places wait (D23)
             self.market_dirty = True
@@ -487,12 +523,35 @@ class Worker:
             self.stop(EXIT_LOST_SUPERVISOR)
 
     def _check_fence(self) -> None:
-        if not self.lock.held():
-            log.critical("advisory lock lost; canceling and exiting", extra={"symbol": self.symbol})
-            self.stop(EXIT_LOST_LOCK)
+        """Renew the lease when due; a kill it reports acts in memory at once (D26, D30)."""
+        if not self.keeper.renewal_due():
+            return
+        try:
+            renewal = self.keeper.renew()
+        except Fenced as fenced:
+            self.fence_lost(fenced)
             return
         # A kill recorded straight in PostgreSQL (admin, supervisor) lands here (D30).
-        self.kill.adopt(*self.store.recorded_state())
+        recorded = renewal.state
+        if recorded is not None and recorded.state is db.SymbolState.HALTED:
+            trigger = recorded.trigger
+            self.kill.adopt(
+                SymbolState.HALTED, [] if trigger is None else [RiskTrigger(trigger.value)]
+            )
+        elif renewal.kill.active and self.trader.state is SymbolState.ACTIVE:
+            flag = renewal.kill
+            trigger = RiskTrigger(flag.trigger.value) if flag.trigger else RiskTrigger.MANUAL
+            self.kill.fire(KillDecision(trigger, flag.reason), actor=flag.actor, global_kill=True)
+
+    def fence_lost(self, fenced: Fenced) -> None:
+        """Fenced out: no more places or writes (but kills); cancel our own ids and exit (D32)."""
+        log.critical(
+            "lease lost; canceling our own orders and exiting",
+            extra={"symbol": self.symbol, "detail": str(fenced)},
+        )
+        self.fenced = True
+        self.keeper.lost()
+        self.stop(EXIT_FENCED)
 
     def live_status(self) -> dict[str, Any]:
         """The live status as JSON values."""
@@ -517,17 +576,52 @@ class Worker:
         self.running = False
         self.exit_code = code
 
+    def _answer_in_flight(self, execution: OrderExecution) -> None:
+        """Wait for the batch in flight, at most its budget plus VENUE_HOLD_MAX (D32).
+
+        Its places then rest where the cancels below find them, and the lease is
+        not released while one of them may still land.
+        """
+        ends = time.monotonic() + self.settings.kill_switch_response_timeout_s + VENUE_HOLD_MAX_S
+        while execution.busy and time.monotonic() < ends:
+            try:
+                execution.poll()  # the answers are recorded (fenced) as in the loop
+            except (Fenced, SQLAlchemyError) as exc:
+                log.warning(
+                    "in-flight answers not recorded at stop",
+                    extra={"symbol": self.symbol, "detail": str(exc)},
+                )
+                return
+            time.sleep(0.005)
+
     def shutdown(self) -> None:
-        """Cancel everything for the symbol before exiting (SIGTERM, lost dependency)."""
+        """Cancel the symbol's orders, then release the lease (SIGTERM, lost dependency).
+
+        Fenced out, only our own order ids are canceled: the symbol's orders
+        now belong to the new owner (D32). The lease is released only after
+        the in-flight batch is over (the cancel-all outlasts its budget).
+        """
         if self.execution is not None:
+            self._answer_in_flight(self.execution)
             # A cancel-all never marks rows CANCELED: their engine events will (D22).
             client = OrderServiceClient.from_settings(self.settings)
-            client.cancel_until_flat(self.symbol, deadline_s=5.0)
+            if self.fenced:
+                own = self.trader.orders.values()
+                cancel_own(
+                    client,
+                    self.symbol,
+                    [o.client_order_id for o in own],
+                    [o.order_id for o in own if o.order_id is not None],
+                )
+            else:
+                client.cancel_until_flat(self.symbol, deadline_s=5.0)
             client.close()
             self.execution.close()
         if hasattr(self, "kill"):
-            self.kill.record_before_exit()  # never exit with a kill unrecorded (D25)
-        self.lock.release()
+            self.kill.record_before_exit()  # never exit with a kill unrecorded (D25, D30)
+        if not self.fenced:
+            with contextlib.suppress(SQLAlchemyError):  # expires by itself otherwise
+                self.keeper.release()
         self.ctx.destroy(linger=0)
         self.engine.dispose()
 
@@ -558,6 +652,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         worker.start()
         worker.run()
+    except Fenced as fenced:  # a write refused by the epoch (D26)
+        worker.fence_lost(fenced)
     except SQLAlchemyError:
         log.exception("database lost; canceling and exiting", extra={"symbol": args.symbol})
         worker.exit_code = EXIT_LOST_DATABASE

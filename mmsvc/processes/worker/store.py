@@ -3,15 +3,19 @@
 Every write that matters commits before the worker acts on it: a PENDING order
 row before its request (ARCHITECTURE D10), a fill with its position in one
 transaction before the fill is acknowledged to the supervisor (D1), a state
-change with its outbox event (D16).
+change with its outbox event (D16). Every write but a kill's runs in a
+transaction fenced by the worker's lease epoch (D26): a fenced-out worker's
+write raises Fenced and commits nothing; HALTED is never refused (D30).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,11 +105,50 @@ def _apply(repo: OrderRepository, update: OrderStatusUpdate) -> db.OrderUpdate |
     )
 
 
+class WriteFence(Protocol):
+    """The lease's side the store needs (LeaseKeeper): its epoch and fenced transactions."""
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch of the lease held, None when none is."""
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A write transaction that checks the epoch first and commits on success (D26)."""
+
+
+class Sessions(Protocol):
+    """Where a worker module gets sessions: plain ones to read, `begin()` to write."""
+
+    def __call__(self) -> Session:
+        """A session for reads (no write is committed through it)."""
+
+    def begin(self) -> AbstractContextManager[Session]:
+        """A write transaction that commits on success."""
+
+
+class FencedSessions:
+    """Plain sessions for reads, the lease's fenced transaction for every write (D26)."""
+
+    def __init__(self, sessions: sessionmaker[Session], fence: WriteFence) -> None:
+        self._sessions = sessions
+        self._fence = fence
+
+    def __call__(self) -> Session:
+        return self._sessions()
+
+    def begin(self) -> AbstractContextManager[Session]:
+        """Fenced by the lease's epoch: Fenced, and nothing written, once it is gone."""
+        return self._fence.transaction()
+
+
 class WorkerStore:
     """One symbol's reads and writes; each method is one committed transaction."""
 
-    def __init__(self, sessions: sessionmaker[Session], symbol: str, *, shadow: bool) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], symbol: str, *, shadow: bool, fence: WriteFence
+    ) -> None:
         self._sessions = sessions
+        self._fence = fence
         self.symbol = symbol
         self.shadow = shadow
         # Called before every write but the kill's own: a kill not yet recorded is
@@ -119,7 +162,7 @@ class WorkerStore:
 
     def restart_state(self) -> tuple[SymbolState, list[RiskTrigger]]:
         """ACTIVE becomes PAUSED, HALTED stays HALTED with its trigger (D3)."""
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             current = StateRepository(session).lock(self.symbol)
             if current is None or current.state is db.SymbolState.ACTIVE:
                 change_state(
@@ -147,15 +190,22 @@ class WorkerStore:
 
     def insert_pending(self, orders: Iterable[tuple[str, NewOrder]]) -> None:
         """PENDING rows committed before any request is sent (D10)."""
+        epoch = self._fence.epoch  # D32: each row names the lease that sent it
         rows = [
             db.NewOrder(
-                uuid.UUID(cid), self.symbol, order.side, order.price, order.quantity, order.level
+                uuid.UUID(cid),
+                self.symbol,
+                order.side,
+                order.price,
+                order.quantity,
+                order.level,
+                epoch,
             )
             for cid, order in orders
         ]
         if rows:
             self.before_write()
-            with self._sessions.begin() as session:
+            with self._fence.transaction() as session:
                 OrderRepository(session).insert_pending_many(rows)
 
     def order_status(
@@ -175,7 +225,7 @@ class WorkerStore:
     def order_statuses(self, updates: list[OrderStatusUpdate]) -> list[db.OrderUpdate | None]:
         """Several orders moved forward in one transaction (a batch's answers at once)."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             repo = OrderRepository(session)
             return [_apply(repo, update) for update in updates]
 
@@ -207,7 +257,7 @@ class WorkerStore:
         is never dropped).
         """
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             new = FillRepository(session).insert_if_new(self._fill_row(fill, event))
             if not new:
                 return False
@@ -268,7 +318,7 @@ class WorkerStore:
     def enable(self, *, actor: str) -> MMConfig | None:
         """enabled=true and ACTIVE together, under the guard (D23); the refreshed config."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             transitions.activate(
                 session, self.symbol, reason="enable", actor=actor, shadow=self.shadow
             )
@@ -278,7 +328,7 @@ class WorkerStore:
     def resume(self, *, actor: str) -> None:
         """ACTIVE under the guard: the row PAUSED and no kill flag (D23, D30)."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             transitions.activate(
                 session, self.symbol, reason="resume", actor=actor, shadow=self.shadow
             )
@@ -286,19 +336,22 @@ class WorkerStore:
     def pause(self, *, reason: str, actor: str) -> None:
         """PAUSED; refused (TransitionRefusedError) while the row is HALTED."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             transitions.pause(session, self.symbol, reason=reason, actor=actor, shadow=self.shadow)
 
     def reset(self, *, actor: str) -> None:
         """HALTED -> PAUSED, the only way out of HALTED (D9, D23)."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             transitions.reset(session, self.symbol, actor=actor, shadow=self.shadow)
 
     def halt(
         self, kill: KillDecision, *, actor: str, position: Decimal, pnl: Decimal, publish: bool
     ) -> bool:
-        """HALTED with its trigger and (unless a global kill) its risk event (D7)."""
+        """HALTED with its trigger and (unless a global kill) its risk event (D7).
+
+        Not fenced: a kill always lands, whoever holds the lease (D30).
+        """
         with self._sessions.begin() as session:
             change = halt(
                 session,
@@ -316,7 +369,7 @@ class WorkerStore:
     def stale_episode(self, detail: str, position: Decimal, pnl: Decimal) -> None:
         """One STALE_DATA risk event per episode; it halts nothing (D7)."""
         self.before_write()
-        with self._sessions.begin() as session:
+        with self._fence.transaction() as session:
             record_risk_event(
                 session,
                 self.symbol,

@@ -149,6 +149,7 @@ def worker(
         "SYSTEM_ACCOUNT_ID": ACCOUNT,
     }
     w = Worker(load_settings(env), symbol)
+    w.keeper.take()  # its writes are fenced by the lease's epoch (D26)
     config = w.store.load_config()
     assert config is not None
     w.trader = SymbolTrader(config, service_limits(w.settings), SymbolState.ACTIVE)
@@ -213,6 +214,8 @@ def assert_state_valid(worker: Worker) -> None:
 
 def deliver(worker: Worker, topic: str, value: bytes, offset: int) -> None:
     """What _drain_data does for one frame, then a decision on the timer path."""
+    if worker.keeper.renewal_due():  # the loop's lease renewal (D26)
+        worker.keeper.renew()
     worker._on_data(DataFrame(topic, value, 0, offset, now_ms(), topic not in topics.MARKET_DATA))
     worker.requote(now_ms())
 

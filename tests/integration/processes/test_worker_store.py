@@ -6,15 +6,18 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_session_factory
+from mmsvc.adapters.db.leases import Fenced, LeaseKeeper
+from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.positions import PositionRepository
 from mmsvc.adapters.db.states import StateRepository
 from mmsvc.domain.model import (
     Fill,
+    KillDecision,
     Liquidity,
     NewOrder,
     OrderStatus,
@@ -61,7 +64,9 @@ def store(sessions: sessionmaker[Session]) -> WorkerStore:
     symbol = f"T{uuid.uuid4().hex[:8].upper()}"
     with sessions.begin() as session:
         ConfigRepository(session).create(symbol, "test")
-    return WorkerStore(sessions, symbol, shadow=False)
+    keeper = LeaseKeeper(sessions, symbol, owner="test/1")
+    keeper.take()
+    return WorkerStore(sessions, symbol, shadow=False, fence=keeper)
 
 
 def test_a_fill_before_the_instrument_is_known_is_kept_and_rebuilds_the_position(
@@ -131,3 +136,85 @@ def test_rows_awaiting_their_final_event_come_back_after_a_restart(store: Worker
     assert live[unknown].status is OrderStatus.UNKNOWN  # PENDING: perhaps sent, never answered
     store.order_status(placed, "CANCELED", final_event=True)
     assert [str(c) for c in store.unsettled_order_ids()] == [unknown]
+
+
+# ------------------------------------------------- the lease's fence (D26, D30, D32)
+
+
+def _taken_over(sessions: sessionmaker[Session], store: WorkerStore) -> LeaseKeeper:
+    """Another owner takes the symbol over after the store's lease ran out (epoch + 1)."""
+    with sessions.begin() as session:
+        session.execute(
+            text(
+                "UPDATE mm_leases SET lease_expires_at = now() - interval '1 second'"
+                " WHERE symbol = :symbol"
+            ),
+            {"symbol": store.symbol},
+        )
+    successor = LeaseKeeper(sessions, store.symbol, owner="test/2")
+    successor.take()
+    return successor
+
+
+def _rows(sessions: sessionmaker[Session], symbol: str) -> list[tuple[str, int | None]]:
+    with sessions() as session:
+        return [
+            (str(o.client_order_id), o.epoch) for o in OrderRepository(session).unsettled(symbol)
+        ]
+
+
+def test_pending_rows_carry_the_epoch_of_the_lease_that_wrote_them(
+    store: WorkerStore, sessions: sessionmaker[Session]
+) -> None:
+    cid = str(uuid.uuid4())
+    store.insert_pending([(cid, NewOrder(Side.BUY, Decimal("99"), Decimal("1"), 0))])
+    with sessions() as session:
+        epoch = session.execute(
+            text("SELECT epoch FROM mm_leases WHERE symbol = :s"), {"s": store.symbol}
+        ).scalar_one()
+    assert _rows(sessions, store.symbol) == [(cid, epoch)]
+
+
+def test_a_fenced_out_store_writes_nothing_under_its_stale_epoch(
+    store: WorkerStore, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as session:  # a state row to leave untouched
+        StateRepository(session).set(
+            store.symbol, SymbolState.PAUSED, reason="created", actor="ops"
+        )
+    _taken_over(sessions, store)
+    order = NewOrder(Side.BUY, Decimal("99"), Decimal("1"), 0)
+    with pytest.raises(Fenced):
+        store.insert_pending([(str(uuid.uuid4()), order)])
+    assert _rows(sessions, store.symbol) == []
+    first = fill("e-1", Side.BUY, "100", "2")
+    with pytest.raises(Fenced):
+        store.record_fill(first, event(first), None, Decimal(0))
+    assert store.rebuild_inventory("BTC")[0].quantity == 0
+    with pytest.raises(Fenced):
+        store.enable(actor="ops")
+    with pytest.raises(Fenced):
+        store.stale_episode("stale", Decimal(0), Decimal(0))
+    assert store.recorded_state() == (SymbolState.PAUSED, [])
+
+
+def test_a_kill_is_recorded_even_by_a_fenced_out_store(
+    store: WorkerStore, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as session:
+        StateRepository(session).set(store.symbol, SymbolState.ACTIVE, reason="enable", actor="ops")
+    _taken_over(sessions, store)
+    kill = KillDecision(RiskTrigger.EXPOSURE, "over the limit")
+    assert store.halt(kill, actor="system", position=Decimal(0), pnl=Decimal(0), publish=True)
+    assert store.recorded_state() == (SymbolState.HALTED, [RiskTrigger.EXPOSURE])
+
+
+def test_the_new_owner_writes_under_its_own_epoch(
+    store: WorkerStore, sessions: sessionmaker[Session]
+) -> None:
+    successor = _taken_over(sessions, store)
+    assert successor.epoch is not None
+    heir = WorkerStore(sessions, store.symbol, shadow=False, fence=successor)
+    cid = str(uuid.uuid4())
+    heir.insert_pending([(cid, NewOrder(Side.SELL, Decimal("101"), Decimal("1"), 0))])
+    assert _rows(sessions, store.symbol) == [(cid, successor.epoch)]

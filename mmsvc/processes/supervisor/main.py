@@ -231,12 +231,12 @@ class Supervisor(AdminCommands):
                 self._finish_if_done(pending, now)
 
     def _kill_hung_workers(self, now: float) -> None:
-        for symbol, worker in self.pool.workers.items():
-            silent = now - self.last_seen.get(symbol, now)
-            if worker.alive() and silent > WORKER_SILENT_S and worker.proc is not None:
-                log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
-                worker.proc.kill()
-                self.last_seen[symbol] = now
+        for symbol, silent in self.pool.silent(
+            now, self.last_seen, self.connected, WORKER_SILENT_S
+        ):
+            log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
+            self.pool.kill(symbol)
+            self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
         beat = protocol.dumps({"t": protocol.HEARTBEAT})

@@ -5,6 +5,11 @@ A worker that dies has its orders canceled at once by the supervisor (the
 state from PostgreSQL and comes back PAUSED, or still HALTED (D3). A worker
 that keeps dying soon after start waits longer each time (1 s doubling to
 30 s), so a crash loop cannot hammer the Order Service or the database.
+
+The silence rule (a worker that says nothing on the control channel is hung
+and killed) gives a worker that has not yet said HELLO a start-up grace
+(``STARTUP_GRACE_S``), since importing and connecting under load can take
+many seconds; after HELLO the normal limit applies (ARCHITECTURE D27).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0
+STARTUP_GRACE_S = 60.0  # D27: silence allowed before a (re)started worker's HELLO
 
 
 @dataclass(slots=True)
@@ -87,6 +93,36 @@ class WorkerPool:
         _terminate(procs, grace_s)
         for proc in procs:
             self._on_exit(proc.pid)
+
+    def kill(self, symbol: str) -> None:
+        """SIGKILL the symbol's worker (a hung one); ``poll`` then reports its death (D2)."""
+        worker = self.workers.get(symbol)
+        if worker is not None and worker.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
+
+    def silent(
+        self,
+        now: float,
+        last_seen: Mapping[str, float],
+        greeted: Collection[str],
+        silent_s: float,
+        grace_s: float = STARTUP_GRACE_S,
+    ) -> list[tuple[str, float]]:
+        """Live workers silent too long, with how long: ``grace_s`` before HELLO, then ``silent_s``.
+
+        Silence counts from the later of the last message and the (re)start, so a
+        restarted worker is never judged by its predecessor's last word (D27).
+        """
+        found: list[tuple[str, float]] = []
+        for symbol, worker in self.workers.items():
+            if not worker.alive():
+                continue
+            since = max(last_seen.get(symbol, worker.started_at), worker.started_at)
+            limit = silent_s if symbol in greeted else grace_s
+            if now - since > limit:
+                found.append((symbol, now - since))
+        return found
 
     def poll(self) -> list[str]:
         """Notice dead workers, report them once, and restart those whose backoff is over."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mmsvc.processes.supervisor.pool import FIRST_BACKOFF_S, WorkerPool
+from mmsvc.processes.supervisor.pool import FIRST_BACKOFF_S, STARTUP_GRACE_S, WorkerPool
 
 
 class FakeClock:
@@ -55,3 +55,45 @@ def test_stop_terminates_a_running_worker() -> None:
     pool.stop("ETHUSDT", grace_s=5)
     assert not worker.alive()
     assert "ETHUSDT" not in pool.workers
+
+
+def sleeper_pool(clock: FakeClock) -> WorkerPool:
+    return WorkerPool(
+        argv_for=lambda _s: [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={},
+        on_death=lambda _s, _code: None,
+        clock=clock,
+    )
+
+
+def test_a_worker_that_has_not_said_hello_gets_the_startup_grace() -> None:
+    """D27: a slow start is not a hang; the silence rule waits STARTUP_GRACE_S for HELLO."""
+    clock = FakeClock()
+    pool = sleeper_pool(clock)
+    try:
+        pool.start("BTCUSDT")
+        stale = {"BTCUSDT": clock.now - 1000.0}  # a predecessor's last word does not count
+        clock.now += 30.0
+        assert pool.silent(clock.now, stale, greeted=set(), silent_s=10.0) == []
+        clock.now += STARTUP_GRACE_S
+        found = pool.silent(clock.now, stale, greeted=set(), silent_s=10.0)
+        assert [symbol for symbol, _ in found] == ["BTCUSDT"]
+    finally:
+        pool.stop_all(grace_s=1)
+
+
+def test_after_hello_the_normal_silence_rule_applies() -> None:
+    clock = FakeClock()
+    pool = sleeper_pool(clock)
+    try:
+        pool.start("BTCUSDT")
+        clock.now += 5.0
+        seen = {"BTCUSDT": clock.now}
+        clock.now += 9.0
+        assert pool.silent(clock.now, seen, greeted={"BTCUSDT"}, silent_s=10.0) == []
+        clock.now += 2.0
+        assert pool.silent(clock.now, seen, greeted={"BTCUSDT"}, silent_s=10.0) == [
+            ("BTCUSDT", 11.0)
+        ]
+    finally:
+        pool.stop_all(grace_s=1)

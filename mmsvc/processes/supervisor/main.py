@@ -173,6 +173,7 @@ class Supervisor(AdminCommands):
             self.router.acknowledge(symbol, deliveries)
         elif kind == protocol.HELLO:
             self.connected.add(symbol)
+            self.pool.hello(symbol)
             link = self.router.links.get(symbol.encode())
             if link is not None:
                 link.resend_unacked()
@@ -231,9 +232,7 @@ class Supervisor(AdminCommands):
                 self._finish_if_done(pending, now)
 
     def _kill_hung_workers(self, now: float) -> None:
-        for symbol, silent in self.pool.silent(
-            now, self.last_seen, self.connected, WORKER_SILENT_S
-        ):
+        for symbol, silent in self.pool.silent(now, self.last_seen, WORKER_SILENT_S):
             log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
             self.pool.kill(symbol)
             self.last_seen[symbol] = now

@@ -74,9 +74,9 @@ def test_a_worker_that_has_not_said_hello_gets_the_startup_grace() -> None:
         pool.start("BTCUSDT")
         stale = {"BTCUSDT": clock.now - 1000.0}  # a predecessor's last word does not count
         clock.now += 30.0
-        assert pool.silent(clock.now, stale, greeted=set(), silent_s=10.0) == []
+        assert pool.silent(clock.now, stale, silent_s=10.0) == []
         clock.now += STARTUP_GRACE_S
-        found = pool.silent(clock.now, stale, greeted=set(), silent_s=10.0)
+        found = pool.silent(clock.now, stale, silent_s=10.0)
         assert [symbol for symbol, _ in found] == ["BTCUSDT"]
     finally:
         pool.stop_all(grace_s=1)
@@ -88,12 +88,153 @@ def test_after_hello_the_normal_silence_rule_applies() -> None:
     try:
         pool.start("BTCUSDT")
         clock.now += 5.0
+        pool.hello("BTCUSDT")
         seen = {"BTCUSDT": clock.now}
         clock.now += 9.0
-        assert pool.silent(clock.now, seen, greeted={"BTCUSDT"}, silent_s=10.0) == []
+        assert pool.silent(clock.now, seen, silent_s=10.0) == []
         clock.now += 2.0
-        assert pool.silent(clock.now, seen, greeted={"BTCUSDT"}, silent_s=10.0) == [
-            ("BTCUSDT", 11.0)
-        ]
+        assert pool.silent(clock.now, seen, silent_s=10.0) == [("BTCUSDT", 11.0)]
     finally:
         pool.stop_all(grace_s=1)
+
+
+class FakeChild:
+    """A process that lives until told otherwise (the launcher is the pool's seam)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        del timeout
+        self.returncode = -9 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+    def send_signal(self, sig: int) -> None:
+        self.returncode = -sig
+
+
+class FakeLauncher:
+    def __init__(self) -> None:
+        self.launched: list[str] = []
+        self.children: dict[str, FakeChild] = {}
+        self.ready = True
+
+    def __call__(self, symbol: str) -> FakeChild | None:
+        if not self.ready:
+            return None
+        self.launched.append(symbol)
+        child = FakeChild(1000 + len(self.launched))
+        self.children[symbol] = child
+        return child
+
+
+def rated_pool(clock: FakeClock, launcher: FakeLauncher, **limits: float) -> WorkerPool:
+    return WorkerPool(
+        argv_for=lambda _s: [],
+        env={},
+        on_death=lambda _s, _code: None,
+        clock=clock,
+        launcher=launcher,
+        max_starting=int(limits.get("max_starting", 100)),
+        starts_per_s=limits.get("starts_per_s", float("inf")),
+    )
+
+
+def test_starts_leave_the_queue_at_the_bounded_rate() -> None:
+    """D27: at most starts_per_s launches a second; the rest wait their turn, in order."""
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    pool = rated_pool(clock, launcher, starts_per_s=2.0)
+    symbols = [f"S{i}USDT" for i in range(5)]
+    for symbol in symbols:
+        pool.start(symbol)
+    assert launcher.launched == ["S0USDT"]
+    assert pool.queued() == symbols[1:]
+    assert not pool.workers["S1USDT"].alive()
+    clock.now += 0.5
+    pool.poll()
+    assert launcher.launched == symbols[:2]
+    clock.now += 10.0
+    pool.poll()  # one launch per poll and per gap: never a burst after a pause
+    assert launcher.launched == symbols[:3]
+
+
+def test_at_most_max_starting_workers_are_between_launch_and_hello() -> None:
+    """D27: a slow box holds the queue rather than piling up more interpreters."""
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    pool = rated_pool(clock, launcher, max_starting=2)
+    for i in range(4):
+        pool.start(f"S{i}USDT")
+    assert launcher.launched == ["S0USDT", "S1USDT"]
+    pool.poll()
+    assert launcher.launched == ["S0USDT", "S1USDT"]
+    pool.hello("S0USDT")
+    pool.poll()
+    assert launcher.launched == ["S0USDT", "S1USDT", "S2USDT"]
+    clock.now += STARTUP_GRACE_S  # a launch that never greets frees its slot after the grace
+    pool.poll()
+    assert launcher.launched == ["S0USDT", "S1USDT", "S2USDT", "S3USDT"]
+
+
+def test_a_launcher_that_is_not_ready_keeps_the_queue() -> None:
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    launcher.ready = False
+    pool = rated_pool(clock, launcher)
+    pool.start("BTCUSDT")
+    pool.poll()
+    assert pool.queued() == ["BTCUSDT"]
+    launcher.ready = True
+    pool.poll()
+    assert pool.queued() == []
+    assert pool.workers["BTCUSDT"].alive()
+
+
+def test_a_queued_worker_stopped_for_good_leaves_the_queue() -> None:
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    pool = rated_pool(clock, launcher, max_starting=1)
+    pool.start("BTCUSDT")
+    pool.start("ETHUSDT")
+    pool.stop("ETHUSDT")
+    pool.hello("BTCUSDT")
+    pool.poll()
+    assert launcher.launched == ["BTCUSDT"]
+    assert "ETHUSDT" not in pool.workers
+
+
+def test_a_restart_after_death_goes_through_the_queue() -> None:
+    """D2 then D27: a dead worker is reported, and its restart waits for a start slot."""
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    deaths: list[str] = []
+    pool = WorkerPool(
+        argv_for=lambda _s: [],
+        env={},
+        on_death=lambda s, _code: deaths.append(s),
+        clock=clock,
+        launcher=launcher,
+        max_starting=1,
+    )
+    pool.start("BTCUSDT")
+    pool.start("ETHUSDT")
+    pool.hello("BTCUSDT")
+    pool.poll()
+    launcher.children["BTCUSDT"].kill()
+    clock.now += FIRST_BACKOFF_S
+    assert pool.poll() == ["BTCUSDT"]
+    assert deaths == ["BTCUSDT"]
+    clock.now += FIRST_BACKOFF_S
+    pool.poll()
+    assert pool.queued() == ["BTCUSDT"]  # ETHUSDT has not said HELLO: the slot is taken
+    pool.hello("ETHUSDT")
+    pool.poll()
+    assert launcher.launched == ["BTCUSDT", "ETHUSDT", "BTCUSDT"]

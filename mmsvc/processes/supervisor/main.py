@@ -35,12 +35,13 @@ from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.supervisor.commands import CANCEL_DEADLINE_S, AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
-from mmsvc.processes.supervisor.pool import WorkerPool
+from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
 from mmsvc.processes.supervisor.requests import (
     PendingRequest,
 )
 from mmsvc.processes.supervisor.router import Router, WorkerLink
 from mmsvc.processes.supervisor.startup import run_startup
+from mmsvc.processes.supervisor.template import WorkerTemplate
 
 log = logging.getLogger("mmsvc.supervisor")
 
@@ -69,8 +70,13 @@ class Supervisor(AdminCommands):
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
         self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
+        self.template = WorkerTemplate(os.environ, fresh_interpreter(self._worker_argv, os.environ))
         self.pool = WorkerPool(
-            self._worker_argv, dict(os.environ), self._worker_died, on_exit=metrics.mark_dead
+            self._worker_argv,
+            dict(os.environ),
+            self._worker_died,
+            on_exit=metrics.mark_dead,
+            launcher=self.template,  # D27: forked from the template, fresh if it cannot be
         )
         self.pending: dict[str, PendingRequest] = {}
         self.last_seen: dict[str, float] = {}
@@ -97,6 +103,7 @@ class Supervisor(AdminCommands):
 
     def start(self) -> None:
         """The spec's start-up, then one worker per symbol, then subscribe."""
+        self.template.start()  # imports while start-up runs (D27)
         report = run_startup(self.sessions, self.orders, shadow=self.settings.shadow_mode)
         self._sync_kill_flag_copy()
         for symbol in report.symbols:
@@ -256,6 +263,7 @@ class Supervisor(AdminCommands):
         """Stop workers (each cancels its own orders), then make sure the account is flat."""
         log.info("supervisor stopping: canceling every order")
         self.pool.stop_all()
+        self.template.close()
         if self.orders is not None:
             result = self.orders.cancel_until_flat(None, CANCEL_DEADLINE_S)
             log.info("orders canceled at shutdown", extra={"flat": result.flat})

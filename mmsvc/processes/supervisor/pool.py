@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mmsvc.domain.ratelimit import TokenBucket
+
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 1.0
@@ -36,7 +38,7 @@ MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0
 STARTUP_GRACE_S = 60.0  # D27: silence allowed before a (re)started worker's HELLO
 MAX_STARTING = 16  # D27: workers launched and not yet greeted, at most
-STARTS_PER_S = 20.0  # D27: launches a second, at most
+STARTS_PER_S = 20  # D27: launches a second, at most (a quarter second's worth at once)
 
 
 class ChildProcess(Protocol):
@@ -109,15 +111,15 @@ class WorkerPool:
         *,
         launcher: Launcher | None = None,
         max_starting: int = MAX_STARTING,
-        starts_per_s: float = STARTS_PER_S,
+        starts_per_s: int = STARTS_PER_S,
     ) -> None:
         self._launch = launcher if launcher is not None else fresh_interpreter(argv_for, env)
         self._on_death = on_death
         self._on_exit = on_exit  # every reaped pid, before a replacement starts (metrics files)
         self._clock = clock
         self._max_starting = max_starting
-        self._launch_gap_s = 1.0 / starts_per_s
-        self._next_launch_at = float("-inf")
+        # the housekeeping tick is 0.25 s: a burst of a quarter second's starts keeps the rate
+        self._starts = TokenBucket(starts_per_s, _ms(clock()), burst=max(1, starts_per_s // 4))
         self._queue: deque[str] = deque()
         self.workers: dict[str, WorkerProcess] = {}
 
@@ -212,7 +214,7 @@ class WorkerPool:
         return died
 
     def _launch_due(self, now: float) -> None:
-        while self._queue and now >= self._next_launch_at:
+        while self._queue and self._starts.available(_ms(now)) > 0:
             if self.starting(now) >= self._max_starting:
                 return
             symbol = self._queue[0]
@@ -228,7 +230,7 @@ class WorkerPool:
             worker.queued = False
             worker.greeted = False
             worker.started_at = now
-            self._next_launch_at = now + self._launch_gap_s
+            self._starts.try_acquire(_ms(now))
             log.info("worker started", extra={"symbol": symbol, "worker_pid": proc.pid})
 
     def _schedule_restart(self, worker: WorkerProcess, now: float) -> None:
@@ -250,6 +252,10 @@ class WorkerPool:
             extra={"symbol": worker.symbol, "exit_code": code, "backoff_s": worker.backoff_s},
         )
         self._on_death(worker.symbol, code)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
 
 
 def _terminate(procs: Sequence[ChildProcess], grace_s: float) -> None:

@@ -143,7 +143,7 @@ def rated_pool(clock: FakeClock, launcher: FakeLauncher, **limits: float) -> Wor
         clock=clock,
         launcher=launcher,
         max_starting=int(limits.get("max_starting", 100)),
-        starts_per_s=limits.get("starts_per_s", float("inf")),
+        starts_per_s=int(limits.get("starts_per_s", 1000)),
     )
 
 
@@ -162,8 +162,21 @@ def test_starts_leave_the_queue_at_the_bounded_rate() -> None:
     pool.poll()
     assert launcher.launched == symbols[:2]
     clock.now += 10.0
-    pool.poll()  # one launch per poll and per gap: never a burst after a pause
+    pool.poll()  # a pause saves no more than the burst (a quarter second's worth, at least 1)
     assert launcher.launched == symbols[:3]
+
+
+def test_the_rate_holds_when_the_pool_is_polled_less_often_than_the_gap() -> None:
+    """The supervisor polls every 0.25 s: 20 starts a second must still be 20, not 4."""
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    pool = rated_pool(clock, launcher, starts_per_s=20)
+    for i in range(40):
+        pool.start(f"S{i}USDT")
+    for _ in range(8):
+        clock.now += 0.25
+        pool.poll()
+    assert pool.queued() == []  # 2 s at 20 a second (and the first burst): all 40 started
 
 
 def test_at_most_max_starting_workers_are_between_launch_and_hello() -> None:

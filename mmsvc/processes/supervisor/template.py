@@ -169,15 +169,16 @@ class WorkerTemplate:
         now = self._clock()
         if now < self._disabled_until or self._subreaper is False:
             return self._fresh(symbol)
-        if self._proc is None or self._proc.poll() is not None:
-            if self._proc is not None:
-                log.error(
-                    "worker template died; starting it again",
-                    extra={"exit_code": self._proc.returncode},
-                )
-            if not self.start():
-                return self._fresh(symbol)
-            return None
+        if self._proc is not None and self._proc.poll() is not None:
+            if not self._ready:
+                return self._give_up(symbol, f"template exited with {self._proc.returncode}")
+            log.error(
+                "worker template died; starting it again",
+                extra={"exit_code": self._proc.returncode},
+            )
+            self.close()
+        if self._proc is None:
+            return None if self.start() else self._fresh(symbol)
         if not self._ready:
             return self._await_ready(symbol, now)
         return self._fork(symbol)

@@ -101,3 +101,15 @@ def test_forked_workers_die_with_their_supervisor(host: Host) -> None:
     host.proc.wait(10)
     wait_for(lambda: not _alive(worker["pid"]), 10, "the orphaned forked worker gone")
     wait_for(lambda: not _alive(template), 10, "the template gone")
+
+
+def test_a_template_that_cannot_start_falls_back_to_fresh_interpreters() -> None:
+    """D27: forking is an optimisation; a broken template never stops workers from starting."""
+    broken = Host("tests.integration.processes.no_such_module")
+    try:
+        worker = broken.ask("fork AAAUSDT")
+        assert not worker["forked"]
+        assert worker["s"] < 15  # at its first exit, not after a storm of template restarts
+        assert broken.ask("poll") == {"AAAUSDT": None}
+    finally:
+        broken.close()

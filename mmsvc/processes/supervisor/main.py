@@ -36,12 +36,13 @@ from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
-from mmsvc.processes.supervisor.pool import WorkerPool
+from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
 from mmsvc.processes.supervisor.requests import (
     PendingRequest,
 )
 from mmsvc.processes.supervisor.router import Router, WorkerLink
 from mmsvc.processes.supervisor.startup import run_startup
+from mmsvc.processes.supervisor.template import WorkerTemplate
 
 log = logging.getLogger("mmsvc.supervisor")
 
@@ -73,8 +74,13 @@ class Supervisor(AdminCommands):
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
         self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
+        self.template = WorkerTemplate(os.environ, fresh_interpreter(self._worker_argv, os.environ))
         self.pool = WorkerPool(
-            self._worker_argv, dict(os.environ), self._worker_died, on_exit=metrics.mark_dead
+            self._worker_argv,
+            dict(os.environ),
+            self._worker_died,
+            on_exit=metrics.mark_dead,
+            launcher=self.template,  # D27: forked from the template, fresh if it cannot be
         )
         self.pending: dict[str, PendingRequest] = {}
         self.last_seen: dict[str, float] = {}
@@ -101,6 +107,7 @@ class Supervisor(AdminCommands):
 
     def start(self) -> None:
         """The spec's start-up, then one worker per symbol, then subscribe."""
+        self.template.start()  # imports while start-up runs (D27)
         report = run_startup(self.sessions, self.orders, shadow=self.settings.shadow_mode)
         self._sync_kill_flag_copy()
         for symbol in report.symbols:
@@ -192,6 +199,7 @@ class Supervisor(AdminCommands):
             self.router.acknowledge(symbol, deliveries)
         elif isinstance(message, protocol.Hello):
             self.connected.add(symbol)
+            self.pool.hello(symbol)
             link = self.router.links.get(symbol.encode())
             if link is not None:
                 link.resend_unacked()
@@ -261,14 +269,10 @@ class Supervisor(AdminCommands):
                 self._finish_if_done(pending, now)
 
     def _kill_hung_workers(self, now: float) -> None:
-        for symbol, worker in self.pool.workers.items():
-            # Counted from the worker's own start too: a restart after a long backoff
-            # (D2) would otherwise be killed at once for its predecessor's silence.
-            silent = now - max(self.last_seen.get(symbol, now), worker.started_at)
-            if worker.alive() and silent > WORKER_SILENT_S and worker.proc is not None:
-                log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
-                worker.proc.kill()
-                self.last_seen[symbol] = now
+        for symbol, silent in self.pool.silent(now, self.last_seen, WORKER_SILENT_S):
+            log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
+            self.pool.kill(symbol)
+            self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
         beat = protocol.encode(protocol.Heartbeat())
@@ -289,6 +293,7 @@ class Supervisor(AdminCommands):
         """Stop workers (each cancels its own orders), then make sure the account is flat."""
         log.info("supervisor stopping: canceling every order")
         self.pool.stop_all()
+        self.template.close()
         if self.orders is not None:
             result = self.orders.cancel_until_flat(None, CANCEL_DEADLINE_S)
             log.info("orders canceled at shutdown", extra={"flat": result.flat})

@@ -27,7 +27,7 @@ from mmsvc.processes.global_kill import Kill
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.main import Supervisor
-from mmsvc.processes.supervisor.pool import WorkerProcess
+from mmsvc.processes.supervisor.pool import WorkerPool, WorkerProcess
 from mmsvc.processes.supervisor.requests import PendingRequest, all_answered
 from mmsvc.processes.supervisor.router import Router
 
@@ -71,8 +71,11 @@ def _session() -> Iterator[StubSession]:
     yield StubSession()
 
 
-class StubPool:
+class StubPool(WorkerPool):
+    """The real pool's bookkeeping (silence, hello, kill) over workers that launch nothing."""
+
     def __init__(self, symbols: tuple[str, ...]) -> None:
+        super().__init__(lambda _s: [], {}, lambda _s, _code: None, launcher=lambda _s: None)
         self.workers = {s: WorkerProcess(s) for s in symbols}
 
 
@@ -90,7 +93,7 @@ def supervisor() -> Iterator[tuple[Supervisor, zmq.Socket[bytes], zmq.Socket[byt
     sup.settings = Settings()  # type: ignore[assignment]
     sup.router = Router("mm-account", lambda _: None)
     sup.lag = LagTracker(10.0)
-    sup.pool = StubPool(SYMBOLS)  # type: ignore[assignment]
+    sup.pool = StubPool(SYMBOLS)
     sup.pending, sup.last_seen, sup.connected = {}, {}, set(SYMBOLS)
     sup.kill_switch = StubKillSwitch()  # type: ignore[assignment]
     sup.orders = None
@@ -277,5 +280,6 @@ def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervis
     worker.started_at = 130.0  # restarted after a 30 s backoff
     sup._kill_hung_workers(now=131.0)
     assert not proc.killed
+    sup.pool.hello("BTCUSDT")  # D27: before HELLO a worker has the start-up grace
     sup._kill_hung_workers(now=141.0)  # and still silent 11 s after its start
     assert proc.killed

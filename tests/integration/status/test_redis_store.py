@@ -42,7 +42,10 @@ def test_published_status_reads_back_with_decimals_as_strings_and_a_heartbeat(
     store.publish("BTCUSDT", {"state": "ACTIVE", "position": Decimal("0.0010")}, ttl_s=5)
     status = store.read("BTCUSDT")
     assert status is not None
-    assert (status["state"], status["position"]) == ("ACTIVE", "0.0010")
+    assert (status["state"], status["position"]) == (
+        "ACTIVE",
+        "0.001",
+    )  # the one wire form: no trailing zeros
     assert before <= status["heartbeat_ts"] <= time.time()
 
 

@@ -14,21 +14,22 @@ from tests.integration.admin.conftest import READ, Admin, seed_config
 
 pytestmark = pytest.mark.integration
 
+# Decimals in their one wire form: plain, no trailing zeros (issue 11).
 DEFAULTS = {
     "symbol": "BTCUSDT",
     "enabled": False,
-    "base_spread_bps": "10.0",
-    "order_size_usdt": "100.0",
+    "base_spread_bps": "10",
+    "order_size_usdt": "100",
     "inventory_skew_factor": "0.5",
-    "max_position_usdt": "10000.0",
-    "max_loss_usdt": "500.0",
+    "max_position_usdt": "10000",
+    "max_loss_usdt": "500",
     "volatility_multiplier": True,
     "num_levels": 1,
-    "level_spacing_bps": "5.0",
+    "level_spacing_bps": "5",
     "check_staleness": False,
     "staleness_threshold_ms": 1000,  # whole milliseconds (issue 11)
     "quote_interval_ms": 100,
-    "price_threshold_bps": "5.0",
+    "price_threshold_bps": "5",
     "updated_by": "seed",
 }
 

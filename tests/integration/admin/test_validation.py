@@ -96,7 +96,7 @@ def test_an_out_of_bound_update_is_400_and_changes_nothing(admin: Admin, db_engi
     assert response.json()["error"]["field"] == "max_position_usdt"
     assert "<= 1000000000000" in response.json()["error"]["message"]
     config = admin.call("GET", "/v1/mm-configs/BTCUSDT").json()
-    assert config["max_position_usdt"] == "10000.0"
+    assert config["max_position_usdt"] == "10000"
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def reset(worker: Worker) -> None:
         session.execute(
             update(MMState)
             .where(MMState.symbol == worker.symbol)
-            .values(state="ACTIVE", trigger=None)
+            .values(state="ACTIVE", trigger=None, trigger_detail=None)
         )
     config = worker.store.load_config()
     assert config is not None

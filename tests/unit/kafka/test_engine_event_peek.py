@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import timeit
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmsvc.adapters.kafka import topics
-from mmsvc.adapters.kafka.codec import AvroCodec, engine_event_account_id
+from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError, engine_event_account_id
 
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 # Any text, long enough to need multi-byte length varints now and then.
@@ -148,14 +147,15 @@ def test_hand_built_leading_fields_are_read() -> None:
     assert engine_event_account_id(header() + leading_fields(account=b"acc-42")) == "acc-42"
 
 
-def test_peek_costs_far_less_than_a_full_decode(codec: AvroCodec) -> None:
+def test_peek_reads_only_the_leading_fields_a_full_decode_needs_all(codec: AvroCodec) -> None:
+    """Why the filter is cheap (D14), shown without a clock: it stops at account_id.
+
+    The speed itself is a benchmark's figure (``make bench``, the router), never a
+    test's: a timing assertion fails under coverage or load.
+    """
     data = encode(codec, TYPICAL_FILL)
-
-    def best(call: Any) -> float:
-        return min(timeit.repeat(call, number=2000, repeat=5))
-
-    decode_s = best(lambda: codec.decode(topics.ENGINE_EVENTS, data))
-    peek_s = best(lambda: engine_event_account_id(data))
-
-    # Measured about 9x on the development machines; 3x leaves room for noise.
-    assert peek_s * 3 < decode_s
+    account = TYPICAL_FILL["account_id"]
+    enough = next(n for n in range(len(data) + 1) if engine_event_account_id(data[:n]) == account)
+    assert enough < len(data)  # the eleven fields after account_id are never read
+    with pytest.raises(DecodeError):
+        codec.decode(topics.ENGINE_EVENTS, data[:enough])

@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
+from mmsvc.devstack import stack
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.router import Router
 from tests.fixtures.waiting import wait_for
@@ -95,15 +96,30 @@ class SupervisorConsumer:
 
 
 @pytest.fixture
-def supervisor_consumer(kafka_bootstrap: str) -> Iterator[SupervisorConsumer]:
-    consumer = SupervisorConsumer(kafka_bootstrap)
+def supervisor_consumer(quiet_broker: str) -> Iterator[SupervisorConsumer]:
+    consumer = SupervisorConsumer(quiet_broker)
     yield consumer
     consumer.close()
 
 
+@pytest.fixture(scope="module")
+def quiet_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of this module's own, every topic created, and no traffic but the test's.
+
+    The session's broker carries the simulator's feed and every earlier test's
+    history; under that load the dev broker (Tansu) can stall one partition's
+    fetches for seconds, which D8 rightly counts as lag and a 2 s threshold sees.
+    """
+    run_dir = tmp_path_factory.mktemp("lag-broker")
+    bootstrap = stack.start_broker(run_dir)
+    stack.create_topics(bootstrap)
+    yield bootstrap
+    stack.stop_process(run_dir, "broker")
+
+
 @pytest.fixture
-def producer(kafka_bootstrap: str) -> Iterator[Producer]:
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 2})
+def producer(quiet_broker: str) -> Iterator[Producer]:
+    producer = Producer({"bootstrap.servers": quiet_broker, "linger.ms": 2})
     yield producer
     producer.flush(5)
 

@@ -104,6 +104,7 @@ class SymbolTrader:
     halted_ts_ms: int = 0
     resumed_ts_ms: int = 0
     metadata_trading_ms: int = 0  # when the Metadata Service was last asked and said TRADING
+    halt_wins_tie: bool = True  # a halt and a resume stamped alike: the halt came last
 
     def __post_init__(self) -> None:
         self.book = OrderBook(self.config.symbol)
@@ -159,7 +160,7 @@ class SymbolTrader:
         history (see ``halt_is_history``).
         """
         if instrument.halted:
-            self.halted_ts_ms = max(self.halted_ts_ms, as_of_ms)
+            self._halt_seen(as_of_ms)
         elif from_metadata:
             self.metadata_trading_ms = max(self.metadata_trading_ms, as_of_ms)
         self.instrument = instrument
@@ -169,13 +170,20 @@ class SymbolTrader:
 
     def exchange_halt(self, ts_ms: int) -> None:
         """md.instrument.halt.v1: halted until a resume stamped after it (D23, D31)."""
-        self.halted_ts_ms = max(self.halted_ts_ms, ts_ms)
+        self._halt_seen(ts_ms)
         self._apply_exchange_status()
 
     def exchange_resume(self, ts_ms: int) -> None:
         """md.instrument.resume.v1: clears only a halt stamped before it; never a reset."""
-        self.resumed_ts_ms = max(self.resumed_ts_ms, ts_ms)
+        if ts_ms >= self.resumed_ts_ms:
+            self.resumed_ts_ms = ts_ms
+            self.halt_wins_tie = False  # stamped as the last halt, and seen after it
         self._apply_exchange_status()
+
+    def _halt_seen(self, ts_ms: int) -> None:
+        if ts_ms >= self.halted_ts_ms:
+            self.halted_ts_ms = ts_ms
+            self.halt_wins_tie = True
 
     @property
     def halt_is_history(self) -> bool:
@@ -189,7 +197,11 @@ class SymbolTrader:
     @property
     def exchange_halted(self) -> bool:
         """True while the last halt seen is not followed by a newer resume."""
-        return self.halted_ts_ms > 0 and self.resumed_ts_ms <= self.halted_ts_ms
+        if self.halted_ts_ms == 0 or self.resumed_ts_ms > self.halted_ts_ms:
+            return False
+        # Stamped in the same millisecond (an exchange halts and resumes that fast):
+        # the one seen last wins, as the exchange sent them; a halt seen last halts.
+        return self.resumed_ts_ms < self.halted_ts_ms or self.halt_wins_tie
 
     def _apply_exchange_status(self) -> None:
         if self.instrument is None:

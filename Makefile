@@ -13,7 +13,7 @@ PROTO := mmsvc/adapters/metadata/proto/metadata.proto
 PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
 STACK_ENV := $(RUN_DIR)/stack.env
 
-.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-unit bench run clean
+.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run clean
 
 help: ## List the targets with what each does
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -85,6 +85,10 @@ test: venv prometheus pgbouncer ## Lint, then every test (unit, integration, end
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
 	@$(PY) -m pytest --cov=mmsvc --cov-report=term
+
+test-long: venv prometheus pgbouncer ## The minute-long end-to-end runs make test leaves out (alert rules with long windows)
+	@$(PY) -m mmsvc.devstack.services
+	@$(PY) -m pytest -m long
 
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q

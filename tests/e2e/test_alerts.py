@@ -105,6 +105,7 @@ def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
     timing(KILL, "reset -> cleared", cleared)
 
 
+@pytest.mark.long  # a minute-long rule window: make test-long
 def test_an_active_symbol_without_orders_fires_not_quoting_and_fresh_data_clears_it(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
@@ -163,6 +164,7 @@ def test_an_undecodable_message_fires_the_decode_errors_alert(
     timing("MMDecodeErrors", "garbage produced -> firing", firing)
 
 
+@pytest.mark.long  # a minute-long rule window: make test-long
 def test_a_worker_killed_three_times_fires_the_restart_alert(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
@@ -184,6 +186,7 @@ def test_a_worker_killed_three_times_fires_the_restart_alert(
     timing("MMWorkerRestarting", "third SIGKILL -> firing", firing)
 
 
+@pytest.mark.long  # a minute-long rule window: make test-long
 def test_the_metrics_endpoint_down_fires_metrics_down_and_its_return_clears_it(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:

@@ -101,10 +101,11 @@ class SymbolTrader:
     holds: PlaceHolds = field(default_factory=PlaceHolds)
     fees_paid: Decimal = Decimal(0)  # quote asset, net of rebates, as stored with the position
     # The exchange's last halt and resume, by their own stamps (D23, D31).
-    halted_ts_ms: int = 0
-    resumed_ts_ms: int = 0
+    # The last halt and resume as (ts_ms, sent_ms): the exchange's stamp, then the Kafka
+    # record's send time, which orders a halt and a resume of the same millisecond.
+    halted_at: tuple[int, int] = (0, 0)
+    resumed_at: tuple[int, int] = (0, 0)
     metadata_trading_ms: int = 0  # when the Metadata Service was last asked and said TRADING
-    halt_wins_tie: bool = True  # a halt and a resume stamped alike: the halt came last
 
     def __post_init__(self) -> None:
         self.book = OrderBook(self.config.symbol)
@@ -160,7 +161,7 @@ class SymbolTrader:
         history (see ``halt_is_history``).
         """
         if instrument.halted:
-            self._halt_seen(as_of_ms)
+            self.halted_at = max(self.halted_at, (as_of_ms, as_of_ms))
         elif from_metadata:
             self.metadata_trading_ms = max(self.metadata_trading_ms, as_of_ms)
         self.instrument = instrument
@@ -168,22 +169,20 @@ class SymbolTrader:
         if self.inventory is None:
             self.inventory = Inventory(self.symbol, instrument.base_asset)
 
-    def exchange_halt(self, ts_ms: int) -> None:
+    def exchange_halt(self, ts_ms: int, sent_ms: int = 0) -> None:
         """md.instrument.halt.v1: halted until a resume stamped after it (D23, D31)."""
-        self._halt_seen(ts_ms)
+        self.halted_at = max(self.halted_at, (ts_ms, sent_ms))
         self._apply_exchange_status()
 
-    def exchange_resume(self, ts_ms: int) -> None:
-        """md.instrument.resume.v1: clears only a halt stamped before it; never a reset."""
-        if ts_ms >= self.resumed_ts_ms:
-            self.resumed_ts_ms = ts_ms
-            self.halt_wins_tie = False  # stamped as the last halt, and seen after it
-        self._apply_exchange_status()
+    def exchange_resume(self, ts_ms: int, sent_ms: int = 0) -> None:
+        """md.instrument.resume.v1: clears only a halt sent before it; never a reset.
 
-    def _halt_seen(self, ts_ms: int) -> None:
-        if ts_ms >= self.halted_ts_ms:
-            self.halted_ts_ms = ts_ms
-            self.halt_wins_tie = True
+        A halt and a resume stamped in the same millisecond (an exchange can halt
+        and resume that fast) are ordered by their Kafka send times: replayed by a
+        new group they arrive in any order, on two topics (D15, D31).
+        """
+        self.resumed_at = max(self.resumed_at, (ts_ms, sent_ms))
+        self._apply_exchange_status()
 
     @property
     def halt_is_history(self) -> bool:
@@ -192,16 +191,12 @@ class SymbolTrader:
         Still halted (only a newer resume clears it: D31), but history: the
         resume that followed is on its way on another topic, so no kill latches.
         """
-        return self.exchange_halted and self.halted_ts_ms < self.metadata_trading_ms
+        return self.exchange_halted and self.halted_at[0] < self.metadata_trading_ms
 
     @property
     def exchange_halted(self) -> bool:
-        """True while the last halt seen is not followed by a newer resume."""
-        if self.halted_ts_ms == 0 or self.resumed_ts_ms > self.halted_ts_ms:
-            return False
-        # Stamped in the same millisecond (an exchange halts and resumes that fast):
-        # the one seen last wins, as the exchange sent them; a halt seen last halts.
-        return self.resumed_ts_ms < self.halted_ts_ms or self.halt_wins_tie
+        """True while the last halt seen is not followed by a later resume (a tie halts)."""
+        return self.halted_at > (0, 0) and self.resumed_at <= self.halted_at
 
     def _apply_exchange_status(self) -> None:
         if self.instrument is None:

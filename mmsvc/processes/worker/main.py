@@ -321,10 +321,14 @@ class Worker:
         if not self.edge.admit(frame, record):
             return  # refused: counted, logged, book unknown or dead-lettered (D24)
         handler = _HANDLERS.get(frame.topic)
-        if handler is None:
+        ordered = _SENT_ORDERED.get(frame.topic)
+        if handler is None and ordered is None:
             return
         try:
-            handler(self, record)
+            if ordered is not None:
+                ordered(self, record, frame.ts_ms)
+            elif handler is not None:
+                handler(self, record)
         except (ValueError, ArithmeticError, KeyError, TypeError, DataError, IntegrityError) as exc:
             # Content the wire rules let through and the core or PostgreSQL refused: one
             # bad message costs one message; crashing would replay it forever (D24).
@@ -351,12 +355,12 @@ class Worker:
         self.attach_instrument(instrument_from_record(record), int(record["ts_ms"]))
         self.market_moved()
 
-    def on_halt(self, record: dict[str, Any]) -> None:
-        self.trader.exchange_halt(int(record["ts_ms"]))
+    def on_halt(self, record: dict[str, Any], sent_ms: int) -> None:
+        self.trader.exchange_halt(int(record["ts_ms"]), sent_ms)
         self.market_moved(force=True)
 
-    def on_resume(self, record: dict[str, Any]) -> None:
-        self.trader.exchange_resume(int(record["ts_ms"]))  # a reset stays manual
+    def on_resume(self, record: dict[str, Any], sent_ms: int) -> None:
+        self.trader.exchange_resume(int(record["ts_ms"]), sent_ms)  # a reset stays manual
 
     def on_engine_event(self, record: dict[str, Any]) -> None:
         """Our account's order events; a fill is committed before it is acknowledged (D1)."""
@@ -634,6 +638,10 @@ _HANDLERS = {
     topics.ENGINE_EVENTS: Worker.on_engine_event,
     topics.INSTRUMENT_CREATED: Worker.on_instrument,
     topics.INSTRUMENT_UPDATED: Worker.on_instrument,
+}
+# Halts and resumes also take the Kafka record's send time: it orders a pair stamped
+# in the same millisecond, which a new group's replay delivers in any order (D31).
+_SENT_ORDERED = {
     topics.INSTRUMENT_HALT: Worker.on_halt,
     topics.INSTRUMENT_RESUME: Worker.on_resume,
 }

@@ -115,26 +115,27 @@ def test_a_halt_newer_than_the_metadata_answer_kills_an_active_symbol() -> None:
     assert decision.kill.trigger.value == "MARKET_HALT"
 
 
-def test_a_halt_and_a_resume_in_the_same_millisecond_end_as_the_last_one_seen() -> None:
-    """An exchange can halt and resume within a millisecond; the later arrival wins.
+def test_a_halt_and_a_resume_of_the_same_millisecond_are_ordered_by_their_send_time() -> None:
+    """An exchange can halt and resume within a millisecond; a new group's replay brings
+    the two topics in any order. Before, such a pair kept every later worker halted for
+    good (a resume had to be stamped strictly after its halt)."""
+    for arrival in ("halt first", "resume first"):
+        t = trader(SymbolState.ACTIVE)
+        t.on_instrument(instrument(), 500)
+        if arrival == "halt first":
+            t.exchange_halt(1_000, sent_ms=1_020)
+            t.exchange_resume(1_000, sent_ms=1_021)
+        else:
+            t.exchange_resume(1_000, sent_ms=1_021)
+            t.exchange_halt(1_000, sent_ms=1_020)
+        assert t.instrument is not None
+        assert not t.instrument.halted, arrival
 
-    Before, a resume stamped like its halt never cleared it: every worker of a new
-    group replaying that history stayed halted for good and never quoted.
-    """
+
+def test_a_halt_and_a_resume_alike_in_every_stamp_leave_it_halted() -> None:
     t = trader(SymbolState.ACTIVE)
     t.on_instrument(instrument(), 500)
-    t.exchange_halt(1_000)
-    t.exchange_resume(1_000)
+    t.exchange_halt(1_000, sent_ms=1_020)
+    t.exchange_resume(1_000, sent_ms=1_020)
     assert t.instrument is not None
-    assert not t.instrument.halted
-    t.exchange_halt(1_000)  # and seen again after the resume: in doubt, halted
-    assert t.instrument.halted if t.instrument else False
-
-
-def test_a_resume_seen_before_its_same_millisecond_halt_leaves_it_halted() -> None:
-    t = trader(SymbolState.ACTIVE)
-    t.on_instrument(instrument(), 500)
-    t.exchange_resume(1_000)
-    t.exchange_halt(1_000)
-    assert t.instrument is not None
-    assert t.instrument.halted
+    assert t.instrument.halted  # in doubt, halted (D23)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -186,10 +187,17 @@ def test_a_fill_event_arrives_after_the_answer_of_a_delete_sent_after_the_fill(
         timeout=5,
     )
     assert placed.status_code == 201
-    sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -5}).raise_for_status()
-    deleted = session.delete(
-        f"{sim.order_service_url}/v1/orders/{placed.json()['order_id']}", timeout=5
-    )
+    order_id = placed.json()["order_id"]
+
+    def filled_in_part() -> bool:
+        # Move down until the order fills: a random-walk jump between the place and
+        # the move could otherwise leave it above the market (polled, never assumed).
+        sim.admin("POST", "/v1/markets/BTCUSDT/move", {"bps": -5}).raise_for_status()
+        listed = sim.admin("GET", f"/v1/orders?account_id={account}").json()["orders"]
+        return any(o["order_id"] == order_id and Decimal(o["filled_quantity"]) > 0 for o in listed)
+
+    wait_for(filled_in_part, 20, "a partial fill of the order", poll_s=0.2)
+    deleted = session.delete(f"{sim.order_service_url}/v1/orders/{order_id}", timeout=5)
     answered_ms = now_ms()
     reader.read_until(
         lambda: reader.of(ENGINE, account_id=account, event_type="CANCELED"), timeout=20

@@ -86,9 +86,9 @@ test: venv prometheus pgbouncer ## Lint, then every test (unit, integration, end
 	@$(PY) -m mmsvc.devstack.services
 	@$(PY) -m pytest --cov=mmsvc --cov-report=term
 
-test-long: venv prometheus pgbouncer ## The minute-long end-to-end runs make test leaves out (alert rules with long windows)
+test-long: venv prometheus pgbouncer ## The minute-long and quarantined end-to-end runs make test leaves out
 	@$(PY) -m mmsvc.devstack.services
-	@$(PY) -m pytest -m long
+	@$(PY) -m pytest -m "long or quarantined"
 
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q

@@ -49,12 +49,12 @@ def symbols_in(result: list[dict[str, Any]]) -> set[str]:
     return {series["metric"].get("symbol", "") for series in result}
 
 
-@pytest.fixture
 def answers_status(service: Service, symbol: str) -> bool:
     """The symbol's worker answers STATUS over the control channel."""
     return service.command(protocol.Command.STATUS, symbol)[0] == 200
 
 
+@pytest.fixture
 def demo(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> tuple[Service, Prometheus]:

@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
 HeardCallback = Callable[[float], None]
 STATS_INTERVAL_MS = 1000
+# How long the broker may hold an empty fetch. With fetch.min.bytes=1 a real broker
+# answers as soon as one message is there, so this bounds only the rate of empty
+# fetches, never latency. The dev stack's Tansu (memory storage) scans a partition's
+# stored batches on every fetch: at 5 ms a tailing consumer of partitions holding
+# ~10k batches each kept it at 100% of a core and fetches stalled for minutes (a
+# session's e2e tests missed fills; a quiet `make run` fired KAFKA_LAG after ~10
+# min); at 50 ms it used ~12% and answered in ~20 ms (measured, session 3 notes).
+FETCH_WAIT_MAX_MS = 50
 
 
 def broker_heard_at(stats_json: str, now: float) -> float | None:
@@ -49,7 +57,7 @@ def consumer_config(
     connection: Mapping[str, Any], group_id: str, **overrides: Any
 ) -> dict[str, Any]:
     """The consumer settings on ``connection`` (connection_config): manual commits,
-    earliest for a new group, fast fetches."""
+    earliest for a new group, fetches answered as soon as a message is there."""
     return {
         **connection,
         "group.id": group_id,
@@ -57,7 +65,7 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000,
-        "fetch.wait.max.ms": 5,
+        "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "fetch.min.bytes": 1,
         "queued.min.messages": 20000,
         # With the 1 s default, a full local queue stops fetching for a whole second:

@@ -111,9 +111,4 @@ def main(argv: list[str] | None = None) -> None:
         print("ORDERS STILL OPEN at the Order Service: run it again, or cancel by hand")
     for item in outcome.not_recorded:
         print(f"NOT RECORDED: {item}")
-    sys.exit(1 if outcome.orders_flat is False or _undone(outcome.not_recorded) else 0)
-
-
-def _undone(not_recorded: list[str]) -> bool:
-    """A record PostgreSQL did not take; Redis is a cache, its misses undo nothing (D25)."""
-    return any("Redis" not in item and "live position" not in item for item in not_recorded)
+    sys.exit(1 if outcome.orders_flat is False or outcome.undone else 0)

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -61,6 +60,11 @@ class KillOutcome:
     orders_flat: bool | None
     not_recorded: list[str] = field(default_factory=list)
 
+    @property
+    def undone(self) -> list[str]:
+        """What PostgreSQL did not take; Redis is a cache, its misses undo nothing (D25)."""
+        return [item for item in self.not_recorded if "Redis" not in item]
+
 
 @dataclass(slots=True)
 class KillSwitch:
@@ -85,12 +89,12 @@ class KillSwitch:
 
     def live(self, failed: list[str]) -> LiveStatus:
         """Every symbol's live status from Redis, or nothing when Redis cannot say."""
-        try:
-            return self.status.read_all()
-        except RedisError:
-            log.exception("live status unreadable: the risk event carries zero position and P&L")
-            failed.append("live position and P&L")
+        live = self.status.read_all()
+        if live is None:
+            log.error("live status unreadable: the risk event carries zero position and P&L")
+            failed.append("live position and P&L (Redis)")
             return {}
+        return live
 
     def raise_flag(self, kill: Kill, live: LiveStatus, failed: list[str]) -> bool:
         """The global flag with its one all-symbols risk event, then its Redis copy (D3, D7).
@@ -117,10 +121,10 @@ class KillSwitch:
         except SQLAlchemyError:
             log.exception("could not record the global kill flag")
             failed.append("global kill flag in PostgreSQL")
-        try:
-            self.status.set_kill_flag(kill.detail, kill.actor)
-        except RedisError:
-            log.exception("could not copy the global kill flag to Redis")
+        if not self.status.set_kill_flag(kill.detail, kill.actor):
+            # PostgreSQL's flag is the authority; the supervisor copies it again
+            # once Redis answers (D25).
+            log.error("could not copy the global kill flag to Redis")
             failed.append("global kill flag copy in Redis")
         log.critical(
             "global kill switch", extra={"trigger": kill.trigger.value, "detail": kill.detail}

@@ -4,19 +4,42 @@ Every key lives under the store's prefix, so a shadow instance with its own
 prefix never touches production's keys (ARCHITECTURE D18). Keys:
 `<prefix>status` (hash: symbol -> JSON), `<prefix>heartbeats` (hash: process
 -> epoch seconds) and `<prefix>kill_flag` (JSON string).
+
+Redis is a cache (ARCHITECTURE D25): no method raises because Redis is down
+or slow. A write that Redis did not take returns False (the writer writes
+again on its next beat, which is what refills an empty Redis); a read Redis
+cannot answer returns None, which callers show as "not known" (`live: null`),
+never as "absent". After a failure the store does not call Redis again for a
+short, growing pause, so a hung Redis costs a worker's or the supervisor's
+loop one socket timeout per pause, not one per call.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from mmsvc.domain.decimals import decimal_text
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SOCKET_TIMEOUT_S = 1.0
+# Pauses after a failure: the first is short so a restart is noticed at once,
+# later ones grow so a dead Redis is not knocked on every loop iteration.
+PAUSE_FIRST_S = 0.5
+PAUSE_MAX_S = 5.0
 
 
 def _encode(value: object) -> object:
@@ -26,14 +49,69 @@ def _encode(value: object) -> object:
     raise TypeError(f"cannot store {type(value).__name__} in a status")
 
 
+class Beat(enum.Enum):
+    """What a heartbeat write found."""
+
+    KNOWN = "known"  # Redis already had this process's heartbeat
+    NEW = "new"  # it did not: the first beat, or Redis came back empty (refill what you keep)
+    UNREACHABLE = "unreachable"  # Redis did not answer (it may come back empty)
+
+
+class _Breaker:
+    """Turns Redis failures into a return value and skips calls for a pause after one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pause_s = 0.0
+        self._closed_until = 0.0  # monotonic time before which no call is made
+
+    def call(self, what: str, fn: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered; (False, None) when it failed or is paused."""
+        if time.monotonic() < self._closed_until:
+            return False, None
+        try:
+            result = fn()
+        except redis.RedisError as exc:
+            self._failed(what, exc)
+            return False, None
+        self._answered()
+        return True, result
+
+    def _failed(self, what: str, exc: redis.RedisError) -> None:
+        with self._lock:
+            first = self._pause_s == 0.0
+            self._pause_s = min(PAUSE_MAX_S, max(PAUSE_FIRST_S, self._pause_s * 2))
+            self._closed_until = time.monotonic() + self._pause_s
+        if first:  # once per outage, not once per call
+            log.warning(
+                "Redis unavailable: live status, heartbeats and the kill flag copy wait (D25)",
+                extra={"call": what, "error": f"{type(exc).__name__}: {exc}"[:300]},
+            )
+
+    def _answered(self) -> None:
+        if self._pause_s == 0.0:
+            return
+        with self._lock:
+            recovered, self._pause_s = self._pause_s != 0.0, 0.0
+        if recovered:
+            log.warning("Redis answers again: refilling what the service keeps there (D25)")
+
+
 class StatusStore:
     """Reads and writes the live status of every symbol, process heartbeats and the kill flag."""
 
     def __init__(self, redis_url: str, prefix: str) -> None:
-        # Redis is a cache (D25): a dead one must answer fast, never hang a kill or a request.
+        # One immediate retry re-dials a pooled connection Redis closed when it
+        # restarted; redis-py's default (10 retries with backoff) would hold a
+        # loop for seconds. Timeouts are not retried: 1 s is the most a call costs.
         self._redis = redis.Redis.from_url(
-            redis_url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=1.0
+            redis_url,
+            decode_responses=True,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 1),
         )
+        self._breaker = _Breaker()
         self._status_key = f"{prefix}status"
         self._heartbeats_key = f"{prefix}heartbeats"
         self._kill_key = f"{prefix}kill_flag"
@@ -42,57 +120,89 @@ class StatusStore:
         """Release the connection pool."""
         self._redis.close()
 
-    def publish(self, symbol: str, status: Mapping[str, object], ttl_s: float) -> None:
-        """Store a symbol's status with heartbeat_ts now; it reads as absent after ttl_s."""
+    def ping(self) -> None:
+        """Raise when Redis does not answer now (the readiness probe; bypasses the pause)."""
+        self._redis.ping()
+
+    def publish(self, symbol: str, status: Mapping[str, object], ttl_s: float) -> bool:
+        """Store a symbol's status with heartbeat_ts now; it reads as absent after ttl_s.
+
+        A value JSON cannot carry is a bug and raises TypeError; a Redis failure returns False.
+        """
         now = time.time()
-        record = {**status, "heartbeat_ts": now, "expires_at": now + ttl_s}
-        self._redis.hset(self._status_key, symbol, json.dumps(record, default=_encode))
+        record = json.dumps(
+            {**status, "heartbeat_ts": now, "expires_at": now + ttl_s}, default=_encode
+        )
+        return self._write("publish", lambda: self._redis.hset(self._status_key, symbol, record))
 
     def read(self, symbol: str) -> dict[str, Any] | None:
-        """Return a symbol's last status (decimals as strings), or None if absent or expired."""
-        raw = cast(str | None, self._redis.hget(self._status_key, symbol))
-        return _live(raw, time.time())
+        """A symbol's last status (decimals as strings); None if absent, expired or unknown."""
+        answered, raw = self._breaker.call(
+            "read", lambda: self._redis.hget(self._status_key, symbol)
+        )
+        return _live(cast(str | None, raw), time.time()) if answered else None
 
-    def read_all(self) -> dict[str, dict[str, Any]]:
-        """Return every symbol's live status in one round trip (one HGETALL)."""
+    def read_all(self) -> dict[str, dict[str, Any]] | None:
+        """Every live status in one round trip (one HGETALL); None when Redis cannot say."""
         # One hash rather than a key per symbol with its own TTL: Redis 7.0 has
         # no per-field expiry, and MGET needs the symbols first (two trips).
+        answered, raw = self._breaker.call(
+            "read_all", lambda: self._redis.hgetall(self._status_key)
+        )
+        if not answered:
+            return None
         now = time.time()
-        raw = cast(dict[str, str], self._redis.hgetall(self._status_key))
-        live = {symbol: _live(text, now) for symbol, text in raw.items()}
+        live = {symbol: _live(text, now) for symbol, text in cast(dict[str, str], raw).items()}
         return {symbol: status for symbol, status in live.items() if status is not None}
 
-    def remove(self, symbol: str) -> None:
-        """Forget a symbol's status (its config was deleted)."""
-        self._redis.hdel(self._status_key, symbol)
+    def remove(self, symbol: str) -> bool:
+        """Forget a symbol's status (its config was deleted); it expires anyway if this fails."""
+        return self._write("remove", lambda: self._redis.hdel(self._status_key, symbol))
 
-    def heartbeat(self, process_name: str) -> None:
-        """Record that a process is alive now."""
-        self._redis.hset(self._heartbeats_key, process_name, repr(time.time()))
+    def heartbeat(self, process_name: str) -> Beat:
+        """Record that a process is alive now, and say whether Redis knew it (refill: D25)."""
+        now = repr(time.time())
+        answered, added = self._breaker.call(
+            "heartbeat", lambda: self._redis.hset(self._heartbeats_key, process_name, now)
+        )
+        if not answered:
+            return Beat.UNREACHABLE
+        return Beat.NEW if added else Beat.KNOWN
 
-    def heartbeats(self) -> dict[str, float]:
-        """Return each process's last heartbeat, in epoch seconds."""
-        raw = cast(dict[str, str], self._redis.hgetall(self._heartbeats_key))
-        return {name: float(ts) for name, ts in raw.items()}
+    def heartbeats(self) -> dict[str, float] | None:
+        """Each process's last heartbeat, in epoch seconds; None when Redis cannot say."""
+        answered, raw = self._breaker.call(
+            "heartbeats", lambda: self._redis.hgetall(self._heartbeats_key)
+        )
+        if not answered:
+            return None
+        return {name: float(ts) for name, ts in cast(dict[str, str], raw).items()}
 
     # The global kill flag's authority is PostgreSQL (ARCHITECTURE D3): this
     # copy only lets every process see it without a database round trip. A
     # Redis restart loses it, so whoever sets or loads the authoritative flag
-    # must copy it here again; never clear a kill because this copy is absent.
+    # must copy it here again (the supervisor does, on a heartbeat Redis did
+    # not know); never clear a kill because this copy is absent.
 
-    def set_kill_flag(self, reason: str, actor: str) -> None:
+    def set_kill_flag(self, reason: str, actor: str) -> bool:
         """Set the fast copy of the global kill flag with its reason, actor and time."""
-        flag = {"reason": reason, "actor": actor, "ts": time.time()}
-        self._redis.set(self._kill_key, json.dumps(flag))
+        flag = json.dumps({"reason": reason, "actor": actor, "ts": time.time()})
+        return self._write("set_kill_flag", lambda: self._redis.set(self._kill_key, flag))
 
-    def clear_kill_flag(self) -> None:
+    def clear_kill_flag(self) -> bool:
         """Clear the fast copy of the global kill flag."""
-        self._redis.delete(self._kill_key)
+        return self._write("clear_kill_flag", lambda: self._redis.delete(self._kill_key))
 
     def kill_flag(self) -> dict[str, Any] | None:
-        """Return the fast copy of the global kill flag ({reason, actor, ts}), or None."""
-        raw = cast(str | None, self._redis.get(self._kill_key))
-        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+        """The fast copy of the global kill flag ({reason, actor, ts}); None if unset or unknown."""
+        answered, raw = self._breaker.call("kill_flag", lambda: self._redis.get(self._kill_key))
+        if not answered or raw is None:
+            return None
+        return cast(dict[str, Any], json.loads(cast(str, raw)))
+
+    def _write(self, what: str, fn: Callable[[], object]) -> bool:
+        answered, _ = self._breaker.call(what, fn)
+        return answered
 
 
 def _live(raw: str | None, now: float) -> dict[str, Any] | None:

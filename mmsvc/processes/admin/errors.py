@@ -6,8 +6,6 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -75,12 +73,6 @@ def install(app: Flask) -> None:
     def _database_down(error: OperationalError) -> Response:
         log.error("PostgreSQL unavailable: %s", type(error.orig).__name__)
         return error_response(ApiError(503, "DATABASE_UNAVAILABLE", "PostgreSQL is unavailable"))
-
-    @app.errorhandler(RedisConnectionError)
-    @app.errorhandler(RedisTimeoutError)
-    def _redis_down(error: Exception) -> Response:
-        log.error("Redis unavailable: %s", type(error).__name__)
-        return error_response(ApiError(503, "REDIS_UNAVAILABLE", "Redis is unavailable"))
 
     @app.errorhandler(Exception)
     def _unexpected(_error: Exception) -> Response:

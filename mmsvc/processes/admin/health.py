@@ -27,7 +27,7 @@ def _postgres() -> None:
 
 
 def _redis() -> None:
-    ctx().status.heartbeats()
+    ctx().status.ping()
 
 
 def _kafka() -> None:

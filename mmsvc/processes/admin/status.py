@@ -31,18 +31,26 @@ bp = Blueprint("status", __name__)
 @bp.get("/v1/mm/status")
 @requires(Role.READ)
 def overall() -> Response:
-    """Every symbol, the totals and the kill switch (PostgreSQL's flag with Redis's copy)."""
+    """Every symbol, the totals and the kill switch (PostgreSQL's flag with Redis's copy).
+
+    Redis is a cache (D25): when it cannot answer, PostgreSQL's records stand
+    alone and whatever only Redis knows reads ``null``, never ``false``.
+    """
     store = ctx().status
     with ctx().read() as session:
         configs = ConfigRepository(session).list()
         states = {s.symbol: s for s in StateRepository(session).list()}
         flag = KillFlagRepository(session).get()
     live, now = store.read_all(), time.time()
-    summaries = [summary_view(c, states.get(c.symbol), live.get(c.symbol), now) for c in configs]
-    beat = store.heartbeats().get("supervisor")
+    known = live is not None  # Redis answered; when it did not, skip its other reads too
+    summaries = [
+        summary_view(c, states.get(c.symbol), (live or {}).get(c.symbol), now, known=known)
+        for c in configs
+    ]
+    beat = (store.heartbeats() or {}).get("supervisor") if known else None
     return jsonify(
         {
-            "kill_switch": kill_switch_view(flag, store.kill_flag()),
+            "kill_switch": kill_switch_view(flag, store.kill_flag(), known=known),
             "shadow_mode": ctx().settings.shadow_mode,
             "auth_disabled": ctx().settings.disable_auth,
             "symbols": summaries,

@@ -92,7 +92,7 @@ def _symbol_summary() -> dict[str, Any]:
         "enabled": {"type": "boolean"},
         "state": nullable(STATE_ENUM),
         "trigger": nullable(TRIGGER_ENUM),
-        "live": {"type": "boolean"},
+        "live": nullable({"type": "boolean"}),  # null: Redis did not answer (D25)
         "position_usdt": nullable(DECIMAL),
         "total_pnl_usdt": nullable(DECIMAL),
         "open_orders": nullable({"type": "integer"}),
@@ -109,14 +109,15 @@ def _kill_switch() -> dict[str, Any]:
         "reason": {"type": "string"},
         "actor": {"type": "string"},
         "updated_at": nullable(TIMESTAMP),
-        "redis_copy_active": {"type": "boolean"},
+        "redis_copy_active": nullable({"type": "boolean"}),  # null: Redis did not answer
     }
     return closed(properties, sorted(properties))
 
 
 def _totals() -> dict[str, Any]:
-    counts = ("symbols", "active", "paused", "halted", "live", "open_orders")
+    counts = ("symbols", "active", "paused", "halted", "open_orders")
     properties: dict[str, Any] = {name: {"type": "integer"} for name in counts}
+    properties["live"] = nullable({"type": "integer"})  # null: Redis did not answer (D25)
     properties.update({"position_usdt": DECIMAL, "total_pnl_usdt": DECIMAL})
     return closed(properties, sorted(properties))
 

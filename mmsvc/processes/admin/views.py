@@ -86,15 +86,20 @@ def order_view(order: OrderRecord) -> dict[str, Any]:
     }
 
 
-def kill_switch_view(flag: KillFlag, redis_copy: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The KillSwitch schema: PostgreSQL's flag (the authority, D3) and whether Redis agrees."""
+def kill_switch_view(
+    flag: KillFlag, redis_copy: Mapping[str, Any] | None, *, known: bool = True
+) -> dict[str, Any]:
+    """The KillSwitch schema: PostgreSQL's flag (the authority, D3) and whether Redis agrees.
+
+    `known` False: Redis did not answer, so whether it holds a copy is null (D25).
+    """
     return {
         "active": flag.active,
         "trigger": None if flag.trigger is None else flag.trigger.value,
         "reason": flag.reason,
         "actor": flag.actor,
         "updated_at": timestamp(flag.updated_at),
-        "redis_copy_active": redis_copy is not None,
+        "redis_copy_active": (redis_copy is not None) if known else None,
     }
 
 
@@ -183,16 +188,24 @@ def live_view(raw: Mapping[str, Any], now: float | None = None) -> dict[str, Any
 
 
 def summary_view(
-    config: ConfigRecord, state: StateRecord | None, live: Mapping[str, Any] | None, now: float
+    config: ConfigRecord,
+    state: StateRecord | None,
+    live: Mapping[str, Any] | None,
+    now: float,
+    *,
+    known: bool = True,
 ) -> dict[str, Any]:
-    """The SymbolSummary schema: one line of the overall status."""
+    """The SymbolSummary schema: one line of the overall status.
+
+    `known` False: Redis did not answer, so whether the worker is live is null (D25).
+    """
     view = live_view(live, now) if live is not None else None
     return {
         "symbol": config.symbol,
         "enabled": config.enabled,
         "state": None if state is None else state.state.value,
         "trigger": None if state is None or state.trigger is None else state.trigger.value,
-        "live": view is not None,
+        "live": (view is not None) if known else None,
         "position_usdt": None if view is None else view["position_usdt"],
         "total_pnl_usdt": None if view is None else view["total_pnl_usdt"],
         "open_orders": None if view is None else view["open_orders"],
@@ -210,7 +223,11 @@ def totals_view(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "active": sum(s["state"] == SymbolState.ACTIVE.value for s in summaries),
         "paused": sum(s["state"] == SymbolState.PAUSED.value for s in summaries),
         "halted": sum(s["state"] == SymbolState.HALTED.value for s in summaries),
-        "live": sum(bool(s["live"]) for s in summaries),
+        "live": (
+            None
+            if any(s["live"] is None for s in summaries)
+            else sum(bool(s["live"]) for s in summaries)
+        ),
         "open_orders": sum(s["open_orders"] or 0 for s in summaries),
         "position_usdt": decimal_text(position),
         "total_pnl_usdt": decimal_text(pnl),

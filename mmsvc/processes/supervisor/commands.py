@@ -58,6 +58,7 @@ class AdminCommands:
     settings: Settings
     sessions: sessionmaker[Session]
     status: StatusStore
+    kill_copy_stale: bool  # the Supervisor copies PostgreSQL's flag to Redis again while True
     orders: OrderServiceClient | None
     kill_switch: KillSwitch
     cancels: ThreadPoolExecutor
@@ -256,7 +257,9 @@ class AdminCommands:
         The flag and its event are recorded here; connected workers record their
         own HALTED (they know their position), the others are halted here.
         """
-        self.kill_switch.raise_flag(kill, self.kill_switch.live([]), [])
+        missed: list[str] = []
+        self.kill_switch.raise_flag(kill, self.kill_switch.live(missed), missed)
+        self.kill_copy_stale |= bool(missed)  # the copy is retried from PostgreSQL's flag (D25)
         self._cancel_account_orders()
         forwarded = Request(
             None if request is None else request.id,
@@ -305,7 +308,8 @@ class AdminCommands:
         if flag.active:
             with self.sessions.begin() as session:
                 KillFlagRepository(session).clear(reason="reset", actor=request.actor)
-            self.status.clear_kill_flag()
+            if not self.status.clear_kill_flag():
+                self.kill_copy_stale = True  # Redis is a cache: copied again later (D25)
         if not halted:
             body = {"ok": [], "refused": {}, "no_answer": [], "global_flag_cleared": flag.active}
             self._answer(identity, request.id, (200 if flag.active else 409, body))

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import zmq
+from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
@@ -28,7 +29,7 @@ from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
-from mmsvc.adapters.status.redis_store import StatusStore
+from mmsvc.adapters.status.redis_store import Beat, StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.processes.bootstrap import bootstrap
@@ -64,6 +65,7 @@ class Supervisor(AdminCommands):
         self.engine = make_engine(settings.postgres_url, application_name="mmsvc-supervisor")
         self.sessions = make_session_factory(self.engine)
         self.status = StatusStore(settings.redis_url, settings.redis_prefix)
+        self.kill_copy_stale = True  # Redis's copy of the kill flag may differ from PostgreSQL's
         self.orders = (
             None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)
         )
@@ -109,7 +111,7 @@ class Supervisor(AdminCommands):
         """The spec's start-up, then one worker per symbol, then subscribe."""
         self.template.start()  # imports while start-up runs (D27)
         report = run_startup(self.sessions, self.orders, shadow=self.settings.shadow_mode)
-        self._sync_kill_flag_copy()
+        self.kill_copy_stale = not self._sync_kill_flag_copy()
         for symbol in report.symbols:
             self._spawn(symbol)
         self.consumer = MarketConsumer(
@@ -118,13 +120,17 @@ class Supervisor(AdminCommands):
             on_broker_heard=self.lag.broker_heard,
         )
 
-    def _sync_kill_flag_copy(self) -> None:
-        with self.sessions() as session:
-            flag = KillFlagRepository(session).get()
+    def _sync_kill_flag_copy(self) -> bool:
+        """Copy PostgreSQL's kill flag (the authority, D3) to Redis; False when either failed."""
+        try:
+            with self.sessions() as session:
+                flag = KillFlagRepository(session).get()
+        except SQLAlchemyError:
+            log.warning("kill flag unreadable; its Redis copy is refreshed later", exc_info=True)
+            return False
         if flag.active:
-            self.status.set_kill_flag(flag.reason, flag.actor)
-        else:
-            self.status.clear_kill_flag()
+            return self.status.set_kill_flag(flag.reason, flag.actor)
+        return self.status.clear_kill_flag()
 
     def _spawn(self, symbol: str) -> None:
         push = self.ctx.socket(zmq.PUSH)
@@ -278,7 +284,15 @@ class Supervisor(AdminCommands):
         beat = protocol.encode(protocol.Heartbeat())
         for symbol in self.pool.workers:
             self.workers_ctl.send_multipart([symbol.encode(), beat])
-        self.status.heartbeat("supervisor")
+        self._refill_kill_flag_copy(self.status.heartbeat("supervisor"))
+
+    def _refill_kill_flag_copy(self, beat: Beat) -> None:
+        """A Redis that did not answer, or came back without our heartbeat, may have
+        lost the kill flag's copy: copy PostgreSQL's again once it answers (D25)."""
+        if beat is not Beat.KNOWN:
+            self.kill_copy_stale = True
+        if self.kill_copy_stale and beat is not Beat.UNREACHABLE:
+            self.kill_copy_stale = not self._sync_kill_flag_copy()
 
     def _commit(self) -> None:
         if self.consumer is None:

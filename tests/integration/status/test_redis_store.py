@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 import redis
 
-from mmsvc.adapters.status.redis_store import StatusStore
+from mmsvc.adapters.status.redis_store import Beat, StatusStore
+from mmsvc.devstack import stack
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ def test_read_all_returns_every_live_symbol_and_drops_expired_ones(store: Status
     store.publish("ETHUSDT", {"state": "HALTED"}, ttl_s=5)
     store.publish("SOLUSDT", {"state": "PAUSED"}, ttl_s=0.05)
     wait_for(lambda: store.read("SOLUSDT") is None, 5, "SOLUSDT's status to expire")
-    statuses = store.read_all()
+    statuses = store.read_all() or {}
     assert {s: v["state"] for s, v in statuses.items()} == {
         "BTCUSDT": "ACTIVE",
         "ETHUSDT": "HALTED",
@@ -66,7 +67,8 @@ def test_a_newer_publish_replaces_the_status_and_remove_forgets_it(store: Status
     store.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5)
     store.publish("BTCUSDT", {"state": "HALTED"}, ttl_s=5)
     status = store.read("BTCUSDT")
-    assert status == store.read_all()["BTCUSDT"]
+    assert status is not None
+    assert status == (store.read_all() or {})["BTCUSDT"]
     assert status["state"] == "HALTED"
     store.remove("BTCUSDT")
     assert store.read("BTCUSDT") is None
@@ -82,6 +84,7 @@ def test_heartbeats_record_the_last_beat_of_each_process(store: StatusStore) -> 
     store.heartbeat("supervisor")
     store.heartbeat("worker-BTCUSDT")
     beats = store.heartbeats()
+    assert beats is not None
     assert set(beats) == {"supervisor", "worker-BTCUSDT"}
     assert all(time.time() - ts < 5 for ts in beats.values())
 
@@ -105,3 +108,34 @@ def test_prefixes_isolate_a_shadow_instance_from_production(redis_url: str, pref
     assert (shadow.kill_flag(), shadow.read_all(), shadow.heartbeats()) == (None, {}, {})
     production.close()
     shadow.close()
+
+
+def test_a_heartbeat_says_when_redis_did_not_know_it_so_an_emptied_redis_is_refilled(
+    redis_url: str, store: StatusStore, prefix: str
+) -> None:
+    assert store.heartbeat("supervisor") is Beat.NEW
+    assert store.heartbeat("supervisor") is Beat.KNOWN
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{prefix}heartbeats")  # what a Redis restarted empty looks like
+    client.close()
+
+    assert store.heartbeat("supervisor") is Beat.NEW
+
+
+def test_a_dead_redis_never_raises_writes_say_false_and_reads_say_unknown() -> None:
+    dead = StatusStore(f"redis://127.0.0.1:{stack.free_port()}/0", "mmsvc-test:dead:")
+
+    writes = (
+        dead.publish("BTCUSDT", {"state": "ACTIVE"}, ttl_s=5),
+        dead.remove("BTCUSDT"),
+        dead.set_kill_flag("MANUAL", "ops"),
+        dead.clear_kill_flag(),
+    )
+    reads = (dead.read("BTCUSDT"), dead.read_all(), dead.heartbeats(), dead.kill_flag())
+
+    assert writes == (False, False, False, False)
+    assert reads == (None, None, None, None)
+    assert dead.heartbeat("supervisor") is Beat.UNREACHABLE
+    with pytest.raises(redis.RedisError):
+        dead.ping()  # the readiness probe wants the failure itself
+    dead.close()

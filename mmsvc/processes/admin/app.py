@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = build(settings)
     instrument_flask(app)  # server spans when tracing is on (wsgi.py turns it on)
     errors.install(app)
+    health.start_probes(app.extensions[EXTENSION])  # /readyz reads what they cache (D25)
     for blueprint in (configs.bp, control.bp, status.bp, health.bp, dead_letters.bp):
         app.register_blueprint(blueprint)
     document = openapi.document()

@@ -22,6 +22,7 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq.control_client import ControlClient
 from mmsvc.config import Settings
+from mmsvc.processes.admin.readiness import ProbeCache
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class AdminContext:
     status: StatusStore
     control: ControlClient
     auth: Authenticator
+    probes: ProbeCache | None = None  # /readyz's background probes (health.start_probes)
     _orders: OrderServiceClient | None = None
     _kafka: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,7 +79,9 @@ class AdminContext:
             return self._kafka
 
     def close(self) -> None:
-        """Release every connection."""
+        """Release every connection (the probes stop first: they use them)."""
+        if self.probes is not None:
+            self.probes.stop()
         self.control.close()
         self.status.close()
         if self._orders is not None:

@@ -1,14 +1,17 @@
-"""Probes: /healthz (this process answers) and /readyz (everything it needs answers)."""
+"""Probes: /healthz (this process answers) and /readyz (everything it needs answers).
+
+/readyz reads answers cached by background probes (:mod:`readiness`) and
+probes nothing on the request thread, so it answers at once with a dependency
+dead or hung, and names which (D25).
+"""
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
-from mmsvc.processes.admin.context import ctx
+from mmsvc.processes.admin.context import AdminContext, ctx
+from mmsvc.processes.admin.readiness import Check, ProbeCache
 
 bp = Blueprint("health", __name__)
 
@@ -21,44 +24,40 @@ def healthz() -> Response:
     return jsonify({"status": "alive"})
 
 
-def _postgres() -> None:
-    with ctx().read() as session:
-        session.execute(text("SELECT 1"))
-
-
-def _redis() -> None:
-    ctx().status.ping()
-
-
-def _kafka() -> None:
-    metadata = ctx().kafka_admin().list_topics(timeout=PROBE_TIMEOUT_S)
-    if not metadata.brokers:
-        raise RuntimeError("no broker in the cluster metadata")
-
-
-def _supervisor() -> None:
-    ctx().control.ping(PROBE_TIMEOUT_S)
-
-
-def _probe(check: Callable[[], None]) -> dict[str, object]:
-    started = time.perf_counter()
-    error: str | None = None
-    try:
-        check()
-    except Exception as exc:  # noqa: BLE001 - any failure makes the probe fail, and says which
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-    latency = round((time.perf_counter() - started) * 1000, 3)
-    return {"ok": error is None, "error": error, "latency_ms": latency}
-
-
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """200 when PostgreSQL, Redis, Kafka and the supervisor all answer; else 503 naming which."""
-    checks = {
-        "postgres": _probe(_postgres),
-        "redis": _probe(_redis),
-        "kafka": _probe(_kafka),
-        "supervisor": _probe(_supervisor),
+    """200 when PostgreSQL, Redis, Kafka and the supervisor all answered; else 503 naming which."""
+    probes = ctx().probes
+    if probes is None:
+        raise RuntimeError("the readiness probes were not started")
+    checks = probes.checks()
+    down = sorted(name for name, check in checks.items() if not check["ok"])
+    return jsonify({"ready": not down, "down": down, "checks": checks}), 503 if down else 200
+
+
+def start_probes(context: AdminContext) -> None:
+    """Start this process's background probes of `context`'s dependencies."""
+    context.probes = ProbeCache(checks(context))
+    context.probes.start()
+
+
+def checks(context: AdminContext) -> dict[str, Check]:
+    """One check per dependency, each raising when it does not answer."""
+
+    def postgres() -> None:
+        with context.read() as session:
+            session.execute(text("SELECT 1"))
+
+    def kafka() -> None:
+        if not context.kafka_admin().list_topics(timeout=PROBE_TIMEOUT_S).brokers:
+            raise RuntimeError("no broker in the cluster metadata")
+
+    def supervisor() -> None:
+        context.control.ping(PROBE_TIMEOUT_S)
+
+    return {
+        "postgres": postgres,
+        "redis": context.status.ping,
+        "kafka": kafka,
+        "supervisor": supervisor,
     }
-    ready = all(c["ok"] for c in checks.values())
-    return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503

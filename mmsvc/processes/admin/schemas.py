@@ -54,7 +54,8 @@ def _check() -> dict[str, Any]:
     properties = {
         "ok": {"type": "boolean"},
         "error": nullable({"type": "string"}),
-        "latency_ms": {"type": "number"},
+        "latency_ms": nullable({"type": "number"}),  # null: no answer yet, or none for too long
+        "age_s": nullable({"type": "number"}),  # seconds since the cached answer; null: none yet
     }
     return closed(properties, sorted(properties))
 
@@ -97,8 +98,9 @@ def components() -> dict[str, dict[str, Any]]:
         "Readiness": closed(
             {
                 "ready": {"type": "boolean"},
+                "down": {"type": "array", "items": {"type": "string", "enum": list(checks)}},
                 "checks": closed({name: ref("Check") for name in checks}, list(checks)),
             },
-            ["ready", "checks"],
+            ["ready", "down", "checks"],
         ),
     }

@@ -245,6 +245,24 @@ def supervisor(
         sockets.rmdir()
 
 
+def settled_readiness(admin: Admin, timeout_s: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """/readyz's status and body once every probe of the answering process has answered.
+
+    /readyz answers from probes cached in the background (D25), so right after
+    a start some say "not probed yet". Each request may wait `timeout_s` at
+    most: one that waits longer (a probe on the request thread) fails.
+    """
+
+    def settled() -> tuple[int, dict[str, Any]] | None:
+        response = requests.get(f"{admin.url}/readyz", timeout=timeout_s)
+        body: dict[str, Any] = response.json()
+        answered = all(check["age_s"] is not None for check in body["checks"].values())
+        return (response.status_code, body) if answered else None
+
+    result: tuple[int, dict[str, Any]] = wait_for(settled, 30, "every readiness probe to answer")
+    return result
+
+
 def _answers_ready(admin: Admin, proc: subprocess.Popen[bytes]) -> bool:
     if proc.poll() is not None:
         raise AssertionError(f"the supervisor exited with {proc.returncode}")

@@ -6,6 +6,7 @@ Redis is a cache (D25): without it the status falls back to PostgreSQL with
 
 from __future__ import annotations
 
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from tests.integration.admin.conftest import (
     Admin,
     seed_config,
     serve,
+    settled_readiness,
     state_of,
 )
 
@@ -67,9 +70,43 @@ def test_status_falls_back_to_postgres_with_live_null(
 
 
 def test_readyz_names_redis(no_redis_admin: Admin) -> None:
-    checks = no_redis_admin.call("GET", "/readyz", token=None).json()["checks"]
+    status, body = settled_readiness(no_redis_admin)
 
-    assert (checks["postgres"]["ok"], checks["redis"]["ok"]) == (True, False)
+    assert status == 503
+    assert (body["checks"]["postgres"]["ok"], body["checks"]["redis"]["ok"]) == (True, False)
+    assert "redis" in body["down"]
+
+
+@pytest.fixture(scope="module")
+def hung_peer() -> Iterator[str]:
+    """host:port of a server that takes connections and never answers (a hung Redis)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:  # never accepts
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def hung_redis_admin(run_dir: Path, admin_env: dict[str, str], hung_peer: str) -> Iterator[Admin]:
+    """An admin API whose Redis hangs and whose supervisor never answers (nobody listens)."""
+    env = {**admin_env, "REDIS_URL": f"redis://{hung_peer}/0", "HTTP_PORT": str(stack.free_port())}
+    with serve(run_dir, env, "admin-api-hung-redis") as api:
+        yield api
+
+
+def test_readyz_answers_from_cached_probes_while_redis_hangs(hung_redis_admin: Admin) -> None:
+    # Each request may take 2 s at most (settled_readiness): probing inline, a
+    # hung Redis and a silent supervisor cost a second each on every request.
+    status, body = settled_readiness(hung_redis_admin, timeout_s=2.0)
+
+    assert (status, body["ready"], body["down"]) == (503, False, ["redis", "supervisor"])
+    assert "Timeout" in body["checks"]["redis"]["error"]
+    assert (body["checks"]["postgres"]["ok"], body["checks"]["kafka"]["ok"]) == (True, True)
+    overall = requests.get(
+        f"{hung_redis_admin.url}/v1/mm/status",
+        headers={"Authorization": f"Bearer {READ}"},
+        timeout=5,
+    )
+    assert overall.status_code == 200  # the status falls back to PostgreSQL (D25)
+    assert overall.json()["kill_switch"]["redis_copy_active"] is None
 
 
 def test_kill_without_redis_records_in_postgres_cancels_and_answers_200(

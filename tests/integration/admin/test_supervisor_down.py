@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.integration.admin.conftest import OPERATE, READ, Admin, seed_config
+from tests.integration.admin.conftest import OPERATE, READ, Admin, seed_config, settled_readiness
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +52,11 @@ def test_reads_never_need_the_supervisor(admin: Admin, db_engine: Engine) -> Non
 
 
 def test_readyz_is_503_naming_the_supervisor_while_the_rest_is_up(admin: Admin) -> None:
-    response = admin.call("GET", "/readyz", token=None)
+    status, body = settled_readiness(admin)
 
-    assert response.status_code == 503
-    checks = response.json()["checks"]
-    assert response.json()["ready"] is False
+    assert status == 503
+    checks = body["checks"]
+    assert (body["ready"], body["down"]) == (False, ["supervisor"])
     assert {name: c["ok"] for name, c in checks.items()} == {
         "postgres": True,
         "redis": True,

@@ -55,6 +55,7 @@ class Service:
             "supervisor": "mmsvc.processes.supervisor.main",
             "outbox": "mmsvc.processes.outbox",
             "metrics": "mmsvc.processes.metrics",
+            "admin": "mmsvc.processes.admin",  # gunicorn on HTTP_PORT (set it: 8080 is shared)
         }
         log = (self.run_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(

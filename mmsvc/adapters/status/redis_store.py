@@ -74,7 +74,7 @@ class _Breaker:
         except redis.RedisError as exc:
             self._failed(what, exc)
             return False, None
-        self._answered()
+        self.answered()
         return True, result
 
     def _failed(self, what: str, exc: redis.RedisError) -> None:
@@ -88,11 +88,13 @@ class _Breaker:
                 extra={"call": what, "error": f"{type(exc).__name__}: {exc}"[:300]},
             )
 
-    def _answered(self) -> None:
+    def answered(self) -> None:
+        """Redis answered: end any pause."""
         if self._pause_s == 0.0:
             return
         with self._lock:
             recovered, self._pause_s = self._pause_s != 0.0, 0.0
+            self._closed_until = 0.0
         if recovered:
             log.warning("Redis answers again: refilling what the service keeps there (D25)")
 
@@ -121,8 +123,10 @@ class StatusStore:
         self._redis.close()
 
     def ping(self) -> None:
-        """Raise when Redis does not answer now (the readiness probe; bypasses the pause)."""
+        """Raise when Redis does not answer now (the readiness probe: it ignores the pause,
+        and its answer ends one, so the admin API reads Redis again a second after it is back)."""
         self._redis.ping()
+        self._breaker.answered()
 
     def publish(self, symbol: str, status: Mapping[str, object], ttl_s: float) -> bool:
         """Store a symbol's status with heartbeat_ts now; it reads as absent after ttl_s.

@@ -58,7 +58,7 @@ class AdminCommands:
     settings: Settings
     sessions: sessionmaker[Session]
     status: StatusStore
-    kill_copy_stale: bool  # the Supervisor copies PostgreSQL's flag to Redis again while True
+    kill_copy_stale: bool = True  # while True, PostgreSQL's kill flag is copied to Redis again
     orders: OrderServiceClient | None
     kill_switch: KillSwitch
     cancels: ThreadPoolExecutor

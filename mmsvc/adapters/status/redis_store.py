@@ -111,7 +111,7 @@ class StatusStore:
             decode_responses=True,
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self._breaker = _Breaker()
         self._status_key = f"{prefix}status"

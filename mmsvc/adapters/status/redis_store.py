@@ -214,3 +214,36 @@ def _live(raw: str | None, now: float) -> dict[str, Any] | None:
         return None
     status = cast(dict[str, Any], json.loads(raw))
     return status if status.get("expires_at", 0.0) > now else None
+
+
+class StatusPublisher:
+    """A worker's live status written by a thread of its own (D25).
+
+    The quoting loop only hands over its latest status; a slow or hung Redis
+    then delays the cache, never a quote. Only the newest status waits: one
+    replaced before it was written is simply never written (it would expire).
+    """
+
+    def __init__(self, store: StatusStore) -> None:
+        self._store = store
+        self._ready = threading.Condition()
+        self._latest: tuple[str, Mapping[str, object], float] | None = None
+        threading.Thread(target=self._run, name="status-publisher", daemon=True).start()
+
+    def publish(self, symbol: str, status: Mapping[str, object], ttl_s: float) -> None:
+        """Queue `status` (a mapping the caller no longer changes) for writing."""
+        with self._ready:
+            self._latest = (symbol, status, ttl_s)
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._latest is None:
+                    self._ready.wait()
+                symbol, status, ttl_s = self._latest
+                self._latest = None
+            try:
+                self._store.publish(symbol, status, ttl_s)
+            except Exception:  # a status JSON cannot carry is a bug: logged, never fatal
+                log.exception("live status not written", extra={"symbol": symbol})

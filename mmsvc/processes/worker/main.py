@@ -39,7 +39,7 @@ from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.kafka.producer import KafkaPublisher, producer_config
 from mmsvc.adapters.metadata.client import MetadataClient, MetadataError
 from mmsvc.adapters.order_service.client import OrderServiceClient
-from mmsvc.adapters.status.redis_store import StatusStore
+from mmsvc.adapters.status.redis_store import StatusPublisher, StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.domain.model import (
@@ -112,7 +112,8 @@ class Worker:
         self.keeper = LeaseKeeper(sessions, symbol, owner=f"{socket.gethostname()}/{os.getpid()}")
         self.store = WorkerStore(sessions, symbol, shadow=self.shadow, fence=self.keeper)
         self.codec = AvroCodec(settings.schema_registry_url)
-        self.status = StatusStore(settings.redis_url, settings.redis_prefix)
+        # Written off the quoting loop: a hung Redis never holds a quote (D25).
+        self.status = StatusPublisher(StatusStore(settings.redis_url, settings.redis_prefix))
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True

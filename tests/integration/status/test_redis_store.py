@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import redis
 
-from mmsvc.adapters.status.redis_store import Beat, StatusStore
+from mmsvc.adapters.status.redis_store import Beat, StatusPublisher, StatusStore
 from mmsvc.devstack import stack
 from tests.fixtures.waiting import wait_for
 
@@ -139,3 +139,11 @@ def test_a_dead_redis_never_raises_writes_say_false_and_reads_say_unknown() -> N
     with pytest.raises(redis.RedisError):
         dead.ping()  # the readiness probe wants the failure itself
     dead.close()
+
+
+def test_the_publisher_writes_the_newest_status_off_the_callers_thread(store: StatusStore) -> None:
+    publisher = StatusPublisher(store)
+    for state in ("PAUSED", "ACTIVE", "HALTED"):
+        publisher.publish("BTCUSDT", {"state": state}, ttl_s=5)
+
+    wait_for(lambda: (store.read("BTCUSDT") or {}).get("state") == "HALTED", 5, "the newest status")

@@ -15,7 +15,7 @@ from mmsvc.adapters.db.models import MMConfig as ConfigRow
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.records import ConfigRecord, SymbolState
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.domain.symbol_config import MMConfig, field_values
 from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires

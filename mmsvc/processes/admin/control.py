@@ -12,7 +12,7 @@ from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.records import SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.admin import control_bodies, emergency, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.configs import load

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmsvc.adapters.zmq.control_client import Answer, SupervisorUnavailableError
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.admin.auth import actor
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError

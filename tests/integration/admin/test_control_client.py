@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,12 +71,13 @@ def client(endpoint: str) -> Iterator[ControlClient]:
     client.close()
 
 
-def test_no_supervisor_is_known_within_the_connect_timeout(client: ControlClient) -> None:
-    started = time.monotonic()
+def test_no_supervisor_is_known_at_the_send_not_after_the_reply_timeout(
+    client: ControlClient,
+) -> None:
+    """ZMQ_IMMEDIATE refuses the send (after connect_timeout_s) instead of queueing it
+    for a whole reply timeout: the error says which, so no time is asserted."""
     with pytest.raises(SupervisorUnavailableError, match="no supervisor connected"):
-        client.request(Command.PING, actor="tester")
-
-    assert time.monotonic() - started < 0.6
+        client.request(Command.PING, actor="tester", timeout_s=60)
 
 
 def test_an_answer_is_status_and_body_with_the_actor_carried(

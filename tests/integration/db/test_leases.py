@@ -384,3 +384,34 @@ def _expired_on_server(engine: Engine, symbol: str) -> bool:
                 {"s": symbol},
             ).scalar_one()
         )
+
+
+def resume(engine: Engine, symbol: str, owner: str, epoch: int) -> leases.Renewal:
+    with Session(engine) as session, session.begin():
+        return leases.resume(session, symbol, owner, epoch, LEASE_S)
+
+
+def test_after_an_outage_an_expired_lease_nobody_took_is_resumed_under_the_same_epoch(
+    db_engine: Engine, symbol: str
+) -> None:
+    first = take(db_engine, symbol, "host/1")
+    age_lease(db_engine, symbol, 10)  # PostgreSQL's clock ran on while nobody reached it
+    with pytest.raises(Fenced):
+        renew(db_engine, symbol, first.epoch)
+    renewal = resume(db_engine, symbol, "host/1", first.epoch)
+    assert renewal.epoch == first.epoch
+    renew(db_engine, symbol, first.epoch)  # live again: a plain renewal works
+
+
+def test_after_an_outage_a_lease_another_owner_took_is_not_resumed(
+    db_engine: Engine, symbol: str
+) -> None:
+    first = take(db_engine, symbol, "host/1")
+    age_lease(db_engine, symbol, 10)
+    second = take(db_engine, symbol, "host/2")
+    assert second.epoch == first.epoch + 1
+    with pytest.raises(Fenced, match="not ours after the outage"):
+        resume(db_engine, symbol, "host/1", first.epoch)
+    release(db_engine, symbol, second.epoch)
+    with pytest.raises(Fenced):  # released is not ours either
+        resume(db_engine, symbol, "host/2", second.epoch)

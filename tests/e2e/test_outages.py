@@ -168,7 +168,8 @@ def own_broker_exchange(
 
 
 def test_broker_paused_past_the_lag_threshold_kills_and_nothing_crashes(
-    service_factory: ServiceFactory, own_broker_exchange: tuple[str, Exchange, Path]
+    own_broker_exchange: tuple[str, Exchange, Path],  # first in, last out: outlives the service
+    service_factory: ServiceFactory,
 ) -> None:
     bootstrap, sim, run_dir = own_broker_exchange
     service = service_factory(

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 
+from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import services, stack
@@ -66,6 +68,12 @@ def assert_alive(service: Service, pids: dict[str, int]) -> None:
     assert worker_pids(service) == pids
 
 
+def lease_epochs(service: Service) -> dict[str, int]:
+    with service.sessions() as session:
+        rows = session.execute(text("SELECT symbol, epoch FROM mm_leases")).all()
+    return {str(row.symbol): int(row.epoch) for row in rows}
+
+
 @pytest.fixture
 def private_pg_service(
     postgres_server: PostgresServer,  # noqa: F811 - first in, last out: the service stops first
@@ -92,18 +100,20 @@ def test_postgres_restart_pulls_quotes_then_resumes_and_a_kill_sent_meanwhile_la
     for symbol in SYMBOLS:
         add_config(service.sessions, symbol)
     pids = start_quoting(service, SYMBOLS)
+    epochs = lease_epochs(service)
 
     postgres_server.stop()
     wait_for(lambda: no_quotes(service, SYMBOLS), 10, "quotes pulled while PostgreSQL is down")
     status, body = service.command(protocol.Command.KILL, killed)
     assert (status, body.get("state")) == (200, "HALTED"), body
-    time.sleep(1.0)  # deliberate: the outage outlasts a lease renewal or two
+    time.sleep(leases.LEASE_S + 1)  # deliberate: the lease expires on PostgreSQL's clock
     assert no_quotes(service, SYMBOLS)
     postgres_server.start()
 
     wait_for(lambda: service.state_name(killed) == "HALTED", RESUME_S, "the kill recorded")
     wait_for(lambda: service.quotes(live), RESUME_S, f"{live} quoting again by itself")
     assert service.state_name(live) == "ACTIVE"
+    assert lease_epochs(service) == epochs  # nobody took them: re-taken as the same epoch (D26)
     assert_alive(service, pids)
     assert_settled(service, flat=True, symbol=killed)
     assert_settled(service, flat=False, symbol=live)

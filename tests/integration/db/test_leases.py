@@ -415,3 +415,27 @@ def test_after_an_outage_a_lease_another_owner_took_is_not_resumed(
     release(db_engine, symbol, second.epoch)
     with pytest.raises(Fenced):  # released is not ours either
         resume(db_engine, symbol, "host/2", second.epoch)
+
+
+def test_a_keeper_in_doubt_after_an_outage_re_takes_its_epoch_in_its_next_write(db_engine, symbol):
+    worker = keeper(db_engine, symbol, "host-a/100", FakeClock())
+    epoch = worker.take().epoch
+    age_lease(db_engine, symbol, 10.0)  # expired while PostgreSQL could not be reached
+    worker.in_doubt = True
+    with worker.transaction() as session:
+        OrderRepository(session).insert_pending(new_order(symbol))
+    assert (worker.epoch, worker.in_doubt) == (epoch, False)
+    assert orders_of(db_engine, symbol) == 1
+    worker.renew()  # live again under the same epoch: a plain renewal
+
+
+def test_a_keeper_in_doubt_stands_down_when_another_owner_took_the_symbol(db_engine, symbol):
+    worker = keeper(db_engine, symbol, "host-a/100", FakeClock())
+    worker.take()
+    age_lease(db_engine, symbol, 10.0)
+    keeper(db_engine, symbol, "host-b/200", FakeClock()).take()
+    worker.in_doubt = True
+    with pytest.raises(Fenced, match="not ours after the outage"):
+        worker.renew()
+    assert worker.epoch is None
+    assert not worker.may_place()

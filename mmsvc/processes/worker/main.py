@@ -625,6 +625,10 @@ class Worker:
         if self.execution is not None:
             self.execution.flush_unwritten()
         self._replay_deferred()
+        for order in self.store.live_orders():
+            # A PENDING row whose commit answer the outage swallowed: UNKNOWN, settled
+            # by the venue's listing (absent for VENUE_HOLD_MAX: never came alive, D31).
+            self.trader.orders.setdefault(order.client_order_id, order)
         self._adopt_recorded(renewal)
         if self.execution is not None:
             self.execution.reconcile_now()  # D22: what rests at the venue now

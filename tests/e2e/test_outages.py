@@ -28,7 +28,7 @@ from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_order_races import assert_settled
 from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange, start_exchange
-from tests.fixtures.postgres_server import PostgresServer, postgres_server  # noqa: F401
+from tests.fixtures.postgres_server import PostgresServer
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -76,7 +76,7 @@ def lease_epochs(service: Service) -> dict[str, int]:
 
 @pytest.fixture
 def private_pg_service(
-    postgres_server: PostgresServer,  # noqa: F811 - first in, last out: the service stops first
+    postgres_server: PostgresServer,  # first in, last out: the service stops first
     service_factory: ServiceFactory,
 ) -> Service:
     """A service whose every process, workers included, uses the private PostgreSQL.
@@ -93,7 +93,7 @@ def private_pg_service(
 
 def test_postgres_restart_pulls_quotes_then_resumes_and_a_kill_sent_meanwhile_lands(
     private_pg_service: Service,
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_server: PostgresServer,
 ) -> None:
     service = private_pg_service
     live, killed = SYMBOLS

@@ -28,8 +28,9 @@ from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command, Request
+from mmsvc.adapters.zmq.protocol import Request
 from mmsvc.config import Settings
+from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool

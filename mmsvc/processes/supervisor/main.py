@@ -31,6 +31,7 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
+from mmsvc.domain.state import Command
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
@@ -222,11 +223,7 @@ class Supervisor(AdminCommands):
         self.connected.discard(symbol)
         metrics.worker_restarted(symbol)
         kill = next(
-            (
-                p
-                for p in self.pending.values()
-                if p.command is protocol.Command.KILL and symbol in p.waiting
-            ),
+            (p for p in self.pending.values() if p.command is Command.KILL and symbol in p.waiting),
             None,
         )
         if kill is not None:

@@ -224,6 +224,17 @@ class OrderExecution:
                 # D23: our book is behind the venue's; hold that side, do not count it.
                 outcome.crossed.append(order.side)
                 return
+            # Each counted reject is logged with the venue's code: a REJECT_STORM kill
+            # must be explainable from the log alone (at most the storm's count of lines).
+            log.warning(
+                "order rejected",
+                extra={
+                    "symbol": self._trader.symbol,
+                    "client_order_id": cid,
+                    "code": result.code,
+                    "detail": result.message,
+                },
+            )
             outcome.rejects += 1
             outcome.kill = outcome.kill or self._trader.rejects.record(cid, self._clock_ms())
         elif result.outcome is Outcome.TIMEOUT:

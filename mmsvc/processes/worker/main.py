@@ -412,6 +412,10 @@ class Worker:
         if reason == POST_ONLY_WOULD_CROSS:
             self.trader.holds.after_cross(side)
             return
+        log.warning(
+            "order rejected",
+            extra={"symbol": self.symbol, "client_order_id": cid, "code": reason},
+        )
         metrics.order_rejected(self.symbol)
         self.kill.consider(self.trader.rejects.record(cid, now_ms()))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from decimal import Decimal
 
@@ -37,11 +36,10 @@ def timed_places(sim: Exchange, session: requests.Session, account: str, count: 
 
 
 def test_order_latency_is_added_to_every_order_service_call(sim, session, account):
+    """A lower bound the injected sleep guarantees, however busy the box: never an upper one."""
     timed_places(sim, session, account, 2)  # connect
-    healthy = statistics.median(timed_places(sim, session, account, 10))
     sim.set_faults(order_latency_ms=80)
-    slowed = statistics.median(timed_places(sim, session, account, 10))
-    assert slowed - healthy >= 0.075
+    assert min(timed_places(sim, session, account, 10)) >= 0.08
     started = time.perf_counter()
     session.get(f"{sim.order_service_url}/v1/orders", params={"account_id": account}, timeout=5)
     assert time.perf_counter() - started >= 0.08

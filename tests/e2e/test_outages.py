@@ -22,8 +22,8 @@ from sqlalchemy import text
 
 from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import services, stack
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_order_races import assert_settled
 from tests.fixtures.db import alembic_config
@@ -45,7 +45,7 @@ def start_quoting(service: Service, symbols: list[str]) -> dict[str, int]:
     service.start("outbox")
     service.wait_ready(symbols)
     for symbol in symbols:
-        status, body = service.command(protocol.Command.ENABLE, symbol)
+        status, body = service.command(Command.ENABLE, symbol)
         assert status == 200, body
     for symbol in symbols:
         wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting")
@@ -53,7 +53,7 @@ def start_quoting(service: Service, symbols: list[str]) -> dict[str, int]:
 
 
 def worker_pids(service: Service) -> dict[str, int]:
-    workers = service.command(protocol.Command.PING)[1]["workers"]
+    workers = service.command(Command.PING)[1]["workers"]
     return {symbol: int(w["pid"]) for symbol, w in workers.items() if w["alive"]}
 
 
@@ -104,7 +104,7 @@ def test_postgres_restart_pulls_quotes_then_resumes_and_a_kill_sent_meanwhile_la
 
     postgres_server.stop()
     wait_for(lambda: no_quotes(service, SYMBOLS), 10, "quotes pulled while PostgreSQL is down")
-    status, body = service.command(protocol.Command.KILL, killed)
+    status, body = service.command(Command.KILL, killed)
     assert (status, body.get("state")) == (200, "HALTED"), body
     time.sleep(leases.LEASE_S + 1)  # deliberate: the lease expires on PostgreSQL's clock
     assert no_quotes(service, SYMBOLS)
@@ -192,7 +192,7 @@ def test_broker_paused_past_the_lag_threshold_kills_and_nothing_crashes(
     symbol = SYMBOLS[0]
     add_config(service.sessions, symbol)
     pids = start_quoting(service, [symbol])
-    wait_for(lambda: service.command(protocol.Command.PING)[1]["lag_trigger_armed"], 60, "armed")
+    wait_for(lambda: service.command(Command.PING)[1]["lag_trigger_armed"], 60, "armed")
 
     broker = stack.running_pids(run_dir)["broker"]
     os.kill(broker, signal.SIGSTOP)

@@ -277,11 +277,11 @@ class Supervisor(AdminCommands):
             self.workers_ctl.send_multipart([symbol.encode(), beat])
         self.status.heartbeat("supervisor")
 
-    def _commit(self) -> None:
+    def _commit(self, *, wait: bool = False) -> None:
         if self.consumer is None:
             raise RuntimeError("the supervisor was not started")
         offsets = self.router.tracker.committable()
-        if offsets and self.consumer.commit(offsets):
+        if offsets and self.consumer.commit(offsets, wait=wait):
             self.router.tracker.committed(offsets)
 
     # ----------------------------------------------------------------- shutdown
@@ -295,7 +295,7 @@ class Supervisor(AdminCommands):
             result = self.orders.cancel_until_flat(None, CANCEL_DEADLINE_S)
             log.info("orders canceled at shutdown", extra={"flat": result.flat})
         if self.consumer is not None:
-            self._commit()
+            self._commit(wait=True)
             self.consumer.close()
         self.cancels.shutdown(wait=True)
         self.ctx.destroy(linger=0)

@@ -72,6 +72,22 @@ def test_refused_connections_until_the_knob_is_cleared(sim, session, account):
     assert session.get(url, params={"account_id": account}, timeout=2).status_code == 200
 
 
+def test_unavailable_answers_503_with_the_error_body_until_cleared(sim, session, account):
+    url = f"{sim.order_service_url}/v1/orders"
+    price = below_touch(sim, "BTCUSDT", 200)
+    sim.set_faults(unavailable=True)
+    for response in (
+        session.get(url, params={"account_id": account}, timeout=2),
+        session.post(url, json=order_body(account, price=price), timeout=2),
+    ):
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "UNAVAILABLE"
+    sim.clear_faults()
+    listed = session.get(url, params={"account_id": account, "status": "OPEN"}, timeout=2)
+    assert listed.status_code == 200
+    assert listed.json()["orders"] == []  # the refused place created nothing
+
+
 def test_paused_feed_sends_no_market_data(sim, reader_factory):
     reader = reader_factory(
         [topics.ORDERBOOK_SNAPSHOT, topics.ORDERBOOK_DELTA, topics.TRADES, topics.MARK], DEMO

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.prometheus",
     "tests.fixtures.pgbouncer",
+    "tests.fixtures.postgres_server",
 ]

@@ -13,13 +13,32 @@ from mmsvc.domain.model import SymbolState
 
 
 class Command(StrEnum):
-    """What an operator or a risk guard asks of a symbol."""
+    """Every command of the service, in one vocabulary for admin, supervisor and worker.
 
-    ENABLE = "enable"
-    RESUME = "resume"
-    PAUSE = "pause"
-    KILL = "kill"
-    RESET = "reset"
+    The wire protocol carries these values as they are (``mmsvc.adapters.zmq.protocol``
+    imports this enum rather than naming its own). The first five are what an operator
+    or a risk guard asks of a symbol's state (see :data:`TRANSITIONS`); the others ask
+    for a position to be closed, for a report, or tell the runtime that a symbol's
+    config row changed.
+    """
+
+    ENABLE = "enable"  # start quoting a symbol for the first time: PAUSED -> ACTIVE
+    RESUME = "resume"  # start quoting again after a pause: PAUSED -> ACTIVE
+    PAUSE = "pause"  # stop quoting, keep the position: ACTIVE -> PAUSED
+    KILL = "kill"  # the kill switch: cancel everything, any state -> HALTED
+    RESET = "reset"  # clear a kill once its trigger no longer holds: HALTED -> PAUSED
+    FLATTEN = "flatten"  # close the position with reduce-only orders
+    STATUS = "status"  # a symbol's state, position and P&L
+    CONFIG_CHANGED = "config_changed"  # the admin changed a symbol's config row
+    CONFIG_CREATED = "config_created"  # the admin created one: spawn its worker
+    CONFIG_DELETED = "config_deleted"  # the admin deleted one: stop its worker
+    PING = "ping"  # liveness of the supervisor and its workers
+
+
+TRANSITIONS = frozenset(
+    {Command.ENABLE, Command.RESUME, Command.PAUSE, Command.KILL, Command.RESET}
+)
+"""The commands that move the state machine; :func:`apply` takes only these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +139,10 @@ def apply(
     reset_refusal: str | None = None,
     reason: str = "",
 ) -> Transition:
-    """Dispatch a command to its rule; the single entry point for the runtime."""
+    """Dispatch a command to its rule; the single entry point for the runtime.
+
+    A command outside :data:`TRANSITIONS` is a caller's bug, not a refusal: ValueError.
+    """
     if command in (Command.ENABLE, Command.RESUME):
         return activate(
             state,
@@ -133,4 +155,6 @@ def apply(
         return pause(state)
     if command is Command.KILL:
         return kill(state, reason or command.value)
-    return reset(state, refusal=reset_refusal, global_kill=global_kill)
+    if command is Command.RESET:
+        return reset(state, refusal=reset_refusal, global_kill=global_kill)
+    raise ValueError(f"{command.value} is not a state transition")

@@ -26,8 +26,8 @@ from mmsvc.adapters.db.records import ConfigFields
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec
 from mmsvc.adapters.kafka.consumer import consumer_config
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import services
+from mmsvc.domain.state import Command
 from tests.bench._stack import SYMBOLS, BenchStack, ExchangeUrls, control
 from tests.fixtures.waiting import wait_for
 
@@ -145,7 +145,7 @@ def start_service(bench: BenchStack, env: dict[str, str], venue: Venue) -> None:
         if not bench.alive("supervisor"):
             raise RuntimeError("the supervisor exited; see its log")
         try:
-            status, body = control(endpoint, protocol.Command.PING)
+            status, body = control(endpoint, Command.PING)
         except TimeoutError:
             return False
         workers = body.get("workers", {})
@@ -155,10 +155,10 @@ def start_service(bench: BenchStack, env: dict[str, str], venue: Venue) -> None:
     for symbol in SYMBOLS:  # a worker answers once it has loaded its state
 
         def loaded(symbol: str = symbol) -> bool:
-            return control(endpoint, protocol.Command.STATUS, symbol)[0] == 200
+            return control(endpoint, Command.STATUS, symbol)[0] == 200
 
         wait_for(loaded, 60, f"{symbol}'s worker")
-        status, body = control(endpoint, protocol.Command.ENABLE, symbol)
+        status, body = control(endpoint, Command.ENABLE, symbol)
         if status != 200:
             raise RuntimeError(f"enable {symbol}: {status} {body}")
 
@@ -173,7 +173,7 @@ def states(endpoint: str) -> dict[str, str]:
     """Each symbol's state and active triggers, as its worker reports them."""
     found = {}
     for symbol in SYMBOLS:
-        status, body = control(endpoint, protocol.Command.STATUS, symbol)
+        status, body = control(endpoint, Command.STATUS, symbol)
         triggers = ",".join(body.get("triggers", []))
         found[symbol] = f"{body.get('state', status)}{f' ({triggers})' if triggers else ''}"
     return found

@@ -29,8 +29,8 @@ from alembic import command
 from alembic.config import Config
 
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
-from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.devstack import services, stack
+from mmsvc.domain.state import Command
 from tests.fixtures.waiting import wait_for
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

@@ -36,9 +36,9 @@ from pathlib import Path
 import psycopg
 import requests
 
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import stack
 from mmsvc.devstack.exchange.config import generated_symbol
+from mmsvc.domain.state import Command
 from mmsvc.domain.symbol_config import ConfigFields
 from tests.bench._service import Venue, service_env
 from tests.bench._stack import OTHER_ACCOUNTS, BenchStack, control, load_average
@@ -330,7 +330,7 @@ def _pinged(scale: Scale) -> dict[str, dict[str, int]] | None:
     if not scale.bench.alive("supervisor"):
         raise RuntimeError("the supervisor exited; see its log")
     try:
-        status, body = control(scale.endpoint, protocol.Command.PING)
+        status, body = control(scale.endpoint, Command.PING)
     except TimeoutError:
         return None
     return dict(body.get("workers", {})) if status == 200 else None
@@ -342,7 +342,7 @@ def _restarts(scale: Scale) -> int:
 
 def _answers(scale: Scale, symbol: str) -> bool:
     try:
-        return control(scale.endpoint, protocol.Command.STATUS, symbol)[0] == 200
+        return control(scale.endpoint, Command.STATUS, symbol)[0] == 200
     except TimeoutError:
         return False
 

@@ -30,9 +30,9 @@ from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
+from mmsvc.domain.state import Command
 from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
@@ -80,7 +80,7 @@ class Service:
         if self._control is None:
             self._control = ControlClient(self.env["MMSVC_CONTROL_ENDPOINT"])
         return self._control.request(
-            protocol.Command(cmd), actor="e2e-test", symbol=symbol, args=args, timeout_s=timeout_s
+            Command(cmd), actor="e2e-test", symbol=symbol, args=args, timeout_s=timeout_s
         )
 
     @property
@@ -135,7 +135,7 @@ class Service:
     def wait_ready(self, symbols: list[str]) -> None:
         def ready() -> bool:
             try:
-                status, body = self.command(protocol.Command.PING)
+                status, body = self.command(Command.PING)
             except SupervisorUnavailableError:
                 return False  # still starting
             workers = body.get("workers", {})
@@ -146,7 +146,7 @@ class Service:
             wait_for(partial(self._answers_status, symbol), 30, f"{symbol} status")
 
     def _answers_status(self, symbol: str) -> bool:
-        return self.command(protocol.Command.STATUS, symbol)[0] == 200
+        return self.command(Command.STATUS, symbol)[0] == 200
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:

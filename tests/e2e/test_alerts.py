@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Producer
 
 from mmsvc.adapters.kafka import topics
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.prometheus import Prometheus
 from tests.fixtures.waiting import wait_for
@@ -68,7 +68,7 @@ def watched(
     service.wait_ready([SYMBOL])
     prom = prometheus_factory(f"127.0.0.1:{service.env['METRICS_PORT']}")
     if enable:
-        assert service.command(protocol.Command.ENABLE, SYMBOL)[0] == 200
+        assert service.command(Command.ENABLE, SYMBOL)[0] == 200
         wait_for(lambda: len(service.open_orders(SYMBOL)) == 2, 30, "quotes")
         prom.wait_scraped(f'mm_state_gauge{{symbol="{SYMBOL}",state="ACTIVE"}} == 1')
     else:
@@ -85,7 +85,7 @@ def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
     assert prom.alerts(KILL, symbol=SYMBOL) == []
 
     cause = time.monotonic()
-    assert service.command(protocol.Command.KILL, SYMBOL)[0] == 200
+    assert service.command(Command.KILL, SYMBOL)[0] == 200
     labels = {"symbol": SYMBOL, "reason": "MANUAL"}
     pending = wait_state(prom, cause, "pending", 30, KILL, **labels)
     firing = wait_state(prom, cause, "firing", 60, KILL, **labels)
@@ -99,7 +99,7 @@ def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
     assert prom.alert_state("MMSymbolHalted", symbol=SYMBOL) == "pending"
 
     reset = time.monotonic()
-    assert service.command(protocol.Command.RESET, SYMBOL)[0] == 200
+    assert service.command(Command.RESET, SYMBOL)[0] == 200
     cleared = wait_state(prom, reset, None, 30, KILL, symbol=SYMBOL)
     wait_state(prom, reset, None, 30, "MMSymbolHalted", symbol=SYMBOL)
     timing(KILL, "reset -> cleared", cleared)
@@ -138,7 +138,7 @@ def test_rejected_orders_fire_the_reject_rate_alert_then_the_reject_storm_kill_a
 
     service.exchange.set_faults(reject_rate=1.0)  # the Order Service rejects every place
     cause = time.monotonic()
-    assert service.command(protocol.Command.ENABLE, SYMBOL)[0] == 200
+    assert service.command(Command.ENABLE, SYMBOL)[0] == 200
     rejects = wait_state(prom, cause, "firing", 60, "MMOrderRejectRate", symbol=SYMBOL)
     timing("MMOrderRejectRate", "enable with every place rejected -> firing", rejects)
     labels = {"symbol": SYMBOL, "reason": "REJECT_STORM"}
@@ -172,13 +172,13 @@ def test_a_worker_killed_three_times_fires_the_restart_alert(
     prom.wait_scraped(f'mm_worker_restarts_total{{symbol="{SYMBOL}"}} == 0')
 
     for attempt in range(3):
-        pid = int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
+        pid = int(service.command(Command.STATUS, SYMBOL)[1]["pid"])
         if attempt == 2:
             cause = time.monotonic()
         os.kill(pid, signal.SIGKILL)
 
         def restarted(old: int = pid) -> bool:
-            code, body = service.command(protocol.Command.STATUS, SYMBOL)
+            code, body = service.command(Command.STATUS, SYMBOL)
             return code == 200 and int(body["pid"]) != old
 
         wait_for(restarted, 90, f"restart {attempt + 1}")

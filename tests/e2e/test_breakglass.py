@@ -19,8 +19,8 @@ import time
 import pytest
 
 from mmsvc.adapters.db.states import KillFlagRepository
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import stack
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -37,10 +37,10 @@ def quoting(service: Service) -> list[int]:
     service.start("outbox")
     service.wait_ready(SYMBOLS)
     for symbol in SYMBOLS:
-        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
+        assert service.command(Command.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
         wait_for(lambda s=symbol: service.quotes(s), 30, f"{symbol} quoting")  # type: ignore[misc]
-    return [int(service.command(protocol.Command.STATUS, s)[1]["pid"]) for s in SYMBOLS]
+    return [int(service.command(Command.STATUS, s)[1]["pid"]) for s in SYMBOLS]
 
 
 def breakglass(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,7 +85,7 @@ def test_the_breakglass_kill_flattens_and_halts_with_supervisor_admin_and_redis_
     for symbol in SYMBOLS:
         wait_for(
             lambda s=symbol: (  # type: ignore[misc]
-                service.command(protocol.Command.STATUS, s)[1].get("state") == "HALTED"
+                service.command(Command.STATUS, s)[1].get("state") == "HALTED"
             ),
             30,
             f"{symbol} HALTED in the worker",

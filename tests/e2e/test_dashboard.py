@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack.run import DEMO
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.prometheus import Prometheus
 from tests.fixtures.waiting import wait_for
@@ -51,7 +51,7 @@ def symbols_in(result: list[dict[str, Any]]) -> set[str]:
 
 def answers_status(service: Service, symbol: str) -> bool:
     """The symbol's worker answers STATUS over the control channel."""
-    return service.command(protocol.Command.STATUS, symbol)[0] == 200
+    return service.command(Command.STATUS, symbol)[0] == 200
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def demo(
     for symbol in others:
         add_config(service.sessions, symbol, **DEMO[symbol])
         # A 503 says the worker was not up in time; the supervisor keeps starting it.
-        assert service.command(protocol.Command.CONFIG_CREATED, symbol, timeout_s=30)[0] in (
+        assert service.command(Command.CONFIG_CREATED, symbol, timeout_s=30)[0] in (
             200,
             201,
             503,
@@ -78,7 +78,7 @@ def demo(
         wait_for(partial(answers_status, service, symbol), 120, f"{symbol} up")
     prom = prometheus_factory(f"127.0.0.1:{service.env['METRICS_PORT']}")
     for symbol in SYMBOLS:
-        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
+        assert service.command(Command.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
         wait_for(partial(service.open_orders, symbol), 30, f"{symbol} quoting")
     prom.wait_scraped('mm_open_orders{symbol="BTCUSDT"} > 0')
@@ -113,7 +113,7 @@ def test_every_query_of_the_dashboard_shows_the_demo_symbols(
     )
 
     (annotation,) = dashboard["annotations"]["list"]  # marks kills: make one
-    assert service.command(protocol.Command.KILL, "SOL-PERP")[0] == 200
+    assert service.command(Command.KILL, "SOL-PERP")[0] == 200
     wait_for(
         lambda: "SOL-PERP" in symbols_in(prom.query(annotation["expr"])),
         30,

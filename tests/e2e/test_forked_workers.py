@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -34,7 +34,7 @@ def _generated_symbols(service: Service) -> list[str]:
 
 
 def _worker_pid(service: Service, symbol: str) -> int:
-    code, body = service.command(protocol.Command.STATUS, symbol)
+    code, body = service.command(Command.STATUS, symbol)
     assert code == 200, body
     return int(body["pid"])
 
@@ -65,7 +65,7 @@ def test_eight_symbols_start_at_once_forked_with_no_worker_killed_as_silent(
         pid = _worker_pid(service, symbol)
         assert _parent(pid) == supervisor_pid  # adopted: the supervisor reaps it (D2)
         assert "mmsvc.processes.supervisor.template" in _cmdline(pid)  # forked, not exec'd
-    code, health = service.command(protocol.Command.PING)
+    code, health = service.command(Command.PING)
     assert code == 200, health
     assert {s: w["restarts"] for s, w in health["workers"].items()} == dict.fromkeys(symbols, 0)
     log = (service.run_dir / "supervisor.log").read_text()
@@ -80,7 +80,7 @@ def test_a_killed_forked_worker_has_its_orders_canceled_and_comes_back(
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready(["BTCUSDT"])
-    assert service.command(protocol.Command.ENABLE, "BTCUSDT")[0] == 200
+    assert service.command(Command.ENABLE, "BTCUSDT")[0] == 200
     wait_for(lambda: service.quotes("BTCUSDT"), 30, "quotes")
     pid = _worker_pid(service, "BTCUSDT")
     assert "mmsvc.processes.supervisor.template" in _cmdline(pid)
@@ -90,7 +90,7 @@ def test_a_killed_forked_worker_has_its_orders_canceled_and_comes_back(
     wait_for(lambda: service.open_orders("BTCUSDT") == [], 30, "orders canceled (D2)")
     wait_for(
         lambda: (
-            (reply := service.command(protocol.Command.STATUS, "BTCUSDT"))[0] == 200
+            (reply := service.command(Command.STATUS, "BTCUSDT"))[0] == 200
             and reply[1]["pid"] != pid
         ),
         60,

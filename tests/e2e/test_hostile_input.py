@@ -21,8 +21,8 @@ from confluent_kafka import Producer
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec
-from mmsvc.adapters.zmq import protocol
 from mmsvc.devstack import stack
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_observability import gauge, scrape
 from tests.fixtures.waiting import wait_for
@@ -42,7 +42,7 @@ def rejected(service: Service, topic: str, reason: str) -> float:
 
 
 def pid_of(service: Service, symbol: str) -> int:
-    return int(service.command(protocol.Command.STATUS, symbol)[1]["pid"])
+    return int(service.command(Command.STATUS, symbol)[1]["pid"])
 
 
 def hostile_messages(account: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -104,7 +104,7 @@ def test_hostile_values_are_counted_skipped_or_dead_lettered_and_no_worker_dies(
     service.start("outbox")
     service.wait_ready([BOOK, HELD])
     for symbol in (BOOK, HELD):
-        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
+        assert service.command(Command.ENABLE, symbol)[0] == 200
         wait_for(partial(quoting_both_sides, service, symbol), 30, f"{symbol} quotes")
     pids = {symbol: pid_of(service, symbol) for symbol in (BOOK, HELD)}
     admin_env = {**service.env, "HTTP_PORT": str(stack.free_port()), "ADMIN_WORKERS": "1"}
@@ -129,7 +129,7 @@ def test_hostile_values_are_counted_skipped_or_dead_lettered_and_no_worker_dies(
     )
     wait_for(lambda: service.open_orders(HELD) == [], 30, f"{HELD} quotes pulled")
     assert service.state_name(HELD) == "PAUSED"
-    code, body = service.command(protocol.Command.ENABLE, HELD)
+    code, body = service.command(Command.ENABLE, HELD)
     assert code == 409
     assert body["error"]["code"] == "DEAD_LETTER"
     # The book goes unknown, then the venue's next snapshot brings BTCUSDT's quotes back.
@@ -152,7 +152,7 @@ def test_hostile_values_are_counted_skipped_or_dead_lettered_and_no_worker_dies(
         assert cleared.status_code == 200, cleared.text
 
     assert service.state_name(HELD) == "PAUSED"  # clearing never resumes (D31)
-    assert service.command(protocol.Command.ENABLE, HELD)[0] == 200
+    assert service.command(Command.ENABLE, HELD)[0] == 200
     wait_for(lambda: len(service.open_orders(HELD)) == 2, 30, f"{HELD} quoting after the clear")
     assert {symbol: pid_of(service, symbol) for symbol in (BOOK, HELD)} == pids
     codec.close()

@@ -17,7 +17,7 @@ import pytest
 
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.kafka import topics
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory, TopicReader
 from tests.fixtures.waiting import wait_for
@@ -31,7 +31,7 @@ def start_quoting(service: Service, symbol: str = SYMBOL, wait_orders: bool = Tr
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready([symbol])
-    status, body = service.command(protocol.Command.ENABLE, symbol)
+    status, body = service.command(Command.ENABLE, symbol)
     assert status == 200, body
     if wait_orders:
         wait_for(lambda: len(service.open_orders(symbol)) >= 2, 30, "resting quotes")
@@ -93,7 +93,7 @@ def test_manual_kill_of_one_symbol(
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
     since = now_ms()
-    status, body = service.command(protocol.Command.KILL, SYMBOL)
+    status, body = service.command(Command.KILL, SYMBOL)
     assert (status, body["state"]) == (200, "HALTED")
     assert_killed(service, risk_reader, since, "MANUAL")
 
@@ -140,7 +140,7 @@ def _fill_long(service: Service) -> None:
 
 
 def _position(service: Service) -> Decimal:
-    return Decimal(service.command(protocol.Command.STATUS, SYMBOL)[1]["position"])
+    return Decimal(service.command(Command.STATUS, SYMBOL)[1]["position"])
 
 
 def test_lowered_limit_breaches_exposure(
@@ -154,7 +154,7 @@ def test_lowered_limit_breaches_exposure(
     since = now_ms()
     with service.sessions.begin() as session:  # an operator lowers the limit (D5)
         ConfigRepository(session).update(SYMBOL, "e2e", {"max_position_usdt": Decimal(10)})
-    assert service.command(protocol.Command.CONFIG_CHANGED, SYMBOL)[0] == 200
+    assert service.command(Command.CONFIG_CHANGED, SYMBOL)[0] == 200
     assert_killed(service, risk_reader, since, "EXPOSURE")
 
 
@@ -181,7 +181,7 @@ def test_consumer_lag_kills_every_symbol(
     seen: dict[str, Any] = {}
 
     def armed() -> bool:
-        seen.update(service.command(protocol.Command.PING)[1])
+        seen.update(service.command(Command.PING)[1])
         return bool(seen["lag_trigger_armed"])
 
     try:

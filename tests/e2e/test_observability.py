@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -62,7 +62,7 @@ def running(service_factory: ServiceFactory) -> Service:
     service.start("outbox")
     service.wait_ready(SYMBOLS)
     for symbol in SYMBOLS:
-        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
+        assert service.command(Command.ENABLE, symbol)[0] == 200
     for symbol in SYMBOLS:
         wait_for(partial(service.quotes, symbol), 30, f"{symbol} quotes")
     return service
@@ -70,7 +70,7 @@ def running(service_factory: ServiceFactory) -> Service:
 
 def test_every_spec_metric_is_served_with_its_labels_for_every_symbol(running: Service) -> None:
     service = running
-    service.command(protocol.Command.KILL, "ETHUSDT")  # so mm_kill_switch_total has a sample
+    service.command(Command.KILL, "ETHUSDT")  # so mm_kill_switch_total has a sample
     samples = wait_for(
         lambda: (
             (s := scrape(service))
@@ -114,13 +114,10 @@ def test_open_orders_gauge_agrees_with_the_exchange(running: Service) -> None:
 
 def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Service) -> None:
     service = running
-    pid = int(service.command(protocol.Command.STATUS, "BTCUSDT")[1]["pid"])
+    pid = int(service.command(Command.STATUS, "BTCUSDT")[1]["pid"])
     os.kill(pid, signal.SIGKILL)
     wait_for(
-        lambda: (
-            (r := service.command(protocol.Command.STATUS, "BTCUSDT"))[0] == 200
-            and r[1]["pid"] != pid
-        ),
+        lambda: (r := service.command(Command.STATUS, "BTCUSDT"))[0] == 200 and r[1]["pid"] != pid,
         60,
         "restart",
     )
@@ -141,7 +138,7 @@ def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Ser
 
 def test_log_lines_are_json_with_the_required_fields(running: Service) -> None:
     service = running
-    service.command(protocol.Command.KILL, "BTCUSDT")
+    service.command(Command.KILL, "BTCUSDT")
     wait_for(
         lambda: "kill switch fired" in (service.run_dir / "supervisor.log").read_text(),
         30,

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from mmsvc.adapters.db.models import MMOrder
 from mmsvc.adapters.db.records import FINAL_STATUSES
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_kill_switch import start_quoting
 from tests.e2e.test_observability import scrape
@@ -122,7 +122,7 @@ def state_is(service: Service, wanted: str, symbol: str = SYMBOL) -> bool:
 
 def worker_state(service: Service, symbol: str = SYMBOL) -> str | None:
     """The state the worker itself reports (its memory), None while it does not answer."""
-    status, body = service.command(protocol.Command.STATUS, symbol, timeout_s=5)
+    status, body = service.command(Command.STATUS, symbol, timeout_s=5)
     return str(body["state"]) if status == 200 and "state" in body else None
 
 
@@ -177,7 +177,7 @@ def test_slow_to_create_venue_late_orders_are_canceled_after_the_kill(
 
 
 @pytest.mark.parametrize(
-    ("command", "state"), [(protocol.Command.PAUSE, "PAUSED"), (protocol.Command.KILL, "HALTED")]
+    ("command", "state"), [(Command.PAUSE, "PAUSED"), (Command.KILL, "HALTED")]
 )
 @pytest.mark.usefixtures("calm_market")
 def test_pause_or_kill_during_a_requote_leaves_nothing_open(
@@ -239,7 +239,7 @@ def test_a_delete_answered_before_the_fill_event_keeps_the_exposure(
     move_market(service, -60)  # down through our bid: we buy
 
     def position() -> Decimal:
-        return Decimal(service.command(protocol.Command.STATUS, SYMBOL)[1]["position"])
+        return Decimal(service.command(Command.STATUS, SYMBOL)[1]["position"])
 
     bought = wait_for(lambda: (p := service.venue_position(SYMBOL)) > 0 and p, 10, "our bid filled")
     wait_for(lambda: position() == bought, SETTLE_S, "the fill's event applied")
@@ -260,18 +260,18 @@ def test_a_restart_racing_a_kill_comes_back_halted_and_flat(
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
-    old_pid = service.command(protocol.Command.PING)[1]["workers"][SYMBOL]["pid"]
+    old_pid = service.command(Command.PING)[1]["workers"][SYMBOL]["pid"]
 
     replies: list[tuple[int, dict[str, Any]]] = []
     sender = threading.Thread(
-        target=lambda: replies.append(service.command(protocol.Command.KILL, SYMBOL, timeout_s=30))
+        target=lambda: replies.append(service.command(Command.KILL, SYMBOL, timeout_s=30))
     )
     sender.start()
     os.kill(old_pid, signal.SIGKILL)
     sender.join(40)
 
     def restarted() -> int | None:
-        worker = service.command(protocol.Command.PING)[1]["workers"].get(SYMBOL, {})
+        worker = service.command(Command.PING)[1]["workers"].get(SYMBOL, {})
         pid = worker.get("pid")
         return pid if worker.get("alive") and pid not in (None, old_pid) else None
 

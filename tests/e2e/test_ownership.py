@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from mmsvc.adapters.db import leases
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -66,9 +66,9 @@ def start_quoting(service: Service) -> int:
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready([SYMBOL])
-    assert service.command(protocol.Command.ENABLE, SYMBOL)[0] == 200
+    assert service.command(Command.ENABLE, SYMBOL)[0] == 200
     wait_for(lambda: service.quotes(SYMBOL), 30, "quotes")
-    return int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
+    return int(service.command(Command.STATUS, SYMBOL)[1]["pid"])
 
 
 def rows_of_epoch(service: Service, epoch: int) -> int:
@@ -116,7 +116,7 @@ def test_a_second_worker_started_by_hand_never_places_while_the_first_holds_the_
 
     # The first still holds the lease under its epoch and still quotes.
     assert lease(service) == (owner, epoch)
-    assert int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"]) == first_pid
+    assert int(service.command(Command.STATUS, SYMBOL)[1]["pid"]) == first_pid
     wait_for(lambda: service.quotes(SYMBOL), 30, "quotes of the first worker")
     # Every order the venue ever took for the symbol was written PENDING by the
     # first worker under its epoch before it was sent (D10, D32): none is the second's.

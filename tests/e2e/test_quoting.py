@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -24,7 +24,7 @@ def test_enabled_symbol_quotes_both_sides_and_starts_paused(
     assert service.state_name("BTCUSDT") == "PAUSED"  # never auto-starts
     assert service.open_orders("BTCUSDT") == []
 
-    status, body = service.command(protocol.Command.ENABLE, "BTCUSDT")
+    status, body = service.command(Command.ENABLE, "BTCUSDT")
     assert (status, body["state"]) == (200, "ACTIVE")
 
     # One listing, polled: two reads could straddle a requote.

@@ -25,9 +25,9 @@ import requests
 
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.status.redis_store import StatusStore
-from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
 from mmsvc.devstack import stack
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
 
@@ -85,7 +85,7 @@ def pids(service: Service) -> dict[str, int]:
     found = {name: proc.pid for name, proc in service.procs.items() if proc.poll() is None}
     for symbol in SYMBOLS:
         try:
-            found[symbol] = int(service.command(protocol.Command.STATUS, symbol)[1]["pid"])
+            found[symbol] = int(service.command(Command.STATUS, symbol)[1]["pid"])
         except SupervisorUnavailableError:
             found[symbol] = -1  # nobody to ask: the supervisor is gone
     return found
@@ -161,7 +161,7 @@ def test_redis_stopped_then_back_empty_changes_no_pid_and_is_refilled(
         service.start(name)
     service.wait_ready(SYMBOLS)
     for symbol in SYMBOLS:
-        assert service.command(protocol.Command.ENABLE, symbol)[0] == 200
+        assert service.command(Command.ENABLE, symbol)[0] == 200
     wait_for(partial(still_quoting, service), 30, "both symbols quoting")
     wait_for(partial(refilled, store), 10, "live status and heartbeat in Redis")
     before = pids(service)

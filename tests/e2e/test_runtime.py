@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from mmsvc.adapters.db.fills import FillRepository
 from mmsvc.adapters.kafka import topics
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory
 from tests.fixtures.waiting import wait_for
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def status(service: Service, symbol: str) -> dict[str, Any]:
-    code, body = service.command(protocol.Command.STATUS, symbol)
+    code, body = service.command(Command.STATUS, symbol)
     assert code == 200, body
     return body
 
@@ -32,7 +32,7 @@ def start(service: Service, symbols: list[str], enable: bool = True) -> None:
     service.start("outbox")
     service.wait_ready(symbols)
     for symbol in symbols if enable else []:
-        code, body = service.command(protocol.Command.ENABLE, symbol)
+        code, body = service.command(Command.ENABLE, symbol)
         assert code == 200, body
 
 
@@ -119,7 +119,7 @@ def test_a_killed_worker_returns_paused_with_its_position_and_others_keep_quotin
     wait_for(lambda: service.open_orders("BTCUSDT") == [], 30, "BTC orders canceled (D2)")
     back = wait_for(
         lambda: (
-            (code_body := service.command(protocol.Command.STATUS, "BTCUSDT"))[0] == 200
+            (code_body := service.command(Command.STATUS, "BTCUSDT"))[0] == 200
             and code_body[1]["pid"] != pid
             and code_body[1]
         ),

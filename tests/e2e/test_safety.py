@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory
 from tests.fixtures.waiting import wait_for
@@ -31,7 +31,7 @@ def start(service: Service) -> None:
     service.start("supervisor")
     service.start("outbox")
     service.wait_ready([SYMBOL])
-    assert service.command(protocol.Command.ENABLE, SYMBOL)[0] == 200
+    assert service.command(Command.ENABLE, SYMBOL)[0] == 200
     wait_for(lambda: service.quotes(SYMBOL), 30, "quotes")
 
 
@@ -41,7 +41,7 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
-    assert service.command(protocol.Command.KILL, SYMBOL)[0] == 200
+    assert service.command(Command.KILL, SYMBOL)[0] == 200
     wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "orders canceled")
 
     service.stop("supervisor")
@@ -53,13 +53,13 @@ def test_a_kill_survives_a_restart_and_only_a_reset_clears_it(
     assert state.state.value == "HALTED"
     assert state.trigger is not None
     assert state.trigger.value == "MANUAL"
-    code, body = service.command(protocol.Command.ENABLE, SYMBOL)
+    code, body = service.command(Command.ENABLE, SYMBOL)
     assert code == 409
     assert body["state"] == "HALTED"
     time.sleep(1.0)  # deliberate: a second in which a wrongly enabled worker would quote
     assert service.open_orders(SYMBOL) == []
 
-    assert service.command(protocol.Command.RESET, SYMBOL)[0] == 200
+    assert service.command(Command.RESET, SYMBOL)[0] == 200
     assert service.state_name(SYMBOL) == "PAUSED"
     time.sleep(1.0)  # deliberate: a second in which a reset that resumed would quote
     assert service.open_orders(SYMBOL) == []  # a reset never resumes quoting by itself
@@ -95,7 +95,7 @@ def test_workers_cancel_and_exit_when_their_supervisor_is_lost(
     service = service_factory()
     add_config(service.sessions, SYMBOL)
     start(service)
-    worker_pid = int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
+    worker_pid = int(service.command(Command.STATUS, SYMBOL)[1]["pid"])
     supervisor = service.procs.pop("supervisor")
     supervisor.send_signal(signal.SIGKILL)  # no chance to clean up: the workers must
     supervisor.wait(10)
@@ -121,7 +121,7 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     # A wide spread keeps real fills out: position 0 then proves the nonsense fill was skipped.
     add_config(service.sessions, SYMBOL, base_spread_bps=200)
     start(service)
-    pid = int(service.command(protocol.Command.STATUS, SYMBOL)[1]["pid"])
+    pid = int(service.command(Command.STATUS, SYMBOL)[1]["pid"])
     codec = AvroCodec(registry_url)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     nonsense_fill = {
@@ -153,7 +153,7 @@ def test_malformed_messages_are_skipped_and_the_worker_keeps_going(
     wait_for(lambda: "undecodable message skipped" in log.read_text(), 30, "the garbage logged")
     # A fill we cannot book is doubt about our position: held until an operator clears it (D24).
     wait_for(lambda: service.open_orders(SYMBOL) == [], 30, "quotes pulled by the dead letter")
-    status = service.command(protocol.Command.STATUS, SYMBOL)[1]
+    status = service.command(Command.STATUS, SYMBOL)[1]
     assert int(status["pid"]) == pid  # never crashed
     assert status["state"] == "PAUSED"
     assert status["position"] == "0"

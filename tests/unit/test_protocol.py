@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command, ProtocolError
+from mmsvc.adapters.zmq.protocol import ProtocolError
+from mmsvc.domain.state import Command
 
 
 @pytest.mark.parametrize(

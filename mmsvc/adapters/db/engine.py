@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, NullPool, create_engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 DRIVER = "postgresql+psycopg"
 _PLAIN_SCHEMES = {"postgres", "postgresql", DRIVER}
 # A worker runs one transaction at a time (D27): one connection, never more.
 WORKER_POOL_SIZE = 1
+# D25: a dead or unreachable server fails a connect within this, never hangs a loop.
+CONNECT_TIMEOUT_S = 2
+
+
+def database_down(exc: BaseException) -> bool:
+    """True when ``exc`` says PostgreSQL is unreachable (refused, reset, shutting down,
+    starting up), not that a statement or its data was wrong (D25: hold and retry)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -32,7 +43,11 @@ def make_engine(
     exist. ``pool_size=0`` borrows a new connection per checkout (NullPool),
     for a process that must hold no connection between transactions.
     """
-    connect_args = {"application_name": application_name, "prepare_threshold": None}
+    connect_args = {
+        "application_name": application_name,
+        "prepare_threshold": None,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+    }
     pooling: dict[str, Any] = (
         {"poolclass": NullPool}
         if pool_size == 0

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmsvc.adapters.db.engine import database_down
 from mmsvc.adapters.db.records import KillFlag, StateRecord
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.domain.lease import LeaseDeadline
@@ -140,6 +141,24 @@ def renew(session: Session, symbol: str, epoch: int, lease_s: float) -> Renewal:
     return Renewal(epoch, expires_at, kill, state)
 
 
+def resume(session: Session, symbol: str, owner: str, epoch: int, lease_s: float) -> Renewal:
+    """Re-take `epoch`'s lease after an outage: extended if the row is still ours (D25, D26).
+
+    PostgreSQL's clock may have run past the lease while nobody could reach
+    it; as long as no other owner took it since (same epoch, same owner, not
+    released) nobody else can have quoted the symbol, so the same epoch carries
+    on. Fenced (stand down) otherwise.
+    """
+    row = _lock(session, symbol)
+    if row is None or row.epoch != epoch or row.owner != owner or row.released_at is not None:
+        holder = "nobody" if row is None else f"{row.owner} (epoch {row.epoch})"
+        raise Fenced(f"{symbol}: lease of epoch {epoch} not ours after the outage: {holder}")
+    expires_at = session.execute(_EXTEND, {"symbol": symbol, "lease_s": lease_s}).scalar_one()
+    kill = KillFlagRepository(session).get()
+    state = StateRepository(session).get(symbol)
+    return Renewal(epoch, expires_at, kill, state)
+
+
 def release(session: Session, symbol: str, epoch: int) -> bool:
     """Give the lease up now; False when `epoch` no longer holds it (nothing to release)."""
     released = session.execute(_RELEASE, {"symbol": symbol, "epoch": epoch}).first()
@@ -215,6 +234,9 @@ class LeaseKeeper:
         self.deadline = LeaseDeadline(margin_s)
         self.epoch: int | None = None
         self._next_renewal = 0.0
+        # D25: PostgreSQL did not answer a renewal or a write. Our epoch may have
+        # expired meanwhile; the next renewal or write re-takes it (`resume`).
+        self.in_doubt = False
 
     def take(self) -> Lease:
         """Take the lease (LeaseHeld while another owner's is live); places allowed after."""
@@ -234,12 +256,26 @@ class LeaseKeeper:
         sent_at = self._clock()
         try:
             with self._sessions.begin() as session:
-                renewal = renew(session, self.symbol, epoch, self._lease_s)
+                renewal = self._renew_or_resume(session, epoch)
         except Fenced:
             self.lost()
             raise
+        except Exception as exc:
+            self._doubt(exc)
+            raise
+        self.in_doubt = False
         self._held(epoch, sent_at)
         return renewal
+
+    def _renew_or_resume(self, session: Session, epoch: int) -> Renewal:
+        if self.in_doubt:  # after an outage the lease is re-taken first (D25)
+            return resume(session, self.symbol, self.owner, epoch, self._lease_s)
+        return renew(session, self.symbol, epoch, self._lease_s)
+
+    def _doubt(self, exc: BaseException) -> None:
+        """PostgreSQL did not answer: our lease may expire unseen; re-take it next (D25)."""
+        if database_down(exc):
+            self.in_doubt = True
 
     def may_place(self) -> bool:
         """True while the local deadline of a held lease has not passed (D32)."""
@@ -249,13 +285,23 @@ class LeaseKeeper:
     def transaction(self) -> Iterator[Session]:
         """A write transaction fenced by our epoch (D26); commits on success."""
         epoch = self._epoch()
+        sent_at, resuming = self._clock(), self.in_doubt
         try:
             with self._sessions.begin() as session:
-                fence(session, self.symbol, epoch)
+                if resuming:
+                    self._renew_or_resume(session, epoch)
+                else:
+                    fence(session, self.symbol, epoch)
                 yield session
         except Fenced:
             self.lost()
             raise
+        except Exception as exc:
+            self._doubt(exc)
+            raise
+        if resuming:  # committed: the lease is ours again under the same epoch
+            self.in_doubt = False
+            self._held(epoch, sent_at)
 
     def release(self) -> bool:
         """Give the lease up (after in-flight places are answered, D32); False if not ours."""

@@ -75,6 +75,12 @@ def consumer_config(
     }
 
 
+def _commit_answered(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """librdkafka's answer to an asynchronous commit (served by poll)."""
+    if error is not None:
+        log.warning("offset commit failed", extra={"error": str(error), "count": len(partitions)})
+
+
 class MarketConsumer:
     """Wraps a confluent-kafka Consumer with the offset policy of D15."""
 
@@ -95,6 +101,7 @@ class MarketConsumer:
 
             settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
             settings["stats_cb"] = stats
+        settings["on_commit"] = _commit_answered
         self._consumer = Consumer(settings)
         self._on_revoke = on_revoke
         self.assignment: list[tuple[str, int]] = []
@@ -136,13 +143,24 @@ class MarketConsumer:
                 log.error("kafka consume error", extra={"error": str(error)})
         return good
 
-    def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool:
-        """Commit the given next-offsets synchronously; False when the broker refused."""
+    def commit(self, offsets: Mapping[tuple[str, int], int], *, wait: bool = False) -> bool:
+        """Commit the given next-offsets; False when refused at once.
+
+        Asynchronous unless ``wait`` (shutdown): a broker that stops answering
+        (SIGSTOP, a network partition) holds a synchronous commit until its socket
+        times out, and a supervisor blocked there sends no heartbeat (its workers
+        exit) and never runs the lag rule (D8, D25). A commit that fails later is
+        logged and only means a longer replay after a crash (fills are
+        de-duplicated: D1); the partition's next commit carries it forward.
+        """
         if not offsets:
             return True
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
+            if wait:
+                self._consumer.commit(offsets=partitions, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=partitions, asynchronous=True)
         except Exception:  # a commit failure only means a longer replay later
             log.warning("offset commit failed", exc_info=True)
             return False

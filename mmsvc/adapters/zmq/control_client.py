@@ -26,6 +26,7 @@ from typing import Any
 import zmq
 
 from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 
 DEFAULT_TIMEOUT_S = 7.0
 DEFAULT_CONNECT_TIMEOUT_S = 0.5
@@ -62,7 +63,7 @@ class ControlClient:
 
     def request(
         self,
-        cmd: protocol.Command,
+        cmd: Command,
         *,
         actor: str,
         symbol: str | None = None,
@@ -85,7 +86,7 @@ class ControlClient:
 
     def ping(self, timeout_s: float = 1.0) -> dict[str, Any]:
         """The supervisor's health body (workers, lag, router); raises when unreachable."""
-        status, body = self.request(protocol.Command.PING, actor="system", timeout_s=timeout_s)
+        status, body = self.request(Command.PING, actor="system", timeout_s=timeout_s)
         if status != 200:
             raise SupervisorUnavailableError(f"supervisor answered ping with {status}")
         return body

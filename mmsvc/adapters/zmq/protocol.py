@@ -8,7 +8,8 @@ Two kinds of traffic:
   acknowledge a must-deliver message (D1).
 * Control (DEALER <-> ROUTER): one small JSON object per message, typed here
   as a frozen dataclass per kind. Commands carry an ``id`` so replies can be
-  matched when several are in flight.
+  matched when several are in flight; their names are the domain's
+  :class:`~mmsvc.domain.state.Command`, the one vocabulary of the service.
 
 Every frame that arrives is untrusted (D24): the parsers below turn bytes into
 one of the typed messages or raise :class:`ProtocolError` with the reason, which
@@ -30,6 +31,8 @@ from typing import Any
 import zmq
 import zmq.auth
 
+from mmsvc.domain.state import Command
+
 _META = struct.Struct(">iqq?")
 
 Body = dict[str, Any]
@@ -43,22 +46,6 @@ class Kind(StrEnum):
     HEARTBEAT = "hb"  # both ways
     COMMAND = "cmd"  # supervisor -> worker
     REPLY = "reply"  # worker -> supervisor
-
-
-class Command(StrEnum):
-    """Every command of the control channel; one vocabulary for admin, supervisor and worker."""
-
-    ENABLE = "enable"
-    PAUSE = "pause"
-    RESUME = "resume"
-    KILL = "kill"
-    RESET = "reset"
-    FLATTEN = "flatten"
-    STATUS = "status"
-    CONFIG_CHANGED = "config_changed"
-    CONFIG_CREATED = "config_created"
-    CONFIG_DELETED = "config_deleted"
-    PING = "ping"
 
 
 class ProtocolError(ValueError):

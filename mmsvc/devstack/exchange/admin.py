@@ -7,7 +7,8 @@ message}} body as the Order Service. Routes:
     GET    /health                            200 {ready: true} once ready, 503 before
     GET    /v1/faults                         the knobs in force
     POST   /v1/faults                         set some knobs: {order_latency_ms, reject_rate,
-                                              refuse_connections, feed_paused, paused_symbols,
+                                              refuse_connections, unavailable, feed_paused,
+                                              paused_symbols,
                                               metadata_unavailable, place_hold_ms,
                                               place_answer_delay_ms, engine_event_delay_ms,
                                               delay_symbols}: see faults.py

@@ -7,6 +7,9 @@ produce them:
 - ``order_latency_ms``: every Order Service call waits this long before it is handled.
 - ``reject_rate``: that share of new orders is rejected (422 INJECTED_REJECT).
 - ``refuse_connections``: the Order Service closes its port and every open connection.
+- ``unavailable``: the Order Service answers every call 503 with the contract's error
+  body ({error: {code: "UNAVAILABLE", message}}) and does nothing (an overloaded or
+  restarting venue gateway: D25).
 - ``feed_paused`` / ``paused_symbols``: market data held back (all, or those symbols).
 - ``metadata_unavailable``: the Metadata Service answers UNAVAILABLE.
 - ``place_hold_ms``: a ``POST /v1/orders`` is held this long before the order exists
@@ -47,6 +50,7 @@ class Faults:
     order_latency_ms: float = 0.0
     reject_rate: float = 0.0
     refuse_connections: bool = False
+    unavailable: bool = False
     feed_paused: bool = False
     paused_symbols: tuple[str, ...] = field(default=())
     metadata_unavailable: bool = False
@@ -96,7 +100,7 @@ def apply_update(current: Faults, update: Mapping[str, Any]) -> Faults:
 
 
 def _checked(name: str, value: Any) -> Any:
-    if name in ("refuse_connections", "feed_paused", "metadata_unavailable"):
+    if name in ("refuse_connections", "unavailable", "feed_paused", "metadata_unavailable"):
         if not isinstance(value, bool):
             raise FaultError(f"{name} must be true or false")
         return value

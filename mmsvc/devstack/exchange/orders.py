@@ -33,10 +33,12 @@ class OrderServiceApp:
         self.tokens = frozenset(tokens)
 
     def __call__(self, request: Request) -> Response:
-        """Answer one request, after the latency fault in force."""
-        latency_ms = self.venue.current_faults().order_latency_ms
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
+        """Answer one request, after the latency fault in force; 503 while ``unavailable``."""
+        faults = self.venue.current_faults()
+        if faults.order_latency_ms:
+            time.sleep(faults.order_latency_ms / 1000)
+        if faults.unavailable:
+            raise HttpError(503, "UNAVAILABLE", "the Order Service is unavailable (a fault)")
         self._authorize(request)
         route = self._route(request)
         try:

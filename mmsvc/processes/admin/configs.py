@@ -15,7 +15,7 @@ from mmsvc.adapters.db.models import MMConfig as ConfigRow
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.records import ConfigRecord, SymbolState
 from mmsvc.adapters.db.states import StateRepository
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.domain.symbol_config import MMConfig, field_values
 from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
@@ -31,12 +31,17 @@ bp = Blueprint("configs", __name__)
 _CREATE_LOCK = (0x6D6D, 1)
 
 
+def unknown_symbol(symbol: str) -> ApiError:
+    """The 404 of a symbol without a config."""
+    return ApiError(404, "UNKNOWN_SYMBOL", f"no config for {symbol}", field="symbol")
+
+
 def load(session: Session, symbol: str) -> ConfigRecord:
     """The config of a well-formed symbol, or 404."""
     validation.check_symbol(symbol)
     config = ConfigRepository(session).get(symbol)
     if config is None:
-        raise ApiError(404, "UNKNOWN_SYMBOL", f"no config for {symbol}", field="symbol")
+        raise unknown_symbol(symbol)
     return config
 
 
@@ -130,7 +135,7 @@ def update_config(symbol: str) -> Response:
     with ctx().transaction() as session:
         updated = ConfigRepository(session).update(symbol, actor(), changes)
     if updated is None:
-        raise ApiError(404, "UNKNOWN_SYMBOL", f"no config for {symbol}", field="symbol")
+        raise unknown_symbol(symbol)
     log.info(
         "config updated", extra={"actor": actor(), "symbol": symbol, "fields": sorted(changes)}
     )

@@ -9,10 +9,10 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters.auth import Role
-from mmsvc.adapters.db.records import SymbolState
+from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.admin import control_bodies, emergency, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.configs import load
@@ -93,7 +93,7 @@ def kill() -> Response:
             actor=actor(),
             symbol=wanted.symbol,
             reason=detail,
-            args={"trigger": "MANUAL", "detail": detail},
+            args={"trigger": RiskTrigger.MANUAL.value, "detail": detail},
             timeout_s=KILL_TIMEOUT_S,
         )
         no_answer = supervisor.symbols(body.get("no_answer"))

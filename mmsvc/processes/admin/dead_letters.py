@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -28,7 +27,15 @@ from mmsvc.processes.admin import validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
-from mmsvc.processes.admin.json_schema import SYMBOL_SCHEMA, TIMESTAMP, closed, nullable, ref
+from mmsvc.processes.admin.json_schema import (
+    REQUIRED_TEXT,
+    SYMBOL_SCHEMA,
+    TIMESTAMP,
+    closed,
+    nullable,
+    ref,
+)
+from mmsvc.processes.admin.views import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +43,6 @@ bp = Blueprint("dead_letters", __name__)
 
 LIST_LIMIT = 100
 ID_MAX = 2**63 - 1
-REASON_MAX = 1000
-
-
-def _when(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def view(row: DeadLetter) -> dict[str, Any]:
@@ -55,13 +57,13 @@ def view(row: DeadLetter) -> dict[str, Any]:
         "value_base64": base64.b64encode(row.value).decode(),
         "reason": row.reason,
         "detail": row.detail,
-        "created_at": _when(row.created_at),
+        "created_at": timestamp(row.created_at),
         "cleared": row.cleared,
-        "cleared_at": _when(row.cleared_at),
+        "cleared_at": timestamp(row.cleared_at),
         "cleared_by": row.cleared_by,
         "cleared_how": row.cleared_how,
         "clear_reason": row.clear_reason,
-        "replayed_at": _when(row.replayed_at),
+        "replayed_at": timestamp(row.replayed_at),
     }
 
 
@@ -87,14 +89,9 @@ def clear(dead_letter_id: str) -> Response:
     validation.reject_unknown(body, {"action", "reason"})
     action = body.get("action")
     if action not in DEAD_LETTER_HOW:
-        raise ApiError(400, "INVALID_VALUE", "action must be 'replay' or 'discard'", field="action")
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise ApiError(400, "INVALID_TYPE", "reason must be a non-empty string", field="reason")
-    if len(reason) > REASON_MAX:
-        raise ApiError(
-            400, "OUT_OF_RANGE", f"reason must be at most {REASON_MAX} characters", field="reason"
-        )
+        allowed = " or ".join(repr(how) for how in DEAD_LETTER_HOW)
+        raise ApiError(400, "INVALID_VALUE", f"action must be {allowed}", field="action")
+    reason = validation.required_text(body, "reason")
     who = actor()
     try:
         with ctx().transaction() as session:
@@ -155,7 +152,7 @@ def openapi_components() -> dict[str, dict[str, Any]]:
         "DeadLetterClear": closed(
             {
                 "action": {"type": "string", "enum": list(DEAD_LETTER_HOW)},
-                "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX},
+                "reason": REQUIRED_TEXT,
             },
             ["action", "reason"],
         ),

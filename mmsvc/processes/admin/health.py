@@ -16,6 +16,8 @@ from mmsvc.processes.admin.readiness import Check, ProbeCache
 bp = Blueprint("health", __name__)
 
 PROBE_TIMEOUT_S = 1.0
+CHECKS = ("postgres", "redis", "kafka", "supervisor")
+"""What /readyz checks, by the name its body (and the Readiness schema) gives each."""
 
 
 @bp.get("/healthz")
@@ -55,9 +57,10 @@ def checks(context: AdminContext) -> dict[str, Check]:
     def supervisor() -> None:
         context.control.ping(PROBE_TIMEOUT_S)
 
-    return {
+    found: dict[str, Check] = {
         "postgres": postgres,
         "redis": context.status.ping,
         "kafka": kafka,
         "supervisor": supervisor,
     }
+    return {name: found[name] for name in CHECKS}

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
+from mmsvc.processes.admin.validation import REASON_MAX
 
 
 def closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -47,3 +48,5 @@ STATE_ENUM = {"type": "string", "enum": [s.value for s in SymbolState]}
 TRIGGER_ENUM = {"type": "string", "enum": [t.value for t in RiskTrigger]}
 SYMBOL_LIST = {"type": "array", "items": {"type": "string"}}
 REASONS = {"type": "object", "additionalProperties": {"type": "string"}}
+TEXT = {"type": "string", "maxLength": REASON_MAX}  # an operator's reason (validation.py)
+REQUIRED_TEXT = {**TEXT, "minLength": 1}

@@ -12,9 +12,8 @@ from typing import Any
 
 from mmsvc import __version__
 from mmsvc.adapters.auth import Role
-from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
 from mmsvc.processes.admin import dead_letters
-from mmsvc.processes.admin.json_schema import ref
+from mmsvc.processes.admin.json_schema import SYMBOL_SCHEMA, ref
 from mmsvc.processes.admin.schemas import components
 
 _DESCRIPTIONS = {
@@ -35,7 +34,7 @@ _SYMBOL_PARAM = {
     "name": "symbol",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": SYMBOL_PATTERN, "maxLength": SYMBOL_MAX},
+    "schema": SYMBOL_SCHEMA,
 }
 _WRITE = (400,)
 _CONTROL = (400, 404, 409, 502)

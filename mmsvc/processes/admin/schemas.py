@@ -11,30 +11,45 @@ from typing import Any
 
 from mmsvc.adapters.db.records import ConfigRecord
 from mmsvc.domain.symbol_config import ConfigFields, MMConfig
+from mmsvc.processes.admin import health
 from mmsvc.processes.admin.json_schema import (
     REASONS,
     STATE_ENUM,
     SYMBOL_LIST,
     SYMBOL_SCHEMA,
+    TEXT,
     closed,
     model_schema,
     nullable,
     ref,
 )
 from mmsvc.processes.admin.status_schemas import status_components
-from mmsvc.processes.admin.validation import REASON_MAX
 
 
 def _error() -> dict[str, Any]:
-    detail = closed(
-        {
-            "code": {"type": "string"},
-            "message": {"type": "string"},
-            "field": nullable({"type": "string"}),
-        },
-        ["code", "message", "field"],
-    )
-    return closed({"error": detail, "state": STATE_ENUM}, ["error"])
+    """The one error shape of errors.ApiError.body()."""
+    properties = {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "field": nullable({"type": "string"}),
+    }
+    return closed({"error": closed(properties, list(properties)), "state": STATE_ENUM}, ["error"])
+
+
+def _reset_result() -> dict[str, Any]:
+    properties = {
+        "reset": SYMBOL_LIST,
+        "refused": REASONS,
+        "no_answer": SYMBOL_LIST,
+        "global_flag_cleared": {"type": "boolean"},
+        "reason": nullable({"type": "string"}),
+    }
+    return closed(properties, list(properties))
+
+
+def _command_summary() -> dict[str, Any]:
+    properties = {"ok": SYMBOL_LIST, "refused": REASONS, "no_answer": SYMBOL_LIST}
+    return closed(properties, list(properties))
 
 
 def _kill_result() -> dict[str, Any]:
@@ -62,7 +77,7 @@ def _check() -> dict[str, Any]:
 
 def components() -> dict[str, dict[str, Any]]:
     """Every component schema of the OpenAPI document, by name."""
-    checks = ("postgres", "redis", "kafka", "supervisor")
+    checks = list(health.CHECKS)
     return {
         "Error": _error(),
         # Generated from the config model itself (issue 11): no field is listed here.
@@ -74,32 +89,20 @@ def components() -> dict[str, dict[str, Any]]:
         "KillRequest": closed(
             {
                 "symbol": nullable(SYMBOL_SCHEMA),
-                "reason": nullable({"type": "string", "maxLength": REASON_MAX}),
+                "reason": nullable(TEXT),
             }
         ),
         "KillResult": _kill_result(),
         "ResetRequest": closed({"symbol": nullable(SYMBOL_SCHEMA)}),
-        "ResetResult": closed(
-            {
-                "reset": SYMBOL_LIST,
-                "refused": REASONS,
-                "no_answer": SYMBOL_LIST,
-                "global_flag_cleared": {"type": "boolean"},
-                "reason": nullable({"type": "string"}),
-            },
-            ["reset", "refused", "no_answer", "global_flag_cleared", "reason"],
-        ),
-        "CommandSummary": closed(
-            {"ok": SYMBOL_LIST, "refused": REASONS, "no_answer": SYMBOL_LIST},
-            ["ok", "refused", "no_answer"],
-        ),
+        "ResetResult": _reset_result(),
+        "CommandSummary": _command_summary(),
         "Health": closed({"status": {"type": "string", "enum": ["alive"]}}, ["status"]),
         "Check": _check(),
         "Readiness": closed(
             {
                 "ready": {"type": "boolean"},
-                "down": {"type": "array", "items": {"type": "string", "enum": list(checks)}},
-                "checks": closed({name: ref("Check") for name in checks}, list(checks)),
+                "down": {"type": "array", "items": {"type": "string", "enum": checks}},
+                "checks": closed({name: ref("Check") for name in checks}, checks),
             },
             ["ready", "down", "checks"],
         ),

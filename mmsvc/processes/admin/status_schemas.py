@@ -16,28 +16,17 @@ from mmsvc.processes.admin.json_schema import (
 
 
 def _symbol_state() -> dict[str, Any]:
-    return closed(
-        {
-            "symbol": {"type": "string"},
-            "enabled": {"type": "boolean"},
-            "state": STATE_ENUM,
-            "trigger": nullable(TRIGGER_ENUM),
-            "trigger_detail": nullable({"type": "string"}),
-            "reason": {"type": "string"},
-            "actor": {"type": "string"},
-            "updated_at": TIMESTAMP,
-        },
-        [
-            "symbol",
-            "enabled",
-            "state",
-            "trigger",
-            "trigger_detail",
-            "reason",
-            "actor",
-            "updated_at",
-        ],
-    )
+    properties = {
+        "symbol": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "state": STATE_ENUM,
+        "trigger": nullable(TRIGGER_ENUM),
+        "trigger_detail": nullable({"type": "string"}),
+        "reason": {"type": "string"},
+        "actor": {"type": "string"},
+        "updated_at": TIMESTAMP,
+    }
+    return closed(properties, list(properties))
 
 
 def _quote() -> dict[str, Any]:

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmsvc.adapters.zmq.control_client import Answer, SupervisorUnavailableError
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.admin.auth import actor
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
+from mmsvc.processes.admin.views import STATE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def refusal(status: int, body: Mapping[str, Any]) -> ApiError:
     code = str(error.get("code") or "REFUSED")
     message = str(error.get("message") or f"refused with status {status}")
     state = body.get("state")
-    state = state if state in {"ACTIVE", "PAUSED", "HALTED"} else None
+    state = state if state in STATE_NAMES else None
     if status in PASSED_THROUGH:
         return ApiError(status, code, message, state=state)
     log.error("unexpected supervisor answer", extra={"status": status, "code": code})

@@ -23,7 +23,9 @@ from mmsvc.domain.symbol_config import CONFIG_FIELDS, SYMBOL_MAX, SYMBOL_PATTERN
 from mmsvc.processes.admin.errors import ApiError
 
 T = TypeVar("T")
-REASON_MAX = 500
+# One bound for every free-text reason an operator writes (kill, dead-letter clear):
+# mm_state.reason and mm_dead_letters.clear_reason are TEXT, so this is a sanity ceiling.
+REASON_MAX = 1000
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
@@ -103,8 +105,20 @@ def _api_error(error: ErrorDetails) -> ApiError:
 def optional_text(body: Mapping[str, Any], name: str) -> str | None:
     """An optional string field of at most REASON_MAX characters, None when absent."""
     value = body.get(name)
-    if value is None:
-        return None
+    return None if value is None else _text(value, name)
+
+
+def required_text(body: Mapping[str, Any], name: str) -> str:
+    """A string field that must be present and not blank, of at most REASON_MAX characters."""
+    if name not in body:
+        raise ApiError(400, "MISSING_FIELD", f"{name} is required", field=name)
+    value = _text(body[name], name)
+    if not value.strip():
+        raise ApiError(400, "OUT_OF_RANGE", f"{name} must not be blank", field=name)
+    return value
+
+
+def _text(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise ApiError(400, "INVALID_TYPE", f"{name} must be a string", field=name)
     if len(value) > REASON_MAX:

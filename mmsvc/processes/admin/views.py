@@ -25,7 +25,8 @@ from mmsvc.domain.decimals import decimal_text
 from mmsvc.domain.symbol_config import field_values
 from mmsvc.processes.admin.status_schemas import LIVE_DECIMALS
 
-_STATES = {s.value for s in SymbolState}
+STATE_NAMES = frozenset(s.value for s in SymbolState)
+"""A symbol state as the API shows it; anything else read from outside is shown as null."""
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -174,7 +175,7 @@ def live_view(raw: Mapping[str, Any], now: float | None = None) -> dict[str, Any
     body: dict[str, Any] = {name: _dec(raw.get(name)) for name in LIVE_DECIMALS}
     body.update(
         heartbeat_age_s=round(heartbeat_age_s(raw, now), 3),
-        state=state if state in _STATES else None,
+        state=state if state in STATE_NAMES else None,
         triggers=[t for t in triggers if isinstance(t, str)] if isinstance(triggers, list) else [],
         open_orders=_int(raw.get("open_orders")),
         book_known=_bool(raw.get("book_known")),

@@ -22,13 +22,15 @@ from typing import Any
 import zmq
 from sqlalchemy.orm import Session, sessionmaker
 
+from mmsvc.adapters.db.engine import database_down
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command, Request
+from mmsvc.adapters.zmq.protocol import Request
 from mmsvc.config import Settings
+from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
@@ -245,9 +247,20 @@ class AdminCommands:
 
     # ------------------------------------------------------- kill switch, reset
 
+    # The global flag as last read or raised: what a PostgreSQL outage leaves us (D25).
+    _flag_seen: bool = False
+
     def _kill_flag_active(self) -> bool:
-        with self.sessions() as session:
-            return KillFlagRepository(session).get().active
+        """The global flag in PostgreSQL; while it does not answer, the flag as last read or
+        raised here, so a lag kill acts once at once and no loop exits on the outage (D25)."""
+        try:
+            with self.sessions() as session:
+                self._flag_seen = KillFlagRepository(session).get().active
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            log.warning("kill flag unreadable (PostgreSQL); using the last seen")
+        return self._flag_seen
 
     def _global_kill(
         self, kill: Kill, identity: bytes = b"", request: Request | None = None
@@ -260,6 +273,7 @@ class AdminCommands:
         missed: list[str] = []
         self.kill_switch.raise_flag(kill, self.kill_switch.live(missed), missed)
         self.kill_copy_stale |= bool(missed)  # the copy is retried from PostgreSQL's flag (D25)
+        self._flag_seen = True
         self._cancel_account_orders()
         forwarded = Request(
             None if request is None else request.id,

@@ -32,6 +32,7 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import Beat, StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
+from mmsvc.domain.state import Command
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
@@ -228,11 +229,7 @@ class Supervisor(AdminCommands):
         self.connected.discard(symbol)
         metrics.worker_restarted(symbol)
         kill = next(
-            (
-                p
-                for p in self.pending.values()
-                if p.command is protocol.Command.KILL and symbol in p.waiting
-            ),
+            (p for p in self.pending.values() if p.command is Command.KILL and symbol in p.waiting),
             None,
         )
         if kill is not None:
@@ -294,11 +291,11 @@ class Supervisor(AdminCommands):
         if self.kill_copy_stale and beat is not Beat.UNREACHABLE:
             self.kill_copy_stale = not self._sync_kill_flag_copy()
 
-    def _commit(self) -> None:
+    def _commit(self, *, wait: bool = False) -> None:
         if self.consumer is None:
             raise RuntimeError("the supervisor was not started")
         offsets = self.router.tracker.committable()
-        if offsets and self.consumer.commit(offsets):
+        if offsets and self.consumer.commit(offsets, wait=wait):
             self.router.tracker.committed(offsets)
 
     # ----------------------------------------------------------------- shutdown
@@ -312,7 +309,7 @@ class Supervisor(AdminCommands):
             result = self.orders.cancel_until_flat(None, CANCEL_DEADLINE_S)
             log.info("orders canceled at shutdown", extra={"flat": result.flat})
         if self.consumer is not None:
-            self._commit()
+            self._commit(wait=True)
             self.consumer.close()
         self.cancels.shutdown(wait=True)
         self.ctx.destroy(linger=0)

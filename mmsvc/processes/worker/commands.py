@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command
 from mmsvc.domain import state as machine
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
 from mmsvc.domain.ports import DeadLetterHold, Flattener, StateStore, WorkerLoop
 from mmsvc.domain.risk import ResetContext, reset_refusal
+from mmsvc.domain.state import Command
 from mmsvc.domain.trader import SymbolTrader
 from mmsvc.processes.worker.killing import KillSwitch
 
@@ -79,15 +79,15 @@ class CommandHandler:
         return _conflict("ILLEGAL_TRANSITION", refused.reason, self._trader.state)
 
     def enable(self, args: dict[str, Any], actor: str) -> Answer:
-        return self._activate(machine.Command.ENABLE, actor)
+        return self._activate(Command.ENABLE, actor)
 
     def resume(self, args: dict[str, Any], actor: str) -> Answer:
         trader = self._trader
         if trader.state is SymbolState.PAUSED and not trader.config.enabled:
             return _conflict("NOT_ENABLED", "symbol is not enabled: use enable", trader.state)
-        return self._activate(machine.Command.RESUME, actor)
+        return self._activate(Command.RESUME, actor)
 
-    def _activate(self, command: machine.Command, actor: str) -> Answer:
+    def _activate(self, command: Command, actor: str) -> Answer:
         trader = self._trader
         transition = machine.apply(
             trader.state,
@@ -102,7 +102,7 @@ class CommandHandler:
             # D31: quotes stay pulled until an operator clears the dead letter.
             return _conflict("DEAD_LETTER", "a dead letter holds the symbol", trader.state)
         try:
-            if command is machine.Command.ENABLE:
+            if command is Command.ENABLE:
                 refreshed = self._store.enable(actor=actor)
                 if refreshed is not None:
                     trader.config = refreshed

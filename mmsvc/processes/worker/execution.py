@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mmsvc.adapters import metrics
+from mmsvc.adapters.db.engine import database_down
 from mmsvc.adapters.order_service.client import (
     DEFAULT_BACKOFF,
     Backoff,
@@ -99,6 +100,7 @@ class OrderExecution:
         venue_hold_max_ms: int = 5_000,
         backoff: Backoff = DEFAULT_BACKOFF,
         background: ThreadPoolExecutor | None = None,
+        on_database_down: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -111,6 +113,8 @@ class OrderExecution:
         self._batch: PendingBatch | None = None
         self._cancel_ids: dict[str, str] = {}
         self._updates: list[OrderStatusUpdate] = []
+        self._unwritten: list[OrderStatusUpdate] = []  # answers PostgreSQL missed (D25)
+        self._on_database_down = on_database_down or _reraise
         self._chases: dict[str, _Chase] = {}
         self._chasing: PendingBatch | None = None
         self._chase_ids: list[str] = []
@@ -168,8 +172,32 @@ class OrderExecution:
         for canceled in result.cancels:
             self._on_cancel(canceled, outcome)
         # One transaction for the whole batch's answers: the loop is not blocked per order.
-        self._store.order_statuses(self._updates)
+        self._write(self._updates)
         return outcome
+
+    def _write(self, updates: list[OrderStatusUpdate]) -> None:
+        """Record the venue's answers; kept for later while PostgreSQL is down (D25).
+
+        The answers are facts about the venue and a row only ever moves forward,
+        so writing them late is safe, and the outcome of the batch still acts now
+        (a timeout's kill, a reject's count). ``flush_unwritten`` writes them first
+        once PostgreSQL answers.
+        """
+        self._unwritten.extend(updates)
+        if not self._unwritten:
+            return
+        try:
+            self.flush_unwritten()
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            self._on_database_down(exc)
+
+    def flush_unwritten(self) -> None:
+        """Write the answers kept during an outage; raises while PostgreSQL is still down."""
+        if self._unwritten:
+            self._store.order_statuses(self._unwritten)
+            self._unwritten = []
 
     def _late(self, what: str, elapsed_s: float, outcome: BatchOutcome) -> None:
         """An answer that came, but after the budget, is a RESPONSE_TIMEOUT too (spec table)."""
@@ -196,6 +224,17 @@ class OrderExecution:
                 # D23: our book is behind the venue's; hold that side, do not count it.
                 outcome.crossed.append(order.side)
                 return
+            # Each counted reject is logged with the venue's code: a REJECT_STORM kill
+            # must be explainable from the log alone (at most the storm's count of lines).
+            log.warning(
+                "order rejected",
+                extra={
+                    "symbol": self._trader.symbol,
+                    "client_order_id": cid,
+                    "code": result.code,
+                    "detail": result.message,
+                },
+            )
             outcome.rejects += 1
             outcome.kill = outcome.kill or self._trader.rejects.record(cid, self._clock_ms())
         elif result.outcome is Outcome.TIMEOUT:
@@ -279,7 +318,7 @@ class OrderExecution:
             chase.next_at_ms = now + int(chase.delay_ms)
             self.reconcile_now()
         if self._updates:
-            self._store.order_statuses(self._updates)
+            self._write(self._updates)
             self._updates = []
 
     # ------------------------------------------------------------ reconciliation
@@ -313,6 +352,9 @@ class OrderExecution:
                 extra={"symbol": self._trader.symbol, "detail": listed.message},
             )
             self._next_reconcile_ms = now + RECONCILE_RETRY_MS
+            # D25: an Order Service that does not answer is doubt about what rests:
+            # pull the quotes (cancel until flat, retried until it answers again).
+            self.start_flatten()
             return
         self._next_reconcile_ms = now + self._reconcile_interval_ms
         self.reconcile(listed, now)
@@ -375,7 +417,7 @@ class OrderExecution:
                     )
                     self._absent_since.pop(cid, None)
         if updates:
-            self._store.order_statuses(updates)
+            self._write(updates)
         if not listed and self._batch is None and trader.state is not SymbolState.ACTIVE:
             self.flat_confirmed = True
 
@@ -423,6 +465,10 @@ class OrderExecution:
 
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 def _timeout(what: str, elapsed_s: float) -> KillDecision:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters import metrics
+from mmsvc.adapters.db.engine import database_down
 from mmsvc.domain import state as machine
 from mmsvc.domain.engine import QuoteDecision
 from mmsvc.domain.model import KillDecision, RiskTrigger, SymbolState
@@ -106,10 +107,11 @@ class KillSwitch:
         """Record a kill not yet recorded; True when nothing is left unrecorded."""
         try:
             self.require_recorded()
-        except SQLAlchemyError:
-            log.exception(
+        except SQLAlchemyError as exc:
+            log.error(
                 "kill not recorded yet (PostgreSQL); HALTED in memory, retrying",
-                extra={"symbol": self._trader.symbol},
+                extra={"symbol": self._trader.symbol, "detail": str(exc).splitlines()[0][:200]},
+                exc_info=not database_down(exc),  # an outage needs no stack trace (D25)
             )
             now = self._clock_ms()
             self._retry_at_ms = now + self._retry_delay_ms

@@ -30,8 +30,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db import records as db
-from mmsvc.adapters.db.engine import make_session_factory, make_worker_engine
-from mmsvc.adapters.db.leases import Fenced, LeaseHeld, LeaseKeeper
+from mmsvc.adapters.db.engine import database_down, make_session_factory, make_worker_engine
+from mmsvc.adapters.db.leases import Fenced, LeaseHeld, LeaseKeeper, Renewal
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
 from mmsvc.adapters.kafka.connection import connection_config
@@ -42,6 +42,7 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusPublisher, StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
+from mmsvc.domain import state as machine
 from mmsvc.domain.model import (
     FINAL_EVENTS,
     Instrument,
@@ -65,6 +66,7 @@ from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
 from mmsvc.processes.worker.fence import cancel_own, die_with_parent, take_lease
 from mmsvc.processes.worker.killing import KillSwitch
+from mmsvc.processes.worker.outage import Outage
 from mmsvc.processes.worker.shadow import ShadowQuotes
 from mmsvc.processes.worker.status import live_status
 from mmsvc.processes.worker.store import FencedSessions, WorkerStore
@@ -126,6 +128,11 @@ class Worker:
         self.metadata_unavailable = False
         self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
+        # D25: PostgreSQL down is an outage, not an exit: quotes pulled, must-ack
+        # messages kept unacknowledged in order, fills kept until committed.
+        self.outage = Outage("PostgreSQL", symbol, pull=self._pull_quotes)
+        self.deferred: list[protocol.DataFrame] = []
+        self.unrecorded_fills: set[str] = set()
         self.trader: SymbolTrader
         self.execution: OrderExecution | None = None
         self.shadow_quotes: ShadowQuotes | None = None
@@ -170,6 +177,7 @@ class Worker:
                 TokenBucket(limits.max_orders_per_second, now_ms()),
                 now_ms,
                 reconcile_interval_ms=int(self.settings.reconcile_interval_s * 1000),
+                on_database_down=self.outage.down,
             )
             # Whatever rested before this start is uncertain, and a new owner cancels
             # the old epoch's open orders before its first place (D32).
@@ -264,7 +272,8 @@ class Worker:
                 self._drain_control()
             if self.data in events:
                 self._drain_data()
-            self._after_io()
+            with self.outage.guard():
+                self._after_io()
             mono = time.monotonic()
             if mono >= next_beat:
                 self.send(protocol.Heartbeat())
@@ -273,12 +282,16 @@ class Worker:
             if mono >= next_status:
                 self.publish_status()
                 next_status = mono + STATUS_S
-            if mono >= next_fence:
-                self._check_fence()
-                next_fence = mono + FENCE_CHECK_S
-            self.edge.poll(mono)
-            if self.metadata_unavailable and mono >= self.metadata_retry_at:
-                self._load_instrument()
+            if self.outage.active:
+                self.outage.retry(self._recover)  # the lease is re-taken there (D25)
+                continue
+            with self.outage.guard():
+                if mono >= next_fence:
+                    next_fence = mono + FENCE_CHECK_S
+                    self._check_fence()
+                self.edge.poll(mono)
+                if self.metadata_unavailable and mono >= self.metadata_retry_at:
+                    self._load_instrument()
 
     def _poll_timeout_ms(self) -> int:
         busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
@@ -303,7 +316,18 @@ class Worker:
                 metrics.decode_error(f"zmq_data_{exc.reason}")
                 log.warning("malformed data frame skipped", extra={"symbol": self.symbol})
                 continue
-            self._on_data(frame)
+            if frame.must_ack and (self.deferred or self.outage.active):
+                self.deferred.append(frame)  # behind the held ones, in order (D1, D25)
+                continue
+            try:
+                self._on_data(frame)
+            except Exception as exc:
+                if not database_down(exc):
+                    raise
+                self.outage.down(exc)  # retried once PostgreSQL answers, never acked (D31)
+                if frame.must_ack:
+                    self.deferred.append(frame)
+                continue
             if frame.must_ack:
                 acks.append((frame.topic, frame.partition, frame.offset))
         if acks:
@@ -389,6 +413,10 @@ class Worker:
         if reason == POST_ONLY_WOULD_CROSS:
             self.trader.holds.after_cross(side)
             return
+        log.warning(
+            "order rejected",
+            extra={"symbol": self.symbol, "client_order_id": cid, "code": reason},
+        )
         metrics.order_rejected(self.symbol)
         self.kill.consider(self.trader.rejects.record(cid, now_ms()))
 
@@ -417,10 +445,15 @@ class Worker:
             return
         remaining = Decimal(record["remaining_quantity"])
         inventory = self.trader.inventory
-        if not self.trader.on_fill(fill, record["client_order_id"], remaining):
-            return
-        self.trader.fees_paid += inventory.fee_in_quote(fill)
+        if self.trader.on_fill(fill, record["client_order_id"], remaining):
+            self.trader.fees_paid += inventory.fee_in_quote(fill)
+            self.unrecorded_fills.add(fill.event_id)
+        elif fill.event_id not in self.unrecorded_fills:
+            return  # seen and committed before (a replay: D1)
+        # A fill whose commit met a PostgreSQL outage is retried (never acknowledged
+        # meanwhile, D31); record_fill is idempotent by event_id.
         self.store.record_fill(fill, record, inventory, self.trader.fees_paid)
+        self.unrecorded_fills.discard(fill.event_id)
         self.trader.holds.after_fill(fill.ts_ms, now_ms())
         self.market_moved(force=True)
 
@@ -467,7 +500,15 @@ class Worker:
         execution.housekeep()
 
     def requote(self, now: int) -> None:
-        """One decision of the core, acted on: kill, pull, or the minimal diff."""
+        """One decision of the core, acted on: kill, pull, or the minimal diff.
+
+        A PostgreSQL outage met on the way (a PENDING row, a stale episode) ends
+        the decision and starts the outage's hold (D25).
+        """
+        with self.outage.guard():
+            self._requote(now)
+
+    def _requote(self, now: int) -> None:
         self.last_decision_ms, self.market_dirty = now, False
         with tick_span(self.symbol), span("mm.quote"):
             started = time.perf_counter()
@@ -478,6 +519,8 @@ class Worker:
         if decision.kill is not None:
             self.kill.fire(decision.kill, actor="system")
             return
+        if self.outage.active:
+            return  # quotes stay pulled until PostgreSQL answers (D25)
         self.kill.observe_staleness(decision)
         if self.shadow_quotes is not None:
             if self.shadow_quotes.publish(decision.quote):
@@ -517,10 +560,19 @@ class Worker:
             if isinstance(message, protocol.WorkerCommand):
                 try:
                     status, body = self.commands.handle(message)
-                except Exception:
-                    log.exception("command failed", extra={"symbol": self.symbol})
-                    status, body = 500, {"error": {"code": "INTERNAL", "message": "command failed"}}
+                except Exception as exc:
+                    if database_down(exc):  # a kill never gets here: it acts in memory (D25)
+                        status, body = self._database_unavailable(exc)
+                    else:
+                        log.exception("command failed", extra={"symbol": self.symbol})
+                        error = {"code": "INTERNAL", "message": "command failed"}
+                        status, body = 500, {"error": error}
                 self.send(protocol.Reply(message.id, status, body))
+
+    def _database_unavailable(self, exc: Exception) -> tuple[int, dict[str, Any]]:
+        self.outage.down(exc)
+        message = "PostgreSQL is unreachable; retry later"
+        return 503, {"error": {"code": "DATABASE_UNAVAILABLE", "message": message}}
 
     def _check_supervisor(self, mono: float) -> None:
         if mono - self.supervisor_seen > SUPERVISOR_SILENT_S:
@@ -536,7 +588,11 @@ class Worker:
         except Fenced as fenced:
             self.fence_lost(fenced)
             return
-        # A kill recorded straight in PostgreSQL (admin, supervisor) lands here (D30).
+        self._adopt_recorded(renewal)
+
+    def _adopt_recorded(self, renewal: Renewal) -> None:
+        """Take up a kill recorded straight in PostgreSQL (admin, supervisor: D30), and,
+        after an outage, a pause: the symbol carries on in the state recorded (D25)."""
         recorded = renewal.state
         if recorded is not None and recorded.state is db.SymbolState.HALTED:
             trigger = recorded.trigger
@@ -547,6 +603,53 @@ class Worker:
             flag = renewal.kill
             trigger = RiskTrigger(flag.trigger.value) if flag.trigger else RiskTrigger.MANUAL
             self.kill.fire(KillDecision(trigger, flag.reason), actor=flag.actor, global_kill=True)
+        elif (
+            recorded is not None
+            and recorded.state is db.SymbolState.PAUSED
+            and self.trader.state is SymbolState.ACTIVE
+        ):
+            self.trader.enter(machine.pause(self.trader.state))
+            self._pull_quotes()
+
+    # ------------------------------------------------------------- outages
+
+    def _pull_quotes(self) -> None:
+        """Cancel until flat while the Order Service answers; nothing placed meanwhile (D25)."""
+        if self.execution is not None:
+            self.execution.start_flatten()
+        self.market_dirty = True
+
+    def _recover(self) -> None:
+        """PostgreSQL answers: the kill first, then the lease, the writes it missed, the
+        held messages, then the state it records (D25, D26, D30). Raises while it is still
+        down (the outage retries later) and Fenced when another owner took the symbol
+        meanwhile (we stand down)."""
+        self.kill.require_recorded()  # before anything else is written (D25)
+        self.keeper.in_doubt = True  # our epoch may have expired unseen: re-take it
+        renewal = self.keeper.renew()
+        if self.execution is not None:
+            self.execution.flush_unwritten()
+        self._replay_deferred()
+        for order in self.store.live_orders():
+            # A PENDING row whose commit answer the outage swallowed: UNKNOWN, settled
+            # by the venue's listing (absent for VENUE_HOLD_MAX: never came alive, D31).
+            self.trader.orders.setdefault(order.client_order_id, order)
+        self._adopt_recorded(renewal)
+        if self.execution is not None:
+            self.execution.reconcile_now()  # D22: what rests at the venue now
+
+    def _replay_deferred(self) -> None:
+        """Apply the must-ack messages held during the outage, in order, then ack them."""
+        acks: list[tuple[str, int, int]] = []
+        try:
+            while self.deferred:
+                frame = self.deferred[0]
+                self._on_data(frame)  # raises while PostgreSQL is down: kept for later
+                self.deferred.pop(0)
+                acks.append((frame.topic, frame.partition, frame.offset))
+        finally:
+            if acks:
+                self.send(protocol.Ack(tuple(acks)))
 
     def fence_lost(self, fenced: Fenced) -> None:
         """Fenced out: no more places or writes (but kills); cancel our own ids and exit (D32)."""

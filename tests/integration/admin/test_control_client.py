@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import zmq
 
 from mmsvc.adapters.zmq import protocol
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
+from mmsvc.domain.state import Command
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +71,13 @@ def client(endpoint: str) -> Iterator[ControlClient]:
     client.close()
 
 
-def test_no_supervisor_is_known_within_the_connect_timeout(client: ControlClient) -> None:
-    started = time.monotonic()
+def test_no_supervisor_is_known_at_the_send_not_after_the_reply_timeout(
+    client: ControlClient,
+) -> None:
+    """ZMQ_IMMEDIATE refuses the send (after connect_timeout_s) instead of queueing it
+    for a whole reply timeout: the error says which, so no time is asserted."""
     with pytest.raises(SupervisorUnavailableError, match="no supervisor connected"):
-        client.request(protocol.Command.PING, actor="tester")
-
-    assert time.monotonic() - started < 0.6
+        client.request(Command.PING, actor="tester", timeout_s=60)
 
 
 def test_an_answer_is_status_and_body_with_the_actor_carried(
@@ -84,7 +85,7 @@ def test_an_answer_is_status_and_body_with_the_actor_carried(
 ) -> None:
     router = Router(endpoint, echo)
     try:
-        answer = client.request(protocol.Command.PAUSE, actor="ops@tradex", symbol="BTCUSDT")
+        answer = client.request(Command.PAUSE, actor="ops@tradex", symbol="BTCUSDT")
     finally:
         router.close()
 
@@ -97,7 +98,7 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
     held: list[dict[str, Any]] = []
 
     def late(request: dict[str, Any]) -> list[dict[str, Any]]:
-        if request["cmd"] == protocol.Command.KILL:
+        if request["cmd"] == Command.KILL:
             held.append(request)
             return []
         # Answer the held request first, as a supervisor catching up would.
@@ -107,8 +108,8 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
     router = Router(endpoint, late)
     try:
         with pytest.raises(SupervisorUnavailableError, match="did not answer within 1s"):
-            client.request(protocol.Command.KILL, actor="tester")
-        status, body = client.request(protocol.Command.PING, actor="tester")
+            client.request(Command.KILL, actor="tester")
+        status, body = client.request(Command.PING, actor="tester")
     finally:
         router.close()
 
@@ -117,14 +118,14 @@ def test_a_silent_supervisor_times_out_and_its_late_answer_is_never_taken_for_th
 
 def test_it_reconnects_to_a_restarted_supervisor(client: ControlClient, endpoint: str) -> None:
     router = Router(endpoint, echo)
-    assert client.request(protocol.Command.PING, actor="tester")[0] == 200
+    assert client.request(Command.PING, actor="tester")[0] == 200
     router.close()
     with pytest.raises(SupervisorUnavailableError):
-        client.request(protocol.Command.PING, actor="tester")
+        client.request(Command.PING, actor="tester")
 
     router = Router(endpoint, echo)
     try:
-        assert client.request(protocol.Command.PING, actor="tester")[0] == 200
+        assert client.request(Command.PING, actor="tester")[0] == 200
     finally:
         router.close()
 
@@ -134,7 +135,7 @@ def test_threads_each_get_their_own_answers(client: ControlClient, endpoint: str
     answers: dict[int, tuple[int, dict[str, Any]]] = {}
 
     def ask(n: int) -> None:
-        answers[n] = client.request(protocol.Command.STATUS, actor=f"t{n}", symbol=f"S{n:02d}")
+        answers[n] = client.request(Command.STATUS, actor=f"t{n}", symbol=f"S{n:02d}")
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(16)]
     try:
@@ -168,7 +169,7 @@ def test_over_tcp_only_a_client_with_the_curve_keys_is_answered(tmp_path: Path) 
         stranger.send(b'{"id": "s", "cmd": "kill", "actor": "intruder"}')
         answered = threading.Thread(target=lambda: _answer_one(router), daemon=True)
         answered.start()
-        status, _ = keyed.request(protocol.Command.PING, actor="tester")
+        status, _ = keyed.request(Command.PING, actor="tester")
         answered.join(2)
         assert status == 200
         assert not router.poll(300), "a client without keys got a message through"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db.audit import AuditRepository
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
+from mmsvc.processes.admin.validation import REASON_MAX
 from tests.integration.admin.conftest import ADMIN_SUBJECT, OPERATE, READ, Admin
 
 pytestmark = pytest.mark.integration
@@ -79,6 +80,12 @@ def test_clearing_needs_admin_is_audited_and_happens_once(admin: Admin, db_engin
         ("/v1/mm/dead-letters/abc/clear", {"action": "discard", "reason": "x"}, 404),
         ("/v1/mm/dead-letters/1/clear", {"action": "delete", "reason": "x"}, 400),
         ("/v1/mm/dead-letters/1/clear", {"action": "replay"}, 400),
+        ("/v1/mm/dead-letters/1/clear", {"action": "replay", "reason": "  "}, 400),
+        (
+            "/v1/mm/dead-letters/1/clear",
+            {"action": "replay", "reason": "x" * (REASON_MAX + 1)},
+            400,
+        ),
         ("/v1/mm/dead-letters/1/clear", {"action": "replay", "reason": "x", "more": 1}, 400),
     ],
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -53,11 +52,9 @@ def test_global_kill_without_supervisor_sets_flag_halts_every_symbol_and_records
     seed_config(db_engine, "SOL-PERP", SymbolState.HALTED)
     before = len(outbox(db_engine))
 
-    started = time.monotonic()
     response = admin.call("POST", "/v1/mm/emergency/kill", body={"reason": "drill"})
 
     assert response.status_code == 200, response.text
-    assert time.monotonic() - started < 5
     assert response.json() == {
         "scope": "ALL",
         "symbol": None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ NEEDS_SUPERVISOR = [
 
 
 @pytest.mark.parametrize(("method", "path", "body", "token"), NEEDS_SUPERVISOR)
-def test_calls_that_need_the_supervisor_answer_503_in_about_half_a_second(
+def test_calls_that_need_the_supervisor_answer_503_at_once_when_none_is_connected(
     admin: Admin, db_engine: Engine, method: str, path: str, body: Any, token: str | None
 ) -> None:
     seed_config(db_engine, "BTCUSDT")
@@ -34,14 +33,13 @@ def test_calls_that_need_the_supervisor_answer_503_in_about_half_a_second(
     if token is not None:
         kwargs["token"] = token
 
-    started = time.monotonic()
     response = admin.call(method, path, **kwargs)
 
-    assert time.monotonic() - started < 2
     assert response.status_code == 503, response.text
     error = response.json()["error"]
     assert error["code"] == "SUPERVISOR_UNAVAILABLE"
-    assert "supervisor" in error["message"]
+    # refused at the send (connect_timeout_s), not after a reply timeout of seconds
+    assert "no supervisor connected" in error["message"]
 
 
 def test_reads_never_need_the_supervisor(admin: Admin, db_engine: Engine) -> None:

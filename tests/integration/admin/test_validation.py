@@ -139,7 +139,7 @@ def test_update_checks_every_rule_before_anything_else(admin: Admin, db_engine: 
         ("/v1/mm/emergency/kill", {"why": "x"}, 400, "why"),
         ("/v1/mm/emergency/kill", {"symbol": "btc"}, 400, "symbol"),
         ("/v1/mm/emergency/kill", {"reason": ["x"]}, 400, "reason"),
-        ("/v1/mm/emergency/kill", {"reason": "x" * 501}, 400, "reason"),
+        ("/v1/mm/emergency/kill", {"reason": "x" * (validation.REASON_MAX + 1)}, 400, "reason"),
         ("/v1/mm/reset", {"symbol": "x"}, 400, "symbol"),
         ("/v1/mm/reset", {"reason": "x"}, 400, "reason"),
     ],

@@ -384,3 +384,58 @@ def _expired_on_server(engine: Engine, symbol: str) -> bool:
                 {"s": symbol},
             ).scalar_one()
         )
+
+
+def resume(engine: Engine, symbol: str, owner: str, epoch: int) -> leases.Renewal:
+    with Session(engine) as session, session.begin():
+        return leases.resume(session, symbol, owner, epoch, LEASE_S)
+
+
+def test_after_an_outage_an_expired_lease_nobody_took_is_resumed_under_the_same_epoch(
+    db_engine: Engine, symbol: str
+) -> None:
+    first = take(db_engine, symbol, "host/1")
+    age_lease(db_engine, symbol, 10)  # PostgreSQL's clock ran on while nobody reached it
+    with pytest.raises(Fenced):
+        renew(db_engine, symbol, first.epoch)
+    renewal = resume(db_engine, symbol, "host/1", first.epoch)
+    assert renewal.epoch == first.epoch
+    renew(db_engine, symbol, first.epoch)  # live again: a plain renewal works
+
+
+def test_after_an_outage_a_lease_another_owner_took_is_not_resumed(
+    db_engine: Engine, symbol: str
+) -> None:
+    first = take(db_engine, symbol, "host/1")
+    age_lease(db_engine, symbol, 10)
+    second = take(db_engine, symbol, "host/2")
+    assert second.epoch == first.epoch + 1
+    with pytest.raises(Fenced, match="not ours after the outage"):
+        resume(db_engine, symbol, "host/1", first.epoch)
+    release(db_engine, symbol, second.epoch)
+    with pytest.raises(Fenced):  # released is not ours either
+        resume(db_engine, symbol, "host/2", second.epoch)
+
+
+def test_a_keeper_in_doubt_after_an_outage_re_takes_its_epoch_in_its_next_write(db_engine, symbol):
+    worker = keeper(db_engine, symbol, "host-a/100", FakeClock())
+    epoch = worker.take().epoch
+    age_lease(db_engine, symbol, 10.0)  # expired while PostgreSQL could not be reached
+    worker.in_doubt = True
+    with worker.transaction() as session:
+        OrderRepository(session).insert_pending(new_order(symbol))
+    assert (worker.epoch, worker.in_doubt) == (epoch, False)
+    assert orders_of(db_engine, symbol) == 1
+    worker.renew()  # live again under the same epoch: a plain renewal
+
+
+def test_a_keeper_in_doubt_stands_down_when_another_owner_took_the_symbol(db_engine, symbol):
+    worker = keeper(db_engine, symbol, "host-a/100", FakeClock())
+    worker.take()
+    age_lease(db_engine, symbol, 10.0)
+    keeper(db_engine, symbol, "host-b/200", FakeClock()).take()
+    worker.in_doubt = True
+    with pytest.raises(Fenced, match="not ours after the outage"):
+        worker.renew()
+    assert worker.epoch is None
+    assert not worker.may_place()

@@ -26,13 +26,19 @@ pytestmark = pytest.mark.integration
 
 OFFSET_BEGINNING = -2
 UNKNOWN_SCHEMA_ID = 987_654_321
+# Symbols no service quotes: these values go to the session's shared broker, where a
+# new consumer group replays md.instrument.* from the start (D15). Published for
+# BTCUSDT, this test's made-up instrument update (tick 0.01) and same-millisecond
+# halt and resume became every later e2e worker's BTCUSDT: INVALID_TICK_SIZE
+# rejects, a REJECT_STORM kill, a symbol halted for good.
+SYMBOL, PERP = "CODECUSDT", "CODEC-PERP"
 
 
 def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
     """One realistic value per topic; ``ts_ms`` marks this run's messages."""
     level = {"price": "65000.10", "size": "0.250"}
     instrument = {
-        "symbol": "BTCUSDT",
+        "symbol": SYMBOL,
         "base_asset": "BTC",
         "quote_asset": "USDT",
         "kind": "SPOT",
@@ -44,14 +50,14 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
     }
     return {
         topics.ORDERBOOK_SNAPSHOT: {
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "sequence": 1_000_001,
             "bids": [level, {"price": "65000.00", "size": "1.5"}],
             "asks": [{"price": "65000.20", "size": "0.75"}],
             "ts_ms": ts_ms,
         },
         topics.ORDERBOOK_DELTA: {
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "sequence": 1_000_002,
             "changes": [
                 {"side": "BID", "price": "65000.10", "size": "0"},
@@ -60,7 +66,7 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
             "ts_ms": ts_ms,
         },
         topics.TRADES: {
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "trade_id": "t-88121",
             "price": "65000.20",
             "size": "0.010",
@@ -68,7 +74,7 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
             "ts_ms": ts_ms,
         },
         topics.MARK: {
-            "symbol": "ETH-PERP",
+            "symbol": PERP,
             "mark_price": "3120.55",
             "index_price": "3120.40",
             "ts_ms": ts_ms,
@@ -76,7 +82,7 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
         topics.ENGINE_EVENTS: {
             "event_id": str(uuid.uuid4()),
             "event_type": "FILL",
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "order_id": "ord-7731",
             "client_order_id": str(uuid.uuid4()),
             "account_id": "acc-mm-0001",
@@ -94,10 +100,10 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
         },
         topics.INSTRUMENT_CREATED: instrument,
         topics.INSTRUMENT_UPDATED: {**instrument, "tick_size": "0.01", "kind": "PERPETUAL"},
-        topics.INSTRUMENT_HALT: {"symbol": "BTCUSDT", "reason": "circuit breaker", "ts_ms": ts_ms},
-        topics.INSTRUMENT_RESUME: {"symbol": "BTCUSDT", "reason": None, "ts_ms": ts_ms},
+        topics.INSTRUMENT_HALT: {"symbol": SYMBOL, "reason": "circuit breaker", "ts_ms": ts_ms},
+        topics.INSTRUMENT_RESUME: {"symbol": SYMBOL, "reason": None, "ts_ms": ts_ms},
         topics.QUOTE_SIMULATED: {
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "level": 0,
             "bid_price": "64990.00",
             "bid_size": "0.050",
@@ -120,7 +126,7 @@ def samples(ts_ms: int) -> dict[str, dict[str, Any]]:
         },
         topics.STATE_CHANGED: {
             "event_id": str(uuid.uuid4()),
-            "symbol": "BTCUSDT",
+            "symbol": SYMBOL,
             "previous_state": "ACTIVE",
             "new_state": "HALTED",
             "reason": "EXPOSURE",
@@ -189,7 +195,7 @@ def test_every_topic_round_trips_through_the_broker_and_garbage_is_refused(
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for topic, record in expected.items():
         producer.produce(topic, codec.encode(topic, record), key_of(record), headers={"run": run})
-    producer.produce(topics.TRADES, garbage, b"BTCUSDT", headers={"run": run, "garbage": b"1"})
+    producer.produce(topics.TRADES, garbage, SYMBOL.encode(), headers={"run": run, "garbage": b"1"})
     assert producer.flush(10) == 0
 
     ours = consume_run(kafka_bootstrap, run, wanted=len(expected) + 1)

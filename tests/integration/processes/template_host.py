@@ -15,16 +15,26 @@ from mmsvc.processes.supervisor.pool import ChildProcess, fresh_interpreter
 from mmsvc.processes.supervisor.template import WorkerTemplate
 
 
+class CountingTemplate(WorkerTemplate):
+    """A WorkerTemplate that counts its starts, so a test sees restarts without timing them."""
+
+    starts = 0
+
+    def start(self) -> bool:
+        self.starts += 1
+        return super().start()
+
+
 def main() -> None:
     """Serve commands until stdin closes."""
     fresh = fresh_interpreter(lambda _s: [sys.executable, "-c", "import time; time.sleep(300)"], {})
-    template = WorkerTemplate(os.environ, fresh, module=sys.argv[1])
+    template = CountingTemplate(os.environ, fresh, module=sys.argv[1])
     children: dict[str, ChildProcess] = {}
     for line in sys.stdin:
         words = line.split()
         answer: dict[str, object]
         if words[0] == "fork":
-            started = time.monotonic()
+            starts = template.starts
             while (child := template(words[1])) is None:
                 time.sleep(0.01)
             children[words[1]] = child
@@ -32,7 +42,7 @@ def main() -> None:
                 "pid": child.pid,
                 "forked": type(child).__name__ == "ForkedChild",
                 "template": template.pid,
-                "s": time.monotonic() - started,
+                "template_starts": template.starts - starts,
             }
         elif words[0] == "poll":
             answer = {symbol: child.poll() for symbol, child in children.items()}

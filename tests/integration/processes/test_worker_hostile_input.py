@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, update
 
 from mmsvc.adapters import metrics
-from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
 from mmsvc.adapters.db.engine import make_session_factory
 from mmsvc.adapters.db.models import MMState
@@ -30,15 +29,14 @@ from mmsvc.adapters.kafka import topics, validation
 from mmsvc.adapters.kafka.codec import DecodeError
 from mmsvc.adapters.kafka.events import now_ms
 from mmsvc.adapters.zmq.protocol import DataFrame
-from mmsvc.config import load_settings
 from mmsvc.domain.book import BookSide
 from mmsvc.domain.model import SymbolState
 from mmsvc.domain.trader import SymbolTrader, instrument_from_record
 from mmsvc.processes.worker.main import Worker, service_limits
+from tests.fixtures.worker import ACCOUNT, in_process_worker
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "00000000-0000-0000-0000-000000000001"
 HOSTILE_NUMBERS = [
     "NaN",
     "-NaN",
@@ -135,28 +133,15 @@ def worker(
     database_url: str, db_engine: Engine, registry_url: str, redis_url: str, tmp_path_factory: Any
 ) -> Iterator[Worker]:
     """A worker as its process wires it, minus sockets, lock and Order Service (execution None)."""
-    symbol = f"F{uuid.uuid4().hex[:8].upper()}"
-    with make_session_factory(db_engine).begin() as session:
-        ConfigRepository(session).create(symbol, "test")
-        session.execute(insert(MMState).values(symbol=symbol, state="ACTIVE"))
-    env = {
-        "POSTGRES_URL": database_url,
-        "REDIS_URL": redis_url,
-        "KAFKA_BROKERS": "127.0.0.1:9",
-        "SCHEMA_REGISTRY_URL": registry_url,
-        "DISABLE_AUTH": "true",
-        "MMSVC_RUN_DIR": str(tmp_path_factory.mktemp("fuzz-run")),
-        "SYSTEM_ACCOUNT_ID": ACCOUNT,
-    }
-    w = Worker(load_settings(env), symbol)
-    w.keeper.take()  # its writes are fenced by the lease's epoch (D26)
-    config = w.store.load_config()
-    assert config is not None
-    w.trader = SymbolTrader(config, service_limits(w.settings), SymbolState.ACTIVE)
-    w.wire()
-    yield w
-    w.codec.close()
-    w.engine.dispose()
+    with in_process_worker(
+        database_url=database_url,
+        db_engine=db_engine,
+        registry_url=registry_url,
+        redis_url=redis_url,
+        run_dir=tmp_path_factory.mktemp("fuzz-run"),
+        prefix="F",
+    ) as w:
+        yield w
 
 
 def reset(worker: Worker) -> None:

@@ -2,54 +2,37 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, text
 
-from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_session_factory
-from mmsvc.adapters.db.models import MMState
 from mmsvc.adapters.db.records import RiskTrigger as DbTrigger
 from mmsvc.adapters.db.records import SymbolState as DbState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
-from mmsvc.config import load_settings
 from mmsvc.domain.model import RiskTrigger, SymbolState
-from mmsvc.domain.trader import SymbolTrader
-from mmsvc.processes.worker.main import Worker, service_limits
+from mmsvc.processes.worker.main import Worker
+from tests.fixtures.worker import in_process_worker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def worker(
-    database_url: str, db_engine: Engine, registry_url: str, redis_url: str, tmp_path: Any
+    database_url: str, db_engine: Engine, registry_url: str, redis_url: str, tmp_path: Path
 ) -> Iterator[Worker]:
     """An ACTIVE worker as its process wires it, holding its lease; no sockets, no orders."""
-    symbol = f"L{uuid.uuid4().hex[:8].upper()}"
-    with make_session_factory(db_engine).begin() as session:
-        ConfigRepository(session).create(symbol, "test")
-        session.execute(insert(MMState).values(symbol=symbol, state="ACTIVE"))
-    env = {
-        "POSTGRES_URL": database_url,
-        "REDIS_URL": redis_url,
-        "KAFKA_BROKERS": "127.0.0.1:9",
-        "SCHEMA_REGISTRY_URL": registry_url,
-        "DISABLE_AUTH": "true",
-        "MMSVC_RUN_DIR": str(tmp_path),
-    }
-    w = Worker(load_settings(env), symbol)
-    w.keeper.take()
-    config = w.store.load_config()
-    assert config is not None
-    w.trader = SymbolTrader(config, service_limits(w.settings), SymbolState.ACTIVE)
-    w.wire()
-    yield w
-    w.keeper.release()
-    w.codec.close()
-    w.engine.dispose()
+    with in_process_worker(
+        database_url=database_url,
+        db_engine=db_engine,
+        registry_url=registry_url,
+        redis_url=redis_url,
+        run_dir=tmp_path,
+        prefix="L",
+    ) as w:
+        yield w
 
 
 def _renew_now(worker: Worker) -> None:

@@ -109,7 +109,7 @@ def test_a_template_that_cannot_start_falls_back_to_fresh_interpreters() -> None
     try:
         worker = broken.ask("fork AAAUSDT")
         assert not worker["forked"]
-        assert worker["s"] < 15  # at its first exit, not after a storm of template restarts
+        assert worker["template_starts"] == 1  # it gave up at the first exit: no restart storm
         assert broken.ask("poll") == {"AAAUSDT": None}
     finally:
         broken.close()

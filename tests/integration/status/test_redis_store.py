@@ -81,12 +81,13 @@ def test_a_value_json_cannot_carry_is_refused(store: StatusStore) -> None:
 
 
 def test_heartbeats_record_the_last_beat_of_each_process(store: StatusStore) -> None:
+    before = time.time()
     store.heartbeat("supervisor")
     store.heartbeat("worker-BTCUSDT")
     beats = store.heartbeats()
     assert beats is not None
     assert set(beats) == {"supervisor", "worker-BTCUSDT"}
-    assert all(time.time() - ts < 5 for ts in beats.values())
+    assert all(before <= ts <= time.time() for ts in beats.values())  # stamped when beaten
 
 
 def test_kill_flag_set_read_and_clear(store: StatusStore) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmsvc.domain.model import SymbolState
-from mmsvc.domain.state import Command, apply
+from mmsvc.domain.state import TRANSITIONS, Command, apply
 
 ACTIVE, PAUSED, HALTED = SymbolState.ACTIVE, SymbolState.PAUSED, SymbolState.HALTED
 
@@ -29,8 +29,14 @@ TABLE = {
 }
 
 
-def test_table_covers_every_state_and_command() -> None:
-    assert set(TABLE) == {(s, c) for s in SymbolState for c in Command}
+def test_table_covers_every_state_and_transition() -> None:
+    assert set(TABLE) == {(s, c) for s in SymbolState for c in TRANSITIONS}
+
+
+@pytest.mark.parametrize("command", sorted(set(Command) - TRANSITIONS))
+def test_a_command_that_is_no_transition_is_a_callers_bug(command: Command) -> None:
+    with pytest.raises(ValueError, match="not a state transition"):
+        apply(PAUSED, command)
 
 
 @pytest.mark.parametrize(("state", "command"), sorted(TABLE))

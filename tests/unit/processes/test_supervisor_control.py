@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from mmsvc.adapters.db.records import RiskTrigger
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import Kill
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker

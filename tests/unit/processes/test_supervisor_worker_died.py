@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.state import Command
 from mmsvc.processes.supervisor.main import Supervisor
 from mmsvc.processes.supervisor.requests import PendingRequest, single
 
@@ -20,11 +20,11 @@ class StubSupervisor:
         self.halted: list[list[str]] = []
 
     def _halt_silent_workers(self, pending: PendingRequest, symbols: list[str]) -> None:
-        assert pending.command is protocol.Command.KILL
+        assert pending.command is Command.KILL
         self.halted.append(symbols)
 
 
-def pending(command: protocol.Command, waiting: set[str]) -> PendingRequest:
+def pending(command: Command, waiting: set[str]) -> PendingRequest:
     request_id = f"{command}-{sorted(waiting)}"
     return PendingRequest(b"admin", request_id, command, waiting, time.monotonic() + 5, single)
 
@@ -34,15 +34,13 @@ def died(stub: StubSupervisor) -> None:
 
 
 def test_a_kill_the_dead_worker_never_answered_is_recorded_at_once() -> None:
-    stub = StubSupervisor(pending(protocol.Command.KILL, {"BTCUSDT"}))
+    stub = StubSupervisor(pending(Command.KILL, {"BTCUSDT"}))
     died(stub)
     assert stub.halted == [["BTCUSDT"]]
     assert "BTCUSDT" not in stub.connected
 
 
 def test_no_kill_pending_records_nothing() -> None:
-    stub = StubSupervisor(
-        pending(protocol.Command.PAUSE, {"BTCUSDT"}), pending(protocol.Command.KILL, {"ETHUSDT"})
-    )
+    stub = StubSupervisor(pending(Command.PAUSE, {"BTCUSDT"}), pending(Command.KILL, {"ETHUSDT"}))
     died(stub)
     assert stub.halted == []

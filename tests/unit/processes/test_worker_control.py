@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsvc.adapters.zmq import protocol
-from mmsvc.adapters.zmq.protocol import Command
+from mmsvc.domain.state import Command
 from mmsvc.processes.worker.main import Worker
 
 

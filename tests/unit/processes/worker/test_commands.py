@@ -6,7 +6,7 @@ from typing import Any
 
 from mmsvc.adapters.zmq import protocol
 from mmsvc.domain.model import RiskTrigger, SymbolState
-from mmsvc.domain.state import TransitionRefusedError
+from mmsvc.domain.state import Command, TransitionRefusedError
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.killing import KillSwitch
 from tests.unit.processes.worker.stubs import Clock, Store, book, inventory_long, trader
@@ -37,7 +37,7 @@ def handler(state: SymbolState, store: Store | None = None):  # type: ignore[no-
 
 
 def command(h: CommandHandler, cmd: str, **args: Any) -> tuple[int, dict[str, Any]]:
-    return h.handle(protocol.WorkerCommand("t-1", protocol.Command(cmd), args, actor="ops"))
+    return h.handle(protocol.WorkerCommand("t-1", Command(cmd), args, actor="ops"))
 
 
 def test_enable_over_a_kill_recorded_in_postgresql_is_refused_and_the_kill_taken_up() -> None:
@@ -45,7 +45,7 @@ def test_enable_over_a_kill_recorded_in_postgresql_is_refused_and_the_kill_taken
     store.refuse = TransitionRefusedError(SymbolState.HALTED, "symbol is HALTED, not PAUSED")
     store.recorded = (SymbolState.HALTED, [RiskTrigger.MANUAL])
     t, _, loop, h = handler(SymbolState.PAUSED, store)
-    status, body = command(h, protocol.Command.ENABLE)
+    status, body = command(h, Command.ENABLE)
     assert status == 409
     assert body["state"] == "HALTED"
     assert t.state is SymbolState.HALTED
@@ -55,7 +55,7 @@ def test_enable_over_a_kill_recorded_in_postgresql_is_refused_and_the_kill_taken
 
 def test_enable_applies_in_memory_only_after_the_guarded_write() -> None:
     t, store, _loop, h = handler(SymbolState.PAUSED)
-    status, _ = command(h, protocol.Command.ENABLE)
+    status, _ = command(h, Command.ENABLE)
     assert status == 200
     assert store.states == ["enable"]
     assert t.state is SymbolState.ACTIVE
@@ -66,7 +66,7 @@ def test_reset_of_an_exposure_halt_without_a_price_is_refused() -> None:
     t, store, _, h = handler(SymbolState.HALTED)
     t.triggers = [RiskTrigger.EXPOSURE]
     t.inventory = inventory_long("1")
-    status, body = command(h, protocol.Command.RESET)
+    status, body = command(h, Command.RESET)
     assert status == 409
     assert "no price yet" in body["error"]["message"]
     assert t.state is SymbolState.HALTED
@@ -77,7 +77,7 @@ def test_reset_of_a_loss_halt_without_a_price_is_refused() -> None:
     t, _, _, h = handler(SymbolState.HALTED)
     t.triggers = [RiskTrigger.LOSS]
     t.inventory = inventory_long("1")
-    status, body = command(h, protocol.Command.RESET)
+    status, body = command(h, Command.RESET)
     assert status == 409
     assert "no price yet" in body["error"]["message"]
 
@@ -87,7 +87,7 @@ def test_reset_of_an_exposure_halt_with_a_price_within_the_limit_is_allowed() ->
     t.triggers = [RiskTrigger.EXPOSURE]
     t.inventory = inventory_long("1")
     book(t)
-    status, _ = command(h, protocol.Command.RESET)
+    status, _ = command(h, Command.RESET)
     assert status == 200
     assert t.state is SymbolState.PAUSED
     assert t.triggers == []
@@ -98,7 +98,7 @@ def test_a_config_delete_waits_for_rows_awaiting_their_final_event() -> None:
     store = Store()
     store.unsettled = ["c-canceled-by-delete-200"]
     _, _, loop, h = handler(SymbolState.PAUSED, store)
-    status, body = command(h, protocol.Command.CONFIG_DELETED)
+    status, body = command(h, Command.CONFIG_DELETED)
     assert status == 409
     assert body["error"]["code"] == "OPEN_ORDERS"
     assert loop.stopped is None

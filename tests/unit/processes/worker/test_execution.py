@@ -6,6 +6,8 @@ import itertools
 from dataclasses import replace
 from decimal import Decimal
 
+from sqlalchemy.exc import OperationalError
+
 from mmsvc.adapters.order_service.client import (
     OpenOrder,
     Outcome,
@@ -307,3 +309,38 @@ def test_a_kill_is_flat_only_once_a_listing_shows_none_of_ours() -> None:
     ex.housekeep()
     ex.housekeep()
     assert ex.flat_confirmed
+
+
+# --------------------------------------------------------- D25: dependencies in doubt
+
+
+def test_a_failed_listing_pulls_the_quotes() -> None:
+    t, venue, store, clock = trader(), Venue(), Store(), Clock()
+    ex = execution(t, venue, store, clock)
+    venue.open = RequestFailure(Outcome.ERROR, 0.001, "HTTP 503")
+    venue.flat = False  # the Order Service does not answer the cancel-all either
+    ex.housekeep()
+    assert ex.flattening  # cancel until flat, retried until it answers (D25)
+
+
+def test_answers_met_by_a_postgres_outage_are_kept_and_written_first_once_it_answers() -> None:
+    t, venue, store, clock = trader(), Venue(), Store(), Clock()
+    downs: list[BaseException] = []
+    ex = execution(t, venue, store, clock, on_database_down=downs.append)
+    ex.submit(places(buy()))
+    (cid,) = t.orders
+
+    def refused() -> None:
+        raise OperationalError("UPDATE", {}, Exception("connection refused"))
+
+    store.before_write = refused
+    outcome = ex.poll()  # the batch's outcome still acts now
+    assert outcome is not None
+    assert t.orders[cid].order_id is not None
+    assert len(downs) == 1
+    assert store.updates == []
+    store.before_write = lambda: None
+    ex.flush_unwritten()
+    assert [(u.client_order_id, u.status) for u in store.updates] == [(cid, "NEW")]
+    ex.flush_unwritten()  # written once
+    assert len(store.updates) == 1

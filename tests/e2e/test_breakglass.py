@@ -57,7 +57,6 @@ def breakglass(service: Service, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.quarantined  # failed in the full suite on 2026-11-30; see the issue notes
 def test_the_breakglass_kill_flattens_and_halts_with_supervisor_admin_and_redis_down(
     service_factory: ServiceFactory,
 ) -> None:

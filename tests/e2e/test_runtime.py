@@ -180,7 +180,6 @@ def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
     assert orders.json()["orders"] == []  # D18: no Order Service call at all
 
 
-@pytest.mark.quarantined  # failed in the full suite on 2026-11-30; see the issue notes
 def test_fills_replayed_while_metadata_is_down_are_kept_and_counted_once_it_is_back(
     service_factory: ServiceFactory,
 ) -> None:
@@ -213,7 +212,6 @@ def _fill_rows(service: Service) -> int:
         return len(FillRepository(session).list_for_symbol("BTCUSDT"))
 
 
-@pytest.mark.quarantined  # failed in the full suite on 2026-11-30; see the issue notes
 def test_moves_that_fill_us_never_leave_a_crossing_quote(service_factory: ServiceFactory) -> None:
     """A fill can beat the move's book message: no quote may be placed on the older book."""
     service = service_factory()

@@ -96,6 +96,9 @@ class Lease:
     # D28/D29: the previous lease ended less than TAKEOVER_WINDOW ago, so the
     # symbol keeps its recorded state; False is a cold start (PAUSED).
     takeover: bool
+    # Who held it before (host/pid), None for a new lease: a takeover from our own
+    # host is a restart, not a move (mmsvc.domain.lease.moved_here).
+    previous_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,7 @@ def take(
     ended = row.released_at if row.released_at is not None else row.lease_expires_at
     takeover = row.db_now - ended < timedelta(seconds=takeover_window_s)
     taken = session.execute(_TAKE, {"symbol": symbol, "owner": owner, "lease_s": lease_s}).one()
-    return Lease(symbol, owner, taken.epoch, taken.lease_expires_at, takeover)
+    return Lease(symbol, owner, taken.epoch, taken.lease_expires_at, takeover, str(row.owner))
 
 
 def renew(session: Session, symbol: str, epoch: int, lease_s: float) -> Renewal:

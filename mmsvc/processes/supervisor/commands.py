@@ -71,6 +71,8 @@ class AdminCommands:
     admin: zmq.Socket[bytes]
 
     _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
+    holds: Callable[[str], bool]  # Membership's: this supervisor holds the symbol's partition
+    retired_at: dict[str, float]
     _rejected: Callable[[str, protocol.ProtocolError], None]  # the Supervisor's counter
 
     def _drain_admin(self) -> None:
@@ -215,6 +217,9 @@ class AdminCommands:
         if symbol in self.pool.workers:
             self._answer(identity, request.id, (200, {"symbol": symbol, "already_running": True}))
             return
+        if not self.holds(symbol):  # D28: the member holding its partition starts it
+            self._answer(identity, request.id, (202, {"symbol": symbol, "held_elsewhere": True}))
+            return
         if len(self.pool.workers) >= self.settings.max_symbols:
             self._answer(
                 identity,
@@ -234,6 +239,7 @@ class AdminCommands:
 
     def retire(self, symbol: str) -> None:
         """Stop a deleted symbol's worker for good (it refused if it was not idle: D4)."""
+        self.retired_at[symbol] = time.monotonic()  # its row is deleted next (follow_configs)
         self.pool.stop(symbol)
         link = self.router.detach(symbol)
         if link is not None:

@@ -77,6 +77,27 @@ _RELEASE = text(
 )
 
 
+_HOLDERS = text(
+    "SELECT symbol, owner, epoch,"
+    " released_at IS NULL AND lease_expires_at > clock_timestamp() AS live FROM mm_leases"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a symbol's lease, for status (D28): ``live`` False means between owners."""
+
+    owner: str
+    epoch: int
+    live: bool
+
+
+def holders(session: Session) -> dict[str, Holder]:
+    """Every symbol's lease as PostgreSQL's clock sees it now (read only, no lock)."""
+    rows = session.execute(_HOLDERS).all()
+    return {r.symbol: Holder(str(r.owner), int(r.epoch), bool(r.live)) for r in rows}
+
+
 class Fenced(Exception):  # noqa: N818 - the fencing term of D26, as Kafka's ProducerFenced
     """This owner's lease is gone (a newer epoch, expired or released): it must not write."""
 

@@ -119,6 +119,7 @@ class MarketConsumer:
         self._on_assigned = on_assigned
         self._on_revoking = on_revoking
         self.assignment: list[tuple[str, int]] = []
+        self.joined = False  # True from the group's first assignment to this member on
         self._consumer.subscribe(
             [topics.ENGINE_EVENTS],
             on_assign=self._assigned,
@@ -142,8 +143,9 @@ class MarketConsumer:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted(tp.partition for tp in partitions)
-        if self._on_assigned is not None and numbers:
-            self._on_assigned(numbers)
+        self.joined = True
+        if self._on_assigned is not None:
+            self._on_assigned(numbers)  # even none: the member has joined
         whole = self._whole(partitions)
         consumer.incremental_assign(whole)
         self.assignment += [(tp.topic, tp.partition) for tp in whole]

@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Response, jsonify
 
 from mmsvc.adapters.auth import Role
+from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.positions import PositionRepository
@@ -37,8 +38,12 @@ def overall() -> Response:
         configs = ConfigRepository(session).list()
         states = {s.symbol: s for s in StateRepository(session).list()}
         flag = KillFlagRepository(session).get()
+        owners = leases.holders(session)  # D28: which host runs each symbol, under which epoch
     live, now = store.read_all(), time.time()
-    summaries = [summary_view(c, states.get(c.symbol), live.get(c.symbol), now) for c in configs]
+    summaries = [
+        summary_view(c, states.get(c.symbol), live.get(c.symbol), now, owners.get(c.symbol))
+        for c in configs
+    ]
     beat = store.heartbeats().get("supervisor")
     return jsonify(
         {

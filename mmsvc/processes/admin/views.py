@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from mmsvc.adapters.db.leases import Holder
 from mmsvc.adapters.db.records import (
     ConfigRecord,
     KillFlag,
@@ -183,11 +184,21 @@ def live_view(raw: Mapping[str, Any], now: float | None = None) -> dict[str, Any
 
 
 def summary_view(
-    config: ConfigRecord, state: StateRecord | None, live: Mapping[str, Any] | None, now: float
+    config: ConfigRecord,
+    state: StateRecord | None,
+    live: Mapping[str, Any] | None,
+    now: float,
+    holder: Holder | None = None,
 ) -> dict[str, Any]:
-    """The SymbolSummary schema: one line of the overall status."""
+    """The SymbolSummary schema: one line of the overall status.
+
+    ``owner`` is the live lease's holder (host/pid), null between owners;
+    ``epoch`` the lease's last epoch (D26, D28).
+    """
     view = live_view(live, now) if live is not None else None
     return {
+        "owner": holder.owner if holder is not None and holder.live else None,
+        "epoch": None if holder is None else holder.epoch,
         "symbol": config.symbol,
         "enabled": config.enabled,
         "state": None if state is None else state.state.value,

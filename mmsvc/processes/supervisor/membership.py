@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
@@ -37,7 +38,9 @@ from mmsvc.config import Settings
 from mmsvc.domain.partitioning import mismatched_counts, partition_of, symbols_in
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
+from mmsvc.processes.supervisor.requests import PendingRequest
 from mmsvc.processes.supervisor.router import Router
+from mmsvc.processes.supervisor.startup import record_new_symbols
 
 log = logging.getLogger("mmsvc.supervisor.membership")
 
@@ -83,6 +86,8 @@ class Membership:
 
     _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
     _commit: Callable[[], None]  # the Supervisor's: commits what workers acknowledged
+    _answer: Callable[[bytes, str | None, tuple[int, dict[str, Any]]], None]  # AdminCommands'
+    pending: dict[str, PendingRequest]
 
     def _join_group(self, config: dict[str, Any]) -> MarketConsumer:
         """Subscribe as one member of the group, after checking co-partitioning (D28, D32)."""
@@ -117,6 +122,28 @@ class Membership:
         for symbol in symbols:
             if symbol not in self.pool.workers:
                 self._spawn(symbol)
+        self._answer_early_creates()
+
+    def _answer_early_creates(self) -> None:
+        """Configs created before the first assignment: started above, or held elsewhere."""
+        for key, pending in list(self.pending.items()):
+            symbol = key.removeprefix("spawn:")
+            if key.startswith("spawn:") and symbol not in self.pool.workers:
+                del self.pending[key]
+                self._answer(pending.admin, pending.request_id, self.config_held_elsewhere(symbol))
+
+    def config_held_elsewhere(self, symbol: str) -> tuple[int, dict[str, Any]]:
+        """The answer to a config created here whose partition we do not hold (yet).
+
+        Its state row is recorded PAUSED now, as start-up would (a new symbol
+        never starts by itself); the member holding its partition starts its
+        worker (follow_configs, or its next assignment).
+        """
+        try:
+            record_new_symbols(self.sessions, shadow=self.settings.shadow_mode)
+        except SQLAlchemyError:  # its owner's worker records it as it starts
+            log.warning("new symbol's state not recorded here", extra={"symbol": symbol})
+        return 202, {"symbol": symbol, "held_elsewhere": True}
 
     def follow_configs(self, now: float) -> None:
         """Start the workers of configs created on another host in our partitions (D28).

@@ -9,8 +9,10 @@ A supervisor killed with SIGKILL takes its workers down with it (parent-death
 signal: they cancel and release their leases); once the group notices (the
 session timeout), the survivor is assigned the numbers and its new workers
 take the symbols over in their recorded state: an ACTIVE symbol quotes again
-without anyone enabling it. The run ends with the venue's open orders of our
-account equal to the database's.
+without anyone enabling it. A supervisor stopped with SIGTERM (a drained
+host) stops its workers first, then leaves the group: its symbols move with no
+kill and no pause. Each run ends with the venue's open orders of our account
+equal to the database's.
 """
 
 from __future__ import annotations
@@ -95,9 +97,10 @@ def venue_open_ids(service: Service) -> set[str]:
     return {o["client_order_id"] for o in service.open_orders()}
 
 
-def test_each_symbol_has_one_owner_and_moves_to_the_survivor_of_a_kill(
+def two_hosts_quoting(
     service_factory: ServiceFactory,
-) -> None:
+) -> tuple[dict[str, Service], dict[str, str]]:
+    """Two supervisors of one group, every symbol ACTIVE and quoting; (hosts, owner of each)."""
     first = service_factory(MMSVC_HOST_ID=HOSTS[0])
     second = service_factory(host_of=first, MMSVC_HOST_ID=HOSTS[1])
     hosts = {HOSTS[0]: first, HOSTS[1]: second}
@@ -129,21 +132,37 @@ def test_each_symbol_has_one_owner_and_moves_to_the_survivor_of_a_kill(
         host, epoch, live = leases[symbol]
         assert (host, live) == (owner_of[symbol], True)
         wait_for(partial(resting_of_epoch, first, symbol, epoch), 30, f"{symbol} of one epoch")
+    return hosts, owner_of
 
-    # SIGKILL the supervisor that runs the most symbols (at least one).
+
+def the_busier(owner_of: dict[str, str]) -> tuple[str, str, list[str]]:
+    """(the host running the most symbols, the other, the symbols that will move)."""
     victim = max(HOSTS, key=lambda h: sum(1 for s in SYMBOLS if owner_of[s] == h))
     survivor = HOSTS[1] if victim == HOSTS[0] else HOSTS[0]
-    moved = [s for s in SYMBOLS if owner_of[s] == victim]
+    return victim, survivor, [s for s in SYMBOLS if owner_of[s] == victim]
+
+
+def moved_and_quoting(hosts: dict[str, Service], survivor: str, moved: list[str]) -> bool:
+    """The survivor holds live leases of the moved symbols and runs every symbol's worker."""
+    now = lease_owners(hosts[survivor])
+    alive = all(now[s][0] == survivor and now[s][2] for s in moved)
+    return alive and set(SYMBOLS) <= workers(hosts[survivor])
+
+
+def test_each_symbol_has_one_owner_and_moves_to_the_survivor_of_a_kill(
+    service_factory: ServiceFactory,
+) -> None:
+    hosts, owner_of = two_hosts_quoting(service_factory)
+    first = hosts[HOSTS[0]]
+    victim, survivor, moved = the_busier(owner_of)
     hosts[victim].procs.pop("supervisor").send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
 
-    def taken_over() -> bool:
-        now = lease_owners(first)
-        return all(now[s][0] == survivor and now[s][2] for s in moved) and set(SYMBOLS) <= workers(
-            hosts[survivor]
-        )
-
-    wait_for(taken_over, TAKEOVER_S, f"{moved} taken over by {survivor}")
+    wait_for(
+        partial(moved_and_quoting, hosts, survivor, moved),
+        TAKEOVER_S,
+        f"{moved} taken over by {survivor}",
+    )
     taken_s = time.monotonic() - killed_at
     for symbol in moved:  # moved within TAKEOVER_WINDOW: ACTIVE carries on (D28, D29)
         wait_for(partial(first.quotes, symbol), 30, f"{symbol} quoting again on {survivor}")
@@ -160,6 +179,29 @@ def test_each_symbol_has_one_owner_and_moves_to_the_survivor_of_a_kill(
             30,
             f"{symbol}'s resting orders all of epoch {leases[symbol][1]}",
         )
+    wait_for(
+        lambda: venue_open_ids(first) == db_open_ids(first),
+        30,
+        "the venue's open orders of our account equal the database's",
+    )
+
+
+def test_a_drained_host_hands_its_symbols_over_without_a_kill_or_a_pause(
+    service_factory: ServiceFactory,
+) -> None:
+    """SIGTERM (a drain): workers cancel and release, then the partitions move (D28)."""
+    hosts, owner_of = two_hosts_quoting(service_factory)
+    first = hosts[HOSTS[0]]
+    drained, survivor, moved = the_busier(owner_of)
+    assert hosts[drained].stop("supervisor") == 0
+    wait_for(
+        partial(moved_and_quoting, hosts, survivor, moved),
+        TAKEOVER_S,
+        f"{moved} handed over to {survivor}",
+    )
+    for symbol in SYMBOLS:  # no kill, no pause: every symbol quotes on the survivor
+        wait_for(partial(first.quotes, symbol), 30, f"{symbol} quoting on {survivor}")
+        assert first.state_name(symbol) == "ACTIVE"
     wait_for(
         lambda: venue_open_ids(first) == db_open_ids(first),
         30,

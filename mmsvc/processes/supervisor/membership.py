@@ -112,9 +112,12 @@ class Membership:
         return partition_of(symbol, self.partition_count) in self.consumer.numbers
 
     def _numbers_assigned(self, numbers: list[int]) -> None:
-        symbols = sorted(
-            symbols_in(configured_symbols(self.sessions), numbers, self.partition_count)
-        )
+        try:
+            configured = configured_symbols(self.sessions)
+        except SQLAlchemyError:  # D25: never out of the rebalance callback; retried below
+            log.warning("configs unreadable at assignment: follow_configs starts them later")
+            configured = []
+        symbols = sorted(symbols_in(configured, numbers, self.partition_count))
         log.info(
             "partitions gained: starting their workers",
             extra={"detail": f"numbers {numbers}: {symbols}", "host": self.settings.host_id},
@@ -155,7 +158,11 @@ class Membership:
         if self.consumer is None or now < self._next_follow:
             return
         self._next_follow = now + FOLLOW_CONFIGS_S
-        configured = configured_symbols(self.sessions)
+        try:
+            configured = configured_symbols(self.sessions)
+        except SQLAlchemyError:  # D25: PostgreSQL away is no reason to stop; next round
+            log.warning("configs unreadable: workers not followed this round")
+            return
         held = symbols_in(configured, self.consumer.numbers, self.partition_count)
         for symbol in sorted(held - set(self.pool.workers)):
             if now - self.retired_at.get(symbol, -RETIRED_S) < RETIRED_S:

@@ -87,6 +87,7 @@ class Membership:
     _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
     _commit: Callable[[], None]  # the Supervisor's: commits what workers acknowledged
     _answer: Callable[[bytes, str | None, tuple[int, dict[str, Any]]], None]  # AdminCommands'
+    retire: Callable[[str], None]  # AdminCommands': stops a deleted symbol's worker for good
     pending: dict[str, PendingRequest]
 
     def _join_group(self, config: dict[str, Any]) -> MarketConsumer:
@@ -149,10 +150,10 @@ class Membership:
         return 202, {"symbol": symbol, "held_elsewhere": True}
 
     def follow_configs(self, now: float) -> None:
-        """Start the workers of configs created on another host in our partitions (D28).
+        """Follow configs created or deleted through another host's admin API (D28).
 
-        A config is created through any host's admin API; only the member that
-        holds the symbol's partition runs it, and finds it here within
+        Only the member that holds a symbol's partition runs it: it starts a
+        new config's worker, and stops the worker of a deleted one, within
         FOLLOW_CONFIGS_S.
         """
         if self.consumer is None or now < self._next_follow:
@@ -163,6 +164,10 @@ class Membership:
         except SQLAlchemyError:  # D25: PostgreSQL away is no reason to stop; next round
             log.warning("configs unreadable: workers not followed this round")
             return
+        for symbol in sorted(set(self.pool.workers) - set(configured)):
+            # Deleted through another host's admin, which found it idle (D4): stop it here.
+            log.info("config deleted: stopping its worker", extra={"symbol": symbol})
+            self.retire(symbol)
         held = symbols_in(configured, self.consumer.numbers, self.partition_count)
         for symbol in sorted(held - set(self.pool.workers)):
             if now - self.retired_at.get(symbol, -RETIRED_S) < RETIRED_S:

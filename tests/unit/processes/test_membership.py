@@ -28,10 +28,15 @@ class Member(Membership):
         self.retired_at = {}
         self.pending = {}
         self.spawned: list[str] = []
+        self.retired: list[str] = []
 
     def _spawn(self, symbol: str) -> None:
         self.spawned.append(symbol)
         cast(Any, self.pool).workers[symbol] = object()
+
+    def retire(self, symbol: str) -> None:
+        self.retired.append(symbol)
+        del self.pool.workers[symbol]
 
 
 def configs(monkeypatch: pytest.MonkeyPatch, symbols: list[str] | None) -> None:
@@ -87,3 +92,15 @@ def test_configs_unreadable_neither_raise_nor_start_anything(
     configs(monkeypatch, SYMBOLS)  # PostgreSQL is back: the next round starts them
     member.follow_configs(now=100.0 + membership.FOLLOW_CONFIGS_S)
     assert sorted(member.spawned) == sorted(SYMBOLS)
+
+
+def test_a_config_deleted_on_another_host_stops_its_worker_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configs(monkeypatch, ["ETHUSDT"])
+    member = Member([5, 2])
+    member.follow_configs(now=100.0)
+    configs(monkeypatch, [])  # deleted through another host's admin (idle: D4)
+    member.follow_configs(now=100.0 + membership.FOLLOW_CONFIGS_S)
+    assert member.retired == ["ETHUSDT"]
+    assert member.pool.workers == {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -264,6 +265,15 @@ class Settings(BaseSettings):
     # Settings the spec leaves to us (ARCHITECTURE D4, D15, D18).
     kafka_group_id: str = _var("KAFKA_GROUP_ID", "a consumer group name", "mmsvc")
     max_symbols: int = _var("MAX_SYMBOLS", "an integer", 200, ge=1, le=10_000)
+    # D28, D29: names this host in lease owners; a symbol whose last owner was another
+    # host (and ended < TAKEOVER_WINDOW ago) moved and keeps its state. Unique per host.
+    host_id: str = Field(
+        default_factory=socket.gethostname,
+        validation_alias="MMSVC_HOST_ID",
+        description="a host name, unique among the supervisors of one KAFKA_GROUP_ID",
+        min_length=1,
+        pattern=r"^[^/]+$",
+    )
     run_dir: ResolvedPath = _var("MMSVC_RUN_DIR", "a directory path", Path(".run"))
     control_endpoint: str = Field(
         default_factory=lambda data: f"ipc://{data.get('run_dir', Path('.run'))}/control.sock",

@@ -46,3 +46,21 @@ class LeaseDeadline:
         if self._deadline is None:
             return 0.0
         return max(0.0, self._deadline - now)
+
+
+def owner_name(host: str, pid: int) -> str:
+    """A lease owner: the host (``MMSVC_HOST_ID``) and the worker's pid."""
+    return f"{host}/{pid}"
+
+
+def moved_here(takeover: bool, previous_owner: str | None, host: str) -> bool:
+    """True when the symbol moved to ``host`` from another host within TAKEOVER_WINDOW.
+
+    D28, D29: only such a symbol carries on in its recorded state (an ACTIVE
+    one quotes again). A lease last held on this same host means a restart of
+    our own worker or supervisor, and any restart gives PAUSED (D3); a lease
+    that ended longer ago (``takeover`` False) is a cold start.
+    """
+    if not takeover or previous_owner is None:
+        return False
+    return previous_owner.rpartition("/")[0] != host

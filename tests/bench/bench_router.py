@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
 from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
@@ -86,9 +86,7 @@ LAG_THRESHOLD_S = 10.0  # KILL_SWITCH_KAFKA_LAG_THRESHOLD's default
 class BenchConsumer(MarketConsumer):
     """The supervisor's consumer, reading market data from the beginning (no OFFSET_END)."""
 
-    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        consumer.assign(partitions)
-        self.assignment = [(tp.topic, tp.partition) for tp in partitions]
+    market_data_from_end = False
 
 
 def fresh_consumer(bootstrap: str, mode: str, exact: bool = False) -> BenchConsumer:

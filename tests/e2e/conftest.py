@@ -165,9 +165,13 @@ def _same_database(pool_url: str, database_url: str) -> str:
 
 
 class ServiceFactory(Protocol):
-    """Makes a Service on a fresh database; ``overrides`` replace its environment's values."""
+    """Makes a Service on a fresh database; ``overrides`` replace its environment's values.
 
-    def __call__(self, **overrides: str) -> Service: ...
+    ``host_of``: a second "host" of that service instead (D28): the same database,
+    account, Redis prefix and KAFKA_GROUP_ID, its own run directory, sockets and ports.
+    """
+
+    def __call__(self, host_of: Service | None = None, **overrides: str) -> Service: ...
 
 
 @pytest.fixture
@@ -188,11 +192,13 @@ def service_factory(
     made: list[Service] = []
     name = f"mmsvc_e2e_{SESSION_TAG}_{len(os.listdir(tmp_path.parent))}"
 
-    def make(**overrides: str) -> Service:
-        database_url = services.ensure_database(pg_admin_url, name, recreate=True)
-        command.upgrade(alembic_config(database_url), "head")
+    def make(host_of: Service | None = None, **overrides: str) -> Service:
         sockets = Path(f"/tmp/mmsvc-e2e-{uuid.uuid4().hex[:8]}")
         sockets.mkdir()
+        if host_of is not None:
+            return _another_host(host_of, sockets, overrides)
+        database_url = services.ensure_database(pg_admin_url, name, recreate=True)
+        command.upgrade(alembic_config(database_url), "head")
         env = {
             **os.environ,
             "POSTGRES_URL": database_url,
@@ -219,6 +225,23 @@ def service_factory(
         }
         engine = make_engine(database_url)
         service = Service(env, make_session_factory(engine), exchange, tmp_path)
+        made.append(service)
+        return service
+
+    def _another_host(first: Service, sockets: Path, overrides: dict[str, str]) -> Service:
+        run_dir = first.run_dir / f"host-{len(made)}"
+        run_dir.mkdir()
+        env = {
+            **first.env,
+            "MMSVC_RUN_DIR": str(run_dir),
+            "MMSVC_WORKER_SOCKET_DIR": str(sockets),
+            "MMSVC_CONTROL_ENDPOINT": f"ipc://{sockets}/control.sock",
+            "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
+            "METRICS_PORT": str(stack.free_port()),
+            **overrides,
+        }
+        engine = make_engine(first.env["POSTGRES_URL"])
+        service = Service(env, make_session_factory(engine), exchange, run_dir)
         made.append(service)
         return service
 

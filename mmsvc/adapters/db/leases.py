@@ -78,6 +78,27 @@ _RELEASE = text(
 )
 
 
+_HOLDERS = text(
+    "SELECT symbol, owner, epoch,"
+    " released_at IS NULL AND lease_expires_at > clock_timestamp() AS live FROM mm_leases"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a symbol's lease, for status (D28): ``live`` False means between owners."""
+
+    owner: str
+    epoch: int
+    live: bool
+
+
+def holders(session: Session) -> dict[str, Holder]:
+    """Every symbol's lease as PostgreSQL's clock sees it now (read only, no lock)."""
+    rows = session.execute(_HOLDERS).all()
+    return {r.symbol: Holder(str(r.owner), int(r.epoch), bool(r.live)) for r in rows}
+
+
 class Fenced(Exception):  # noqa: N818 - the fencing term of D26, as Kafka's ProducerFenced
     """This owner's lease is gone (a newer epoch, expired or released): it must not write."""
 
@@ -97,6 +118,9 @@ class Lease:
     # D28/D29: the previous lease ended less than TAKEOVER_WINDOW ago, so the
     # symbol keeps its recorded state; False is a cold start (PAUSED).
     takeover: bool
+    # Who held it before (host/pid), None for a new lease: a takeover from our own
+    # host is a restart, not a move (mmsvc.domain.lease.moved_here).
+    previous_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +153,7 @@ def take(
     ended = row.released_at if row.released_at is not None else row.lease_expires_at
     takeover = row.db_now - ended < timedelta(seconds=takeover_window_s)
     taken = session.execute(_TAKE, {"symbol": symbol, "owner": owner, "lease_s": lease_s}).one()
-    return Lease(symbol, owner, taken.epoch, taken.lease_expires_at, takeover)
+    return Lease(symbol, owner, taken.epoch, taken.lease_expires_at, takeover, str(row.owner))
 
 
 def renew(session: Session, symbol: str, epoch: int, lease_s: float) -> Renewal:

@@ -1,6 +1,11 @@
-"""The supervisor's one Kafka consumer (ARCHITECTURE D15).
+"""The supervisor's one Kafka consumer (ARCHITECTURE D15, D28, D32).
 
-One consumer group (``KAFKA_GROUP_ID``). Market data starts from the end at
+One consumer group (``KAFKA_GROUP_ID``) of one member per host. The group
+assigns only ``engine.event.v1``, with the cooperative-sticky assignor (a
+rebalance revokes only the partitions that move); the same partition numbers
+of every other consumed topic are assigned by hand inside the same callbacks,
+so a member holds whole partition numbers, and with them whole symbols (the
+Python client has no custom assignors). Market data starts from the end at
 start-up, because a fresh snapshot rebuilds the book and old ticks are worse
 than none; ``engine.event.v1`` and ``md.instrument.*`` resume from committed
 offsets (the earliest offset for a new group), so no fill or halt is missed.
@@ -23,6 +28,8 @@ from mmsvc.adapters.kafka import topics
 log = logging.getLogger(__name__)
 
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+NumbersCallback = Callable[[list[int]], None]
+FOLLOWERS: tuple[str, ...] = tuple(sorted(topics.CONSUMED - {topics.ENGINE_EVENTS}))
 HeardCallback = Callable[[float], None]
 STATS_INTERVAL_MS = 1000
 # How long the broker may hold an empty fetch. With fetch.min.bytes=1 a real broker
@@ -65,6 +72,7 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000,
+        "partition.assignment.strategy": "cooperative-sticky",  # D32
         "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "fetch.min.bytes": 1,
         "queued.min.messages": 20000,
@@ -82,14 +90,25 @@ def _commit_answered(error: KafkaError | None, partitions: list[TopicPartition])
 
 
 class MarketConsumer:
-    """Wraps a confluent-kafka Consumer with the offset policy of D15."""
+    """Wraps a confluent-kafka Consumer with the offset policy of D15 and the membership of D28.
+
+    ``on_assigned`` runs inside the rebalance callback before the gained
+    partition numbers are fetched (the supervisor starts their workers);
+    ``on_revoking`` runs before the revoked or lost numbers are let go (it stops
+    their workers and commits what they acknowledged); ``on_revoke`` then hears
+    every (topic, partition) that went.
+    """
+
+    market_data_from_end = True  # D15; a benchmark replays from the start instead
 
     def __init__(
         self,
         config: Mapping[str, Any],
-        subscribe: Iterable[str] = topics.CONSUMED,
         on_revoke: PartitionsCallback | None = None,
         on_broker_heard: HeardCallback | None = None,
+        *,
+        on_assigned: NumbersCallback | None = None,
+        on_revoking: NumbersCallback | None = None,
     ) -> None:
         settings = dict(config)
         if on_broker_heard is not None:
@@ -104,24 +123,62 @@ class MarketConsumer:
         settings["on_commit"] = _commit_answered
         self._consumer = Consumer(settings)
         self._on_revoke = on_revoke
+        self._on_assigned = on_assigned
+        self._on_revoking = on_revoking
         self.assignment: list[tuple[str, int]] = []
+        self.joined = False  # True from the group's first assignment to this member on
         self._consumer.subscribe(
-            sorted(subscribe), on_assign=self._assigned, on_revoke=self._revoked
+            [topics.ENGINE_EVENTS],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._revoked,  # a lost session: the numbers are gone all the same
         )
 
-    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.topic in topics.MARKET_DATA:
-                tp.offset = OFFSET_END
-        consumer.assign(partitions)
-        self.assignment = [(tp.topic, tp.partition) for tp in partitions]
-        log.info("partitions assigned", extra={"count": len(partitions)})
+    @property
+    def numbers(self) -> list[int]:
+        """The partition numbers this member holds (of every consumed topic)."""
+        return sorted({p for t, p in self.assignment if t == topics.ENGINE_EVENTS})
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:  # noqa: ARG002 - librdkafka's callback signature
-        revoked = [(tp.topic, tp.partition) for tp in partitions]
+    def _whole(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's engine.event partitions plus the same numbers of every other topic."""
+        numbers = [tp.partition for tp in partitions]
+        followers = [TopicPartition(t, n) for t in FOLLOWERS for n in numbers]
+        for tp in followers:
+            if tp.topic in topics.MARKET_DATA and self.market_data_from_end:
+                tp.offset = OFFSET_END
+        return list(partitions) + followers
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted(tp.partition for tp in partitions)
+        self.joined = True
+        if self._on_assigned is not None:
+            self._on_assigned(numbers)  # even none: the member has joined
+        whole = self._whole(partitions)
+        consumer.incremental_assign(whole)
+        self.assignment += [(tp.topic, tp.partition) for tp in whole]
+        log.info("partitions assigned", extra={"detail": f"numbers {numbers}, now {self.numbers}"})
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted(tp.partition for tp in partitions)
+        if self._on_revoking is not None and numbers:
+            self._on_revoking(numbers)
+        whole = self._whole(partitions)
+        revoked = [(tp.topic, tp.partition) for tp in whole]
         if self._on_revoke is not None:
             self._on_revoke(revoked)
-        self.assignment = [tp for tp in self.assignment if tp not in set(revoked)]
+        gone = set(revoked)
+        self.assignment = [tp for tp in self.assignment if tp not in gone]
+        consumer.incremental_unassign(whole)
+        log.info("partitions revoked", extra={"detail": f"numbers {numbers}, now {self.numbers}"})
+
+    def partition_counts(self, names: Iterable[str], timeout_s: float = 10.0) -> dict[str, int]:
+        """Each topic's partition count from the broker's metadata (0: missing)."""
+        listed = self._consumer.list_topics(timeout=timeout_s).topics
+        counts: dict[str, int] = {}
+        for name in names:
+            meta = listed.get(name)
+            counts[name] = 0 if meta is None or meta.error is not None else len(meta.partitions)
+        return counts
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Up to ``max_messages`` messages, returning as soon as any are ready.

@@ -20,6 +20,9 @@ def producer_config(
     return {
         **connection,
         "enable.idempotence": idempotent,
+        # D32: a key's partition is murmur2, as the Java client's (librdkafka's
+        # default, consistent_random, is CRC32 and would put a symbol elsewhere).
+        "partitioner": "murmur2_random",
         "linger.ms": 2,
         "message.timeout.ms": 10_000,
         **overrides,

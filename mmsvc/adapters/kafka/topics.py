@@ -30,9 +30,12 @@ CONSUMED: Final = MARKET_DATA | INSTRUMENT_LIFECYCLE | {ENGINE_EVENTS}
 PUBLISHED: Final = frozenset({QUOTE_SIMULATED, RISK_TRIGGERED, STATE_CHANGED})
 ALL: Final = CONSUMED | PUBLISHED
 
-# High-volume topics get more partitions so a real cluster can spread them;
-# order per symbol holds either way because every message is keyed by symbol.
-PARTITIONS: Final = {topic: 6 if topic in MARKET_DATA | {ENGINE_EVENTS} else 3 for topic in ALL}
+# D28, D32: every topic has the same partition count, so a symbol (the key,
+# partitioned with murmur2) sits in the same partition number of every topic and
+# one supervisor holds all of its messages. The supervisor refuses to start on
+# consumed topics of unequal counts; 6 lets up to six hosts share the symbols.
+PARTITION_COUNT: Final = 6
+PARTITIONS: Final = dict.fromkeys(ALL, PARTITION_COUNT)
 
 
 def subject(topic: str) -> str:

@@ -33,7 +33,12 @@ class KafkaSink(threading.Thread):
         super().__init__(name="kafka-sink", daemon=True)
         self.encoder = encoder
         self.producer = Producer(
-            {"bootstrap.servers": brokers, "linger.ms": 2, "enable.idempotence": True}
+            {
+                "bootstrap.servers": brokers,
+                "linger.ms": 2,
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",  # as every TradeX producer (CONTRACTS.md, D32)
+            }
         )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.produced = 0

@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Response, jsonify
 
 from mmsvc.adapters.auth import Role
+from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.positions import PositionRepository
@@ -41,10 +42,18 @@ def overall() -> Response:
         configs = ConfigRepository(session).list()
         states = {s.symbol: s for s in StateRepository(session).list()}
         flag = KillFlagRepository(session).get()
+        owners = leases.holders(session)  # D28: which host runs each symbol, under which epoch
     live, now = store.read_all(), time.time()
     known = live is not None  # Redis answered; when it did not, skip its other reads too
     summaries = [
-        summary_view(c, states.get(c.symbol), (live or {}).get(c.symbol), now, known=known)
+        summary_view(
+            c,
+            states.get(c.symbol),
+            (live or {}).get(c.symbol),
+            now,
+            owners.get(c.symbol),
+            known=known,
+        )
         for c in configs
     ]
     beat = (store.heartbeats() or {}).get("supervisor") if known else None

@@ -87,6 +87,8 @@ def _symbol_summary() -> dict[str, Any]:
         "open_orders": nullable({"type": "integer"}),
         "data_age_ms": nullable({"type": "integer"}),
         "heartbeat_age_s": nullable({"type": "number"}),
+        "owner": nullable({"type": "string"}),  # D28: host/pid of the live lease, null: moving
+        "epoch": nullable({"type": "integer"}),
     }
     return closed(properties, sorted(properties))
 

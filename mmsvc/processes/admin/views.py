@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from mmsvc.adapters.db.leases import Holder
 from mmsvc.adapters.db.records import (
     ConfigRecord,
     KillFlag,
@@ -193,15 +194,20 @@ def summary_view(
     state: StateRecord | None,
     live: Mapping[str, Any] | None,
     now: float,
+    holder: Holder | None = None,
     *,
     known: bool = True,
 ) -> dict[str, Any]:
     """The SymbolSummary schema: one line of the overall status.
 
-    `known` False: Redis did not answer, so whether the worker is live is null (D25).
+    ``owner`` is the live lease's holder (host/pid), null between owners;
+    ``epoch`` the lease's last epoch (D26, D28). ``known`` False: Redis did not
+    answer, so whether the worker is live is null (D25).
     """
     view = live_view(live, now) if live is not None else None
     return {
+        "owner": holder.owner if holder is not None and holder.live else None,
+        "epoch": None if holder is None else holder.epoch,
         "symbol": config.symbol,
         "enabled": config.enabled,
         "state": None if state is None else state.state.value,

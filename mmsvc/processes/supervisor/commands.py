@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mmsvc.adapters.db.engine import database_down
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.adapters.kafka.consumer import MarketConsumer
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
@@ -74,6 +75,10 @@ class AdminCommands:
     admin: zmq.Socket[bytes]
 
     _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
+    holds: Callable[[str], bool]  # Membership's: this supervisor holds the symbol's partition
+    config_held_elsewhere: Callable[[str], tuple[int, dict[str, Any]]]  # Membership's
+    consumer: MarketConsumer | None
+    retired_at: dict[str, float]
     _rejected: Callable[[str, protocol.ProtocolError], None]  # the Supervisor's counter
 
     def _drain_admin(self) -> None:
@@ -218,6 +223,10 @@ class AdminCommands:
         if symbol in self.pool.workers:
             self._answer(identity, request.id, (200, {"symbol": symbol, "already_running": True}))
             return
+        joined = self.consumer is not None and self.consumer.joined
+        if joined and not self.holds(symbol):  # D28: the member holding its partition starts it
+            self._answer(identity, request.id, self.config_held_elsewhere(symbol))
+            return
         if len(self.pool.workers) >= self.settings.max_symbols:
             self._answer(
                 identity,
@@ -233,10 +242,12 @@ class AdminCommands:
             time.monotonic() + SPAWN_DEADLINE_S,
             single,
         )
-        self._spawn(symbol)
+        if joined:  # else the first assignment starts it, or answers it is held elsewhere
+            self._spawn(symbol)
 
     def retire(self, symbol: str) -> None:
         """Stop a deleted symbol's worker for good (it refused if it was not idle: D4)."""
+        self.retired_at[symbol] = time.monotonic()  # its row is deleted next (follow_configs)
         self.pool.stop(symbol)
         link = self.router.detach(symbol)
         if link is not None:

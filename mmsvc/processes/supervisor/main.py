@@ -38,6 +38,7 @@ from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
+from mmsvc.processes.supervisor.membership import Membership
 from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
 from mmsvc.processes.supervisor.requests import (
     PendingRequest,
@@ -58,7 +59,7 @@ WORKER_SILENT_S = 10.0
 GLOBAL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
 
 
-class Supervisor(AdminCommands):
+class Supervisor(AdminCommands, Membership):
     """Owns the consumer, the worker processes and the control channel."""
 
     def __init__(self, settings: Settings) -> None:
@@ -96,6 +97,7 @@ class Supervisor(AdminCommands):
         self.workers_ctl.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.admin = self._bind(zmq.ROUTER, settings.control_endpoint, settings.control_curve_dir)
         self.consumer: MarketConsumer | None = None
+        self.retired_at: dict[str, float] = {}
 
     def _bind(self, kind: int, endpoint: str, curve_dir: Path | None = None) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(kind)
@@ -109,16 +111,12 @@ class Supervisor(AdminCommands):
     # ----------------------------------------------------------------- start-up
 
     def start(self) -> None:
-        """The spec's start-up, then one worker per symbol, then subscribe."""
+        """The spec's start-up, then join the group: assignments start the workers (D28)."""
         self.template.start()  # imports while start-up runs (D27)
-        report = run_startup(self.sessions, self.orders, shadow=self.settings.shadow_mode)
+        run_startup(self.sessions, shadow=self.settings.shadow_mode)
         self.kill_copy_stale = not self._sync_kill_flag_copy()
-        for symbol in report.symbols:
-            self._spawn(symbol)
-        self.consumer = MarketConsumer(
-            consumer_config(connection_config(self.settings), self.settings.kafka_group_id),
-            on_revoke=self._revoked,
-            on_broker_heard=self.lag.broker_heard,
+        self.consumer = self._join_group(
+            consumer_config(connection_config(self.settings), self.settings.kafka_group_id)
         )
 
     def _sync_kill_flag_copy(self) -> bool:
@@ -141,10 +139,6 @@ class Supervisor(AdminCommands):
         self.router.attach(WorkerLink(symbol, push))
         self.pool.start(symbol)
         self.last_seen[symbol] = time.monotonic()
-
-    def _revoked(self, partitions: list[tuple[str, int]]) -> None:
-        self.router.tracker.forget(partitions)
-        self.lag.forget(partitions)
 
     # --------------------------------------------------------------------- loop
 
@@ -247,6 +241,7 @@ class Supervisor(AdminCommands):
         if self.consumer is None:
             raise RuntimeError("the supervisor was not started")
         self.pool.poll()
+        self.follow_configs(now)
         self.router.flush_all()
         self._kill_hung_workers(now)
         wall = time.time()
@@ -301,13 +296,18 @@ class Supervisor(AdminCommands):
     # ----------------------------------------------------------------- shutdown
 
     def shutdown(self) -> None:
-        """Stop workers (each cancels its own orders), then make sure the account is flat."""
-        log.info("supervisor stopping: canceling every order")
+        """Stop workers (each cancels its own orders), then make sure our symbols are flat.
+
+        Only the symbols this supervisor holds: the account's other symbols are
+        other hosts' (D29).
+        """
+        held = sorted(self.pool.workers)
+        log.info("supervisor stopping: canceling our symbols' orders", extra={"symbols": held})
         self.pool.stop_all()
         self.template.close()
         if self.orders is not None:
-            result = self.orders.cancel_until_flat(None, CANCEL_DEADLINE_S)
-            log.info("orders canceled at shutdown", extra={"flat": result.flat})
+            flat = all(self.orders.cancel_until_flat(s, CANCEL_DEADLINE_S).flat for s in held)
+            log.info("orders canceled at shutdown", extra={"flat": flat})
         if self.consumer is not None:
             self._commit(wait=True)
             self.consumer.close()

@@ -163,9 +163,15 @@ class WorkerPool:
 
     def stop_all(self, grace_s: float = 10.0) -> None:
         """Stop every worker at once (they cancel their own orders on SIGTERM)."""
-        procs = [w.proc for w in self.workers.values() if w.proc is not None]
-        self.workers.clear()
-        self._queue.clear()
+        self.stop_many(list(self.workers), grace_s)
+
+    def stop_many(self, symbols: Sequence[str], grace_s: float = 10.0) -> None:
+        """Stop these symbols' workers for good, all at once (revoked partitions, D28)."""
+        stopping = [self.workers.pop(s) for s in symbols if s in self.workers]
+        for worker in stopping:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(worker.symbol)
+        procs = [w.proc for w in stopping if w.proc is not None]
         _terminate(procs, grace_s)
         for proc in procs:
             self._on_exit(proc.pid)

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import replace
@@ -43,6 +42,7 @@ from mmsvc.adapters.status.redis_store import StatusPublisher, StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.domain import state as machine
+from mmsvc.domain.lease import moved_here, owner_name
 from mmsvc.domain.model import (
     FINAL_EVENTS,
     Instrument,
@@ -111,7 +111,8 @@ class Worker:
             application_name=f"mmsvc-{symbol}",
         )
         sessions = make_session_factory(self.engine)
-        self.keeper = LeaseKeeper(sessions, symbol, owner=f"{socket.gethostname()}/{os.getpid()}")
+        owner = owner_name(settings.host_id, os.getpid())
+        self.keeper = LeaseKeeper(sessions, symbol, owner=owner)
         self.store = WorkerStore(sessions, symbol, shadow=self.shadow, fence=self.keeper)
         self.codec = AvroCodec(settings.schema_registry_url)
         # Written off the quoting loop: a hung Redis never holds a quote (D25).
@@ -148,19 +149,21 @@ class Worker:
             lease = take_lease(self.keeper, LEASE_WAIT_S)
         except LeaseHeld as held:  # refused, never crash-looped (D27)
             raise SystemExit(f"refusing to start: {held} (D26)") from None
-        # D29: a process start gives PAUSED whatever `takeover` says; a takeover
-        # keeps the recorded state only for a symbol moved between hosts (D28).
+        # D29: a process start gives PAUSED; a takeover keeps the recorded state
+        # only for a symbol moved here from another host (D28).
+        moved = moved_here(lease.takeover, lease.previous_owner, self.settings.host_id)
+        kind = "moved here" if moved else "takeover" if lease.takeover else "cold start"
         log.info(
             "lease taken",
             extra={
                 "symbol": self.symbol,
-                "detail": f"epoch {lease.epoch}, {'takeover' if lease.takeover else 'cold start'}",
+                "detail": f"epoch {lease.epoch} ({kind}, previous owner {lease.previous_owner})",
             },
         )
         config = self.store.load_config()
         if config is None:
             raise SystemExit(f"{self.symbol}: no config row")
-        state, triggers = self.store.restart_state()
+        state, triggers = self.store.restart_state(keep=moved)
         limits = service_limits(self.settings)
         self.trader = SymbolTrader(config, limits, state, triggers=triggers)
         for order in self.store.live_orders():  # their exposure survives restarts (D31)

@@ -160,11 +160,15 @@ class WorkerStore:
             record = ConfigRepository(session).get(self.symbol)
         return None if record is None else config_from_record(record)
 
-    def restart_state(self) -> tuple[SymbolState, list[RiskTrigger]]:
-        """ACTIVE becomes PAUSED, HALTED stays HALTED with its trigger (D3)."""
+    def restart_state(self, *, keep: bool = False) -> tuple[SymbolState, list[RiskTrigger]]:
+        """ACTIVE becomes PAUSED, HALTED stays HALTED with its trigger (D3).
+
+        ``keep``: the symbol moved here from another host (D28, D29), so an
+        ACTIVE one stays ACTIVE and quotes again once flat and fed.
+        """
         with self._fence.transaction() as session:
             current = StateRepository(session).lock(self.symbol)
-            if current is None or current.state is db.SymbolState.ACTIVE:
+            if current is None or (current.state is db.SymbolState.ACTIVE and not keep):
                 change_state(
                     session,
                     self.symbol,

@@ -52,6 +52,7 @@ TABLES = (
     "outbox",
     "mm_audit",
     "mm_dead_letters",
+    "mm_leases",
 )
 
 

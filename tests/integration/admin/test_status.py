@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.positions import PositionRepository
 from mmsvc.adapters.db.records import NewOrder, PositionRecord, Side, SymbolState
@@ -181,3 +182,31 @@ def test_an_expired_live_status_is_not_shown_as_live(
     summary = admin.call("GET", "/v1/mm/status", token=READ).json()["symbols"][0]
 
     assert (summary["live"], summary["position_usdt"]) == (False, None)
+
+
+def test_overall_status_names_each_symbols_owner_and_epoch(admin: Admin, db_engine: Engine) -> None:
+    """D28: which host runs a symbol, under which epoch; no owner between owners."""
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOL-PERP"):
+        seed_config(db_engine, symbol)
+    with Session(db_engine) as session, session.begin():
+        leases.take(session, "BTCUSDT", "host-a/11", 5.0)
+        moved = leases.take(session, "ETHUSDT", "host-a/12", 5.0)
+        leases.release(session, "ETHUSDT", moved.epoch)  # handed over by a drained host
+        leases.take(session, "ETHUSDT", "host-b/21", 5.0)
+        gone = leases.take(session, "SOL-PERP", "host-b/22", 5.0)
+        leases.release(session, "SOL-PERP", gone.epoch)  # between owners
+
+    body = admin.call("GET", "/v1/mm/status", token=READ).json()
+
+    owners = {s["symbol"]: (s["owner"], s["epoch"]) for s in body["symbols"]}
+    assert owners == {
+        "BTCUSDT": ("host-a/11", 1),
+        "ETHUSDT": ("host-b/21", 2),
+        "SOL-PERP": (None, 1),
+    }
+
+
+def test_a_symbol_never_owned_has_no_owner_and_no_epoch(admin: Admin, db_engine: Engine) -> None:
+    seed_config(db_engine, "BTCUSDT")
+    [summary] = admin.call("GET", "/v1/mm/status", token=READ).json()["symbols"]
+    assert (summary["owner"], summary["epoch"]) == (None, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmsvc.domain.lease import LeaseDeadline
+from mmsvc.domain.lease import LeaseDeadline, moved_here, owner_name
 
 
 def test_no_place_before_the_first_take() -> None:
@@ -38,3 +38,16 @@ def test_a_lost_lease_stops_places_at_once() -> None:
 def test_a_lease_no_longer_than_the_margin_is_refused() -> None:
     with pytest.raises(ValueError, match="margin"):
         LeaseDeadline(margin_s=1.0).renewed(sent_at=0.0, lease_s=1.0)
+
+
+def test_a_lease_taken_from_another_host_within_the_window_is_a_move() -> None:
+    assert moved_here(True, owner_name("host-a", 41), "host-b")
+
+
+def test_a_lease_last_held_on_this_host_is_a_restart_not_a_move() -> None:
+    assert not moved_here(True, owner_name("host-b", 41), "host-b")
+
+
+def test_a_lease_ended_before_the_window_or_never_held_is_a_cold_start() -> None:
+    assert not moved_here(False, owner_name("host-a", 41), "host-b")
+    assert not moved_here(True, None, "host-b")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -229,9 +230,12 @@ def supervisor(
         "KILL_SWITCH_RESPONSE_TIMEOUT_MS": "500",
     }
     argv = [sys.executable, "-m", "mmsvc.processes.supervisor.main"]
+    started = time.monotonic()
     proc = stack.start_process(run_dir, "admin-test-supervisor", argv, env=env)
     try:
-        wait_for(lambda: _answers_ready(admin, proc), 60, "the supervisor to answer /readyz")
+        wait_for(
+            lambda: _answers_ready(admin, proc, started), 60, "the supervisor to answer /readyz"
+        )
         yield proc
     finally:
         proc.terminate()
@@ -264,7 +268,15 @@ def settled_readiness(admin: Admin, timeout_s: float = 2.0) -> tuple[int, dict[s
     return result
 
 
-def _answers_ready(admin: Admin, proc: subprocess.Popen[bytes]) -> bool:
+def _answers_ready(admin: Admin, proc: subprocess.Popen[bytes], started: float) -> bool:
+    """/readyz is 200 on a supervisor probe made after this supervisor started.
+
+    The admin process is the session's and its probes are cached (D25): right
+    after a start, a 200 can still be the previous test's supervisor, gone since.
+    """
     if proc.poll() is not None:
         raise AssertionError(f"the supervisor exited with {proc.returncode}")
-    return admin.call("GET", "/readyz", token=None).status_code == 200
+    response = admin.call("GET", "/readyz", token=None)
+    age = response.json()["checks"]["supervisor"]["age_s"]
+    fresh = age is not None and age < time.monotonic() - started
+    return response.status_code == 200 and fresh

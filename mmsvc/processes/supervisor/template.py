@@ -45,6 +45,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
+from sqlalchemy.orm import configure_mappers
+
+from mmsvc.adapters.db.engine import make_worker_engine
 from mmsvc.processes.supervisor.pool import ChildProcess
 from mmsvc.processes.worker.fence import die_with_parent
 
@@ -58,6 +61,30 @@ WORKER_MODULE = "mmsvc.processes.worker.main"
 EXIT_NOT_ADOPTED = 6  # the supervisor did not adopt the forked worker: it must not run
 _PR_SET_CHILD_SUBREAPER = 36
 _UNKNOWN_EXIT = 255
+# What a worker imports lazily, on first use, found by comparing a forked worker's
+# sys.modules with the template's (issue 13): imported once here, they are shared;
+# imported after the fork, they are private to each of 200 workers (psycopg alone
+# about 10 MB of each worker's USS).
+LAZY_IMPORTS = (
+    "psycopg",  # the driver, which SQLAlchemy's dialect imports at create_engine
+    "psycopg.types.json",
+    "psycopg.types.numeric",
+    "psycopg.types.range",
+    "psycopg.types.multirange",
+    "psycopg.types.net",
+    "psycopg.types.uuid",
+    "psycopg.types.numpy",
+    "psycopg_binary",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "grpc._channel",  # on the first channel (the Metadata Service)
+    "grpc._simple_stubs",
+    "grpc.experimental",
+    "httpcore2",  # the schema registry client's HTTP stack, on its first request
+    "h11",
+    "anyio.streams.tls",
+    "anyio.to_thread",
+    "truststore",
+)
 
 
 def become_subreaper() -> bool:
@@ -274,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)  # the supervisor died before the parent-death signal was armed
     gc.disable()  # no collection may dirty the pages the workers will share
     worker_main = importlib.import_module(module)
+    _preload()
     gc.freeze()
     channel = socket.socket(fileno=int(fd_arg))
     if threading.active_count() != 1:
@@ -289,6 +317,21 @@ def main(argv: list[str] | None = None) -> None:
                 _reply(channel, {"error": str(exc)})
             else:
                 _reply(channel, {"pid": pid})
+
+
+def _preload() -> None:
+    """Build once, before the fork, what every worker would otherwise build for itself.
+
+    No socket and no thread (the template checks): modules a worker imports
+    lazily, SQLAlchemy's mapper configuration (done at the first query
+    otherwise) and an engine's dialect (its type maps and caches), never
+    connected. What is built here is shared by every worker's pages.
+    """
+    for name in LAZY_IMPORTS:
+        with contextlib.suppress(ImportError):  # an optional piece of a dependency
+            importlib.import_module(name)
+    configure_mappers()
+    make_worker_engine("postgresql://template@localhost/template", application_name="template")
 
 
 def _reply(channel: socket.socket, message: dict[str, Any]) -> None:

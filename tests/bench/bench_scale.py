@@ -286,7 +286,7 @@ def enable_all(scale: Scale) -> None:
 
     timeout = 30 + scale.n // 2
     with contextlib.suppress(TimeoutError):
-        wait_for(all_quoting, timeout, "both sides quoted on every symbol", poll_s=0.2)
+        wait_for(all_quoting, timeout, "both sides quoted on every symbol", poll_s=0.5)
     took = time.monotonic() - t0
     symbols = len({symbol for symbol, _ in quoting})
     halted = _halted(scale)
@@ -372,7 +372,7 @@ def emergency_kill(scale: Scale) -> None:
     request = threading.Thread(target=post, name="kill")
     request.start()
     try:
-        wait_for(flat, 60, "zero open orders", poll_s=0.02)
+        wait_for(flat, 60, "zero open orders", poll_s=0.05)
     except TimeoutError:
         raise Stop(f"{len(flat_at)} of {len(open_before)} symbols flat after 60 s") from None
     finally:

@@ -223,13 +223,18 @@ def _each(
         t0 = time.monotonic()
         deadline = t0 + 60
         url = scale.admin_url + path.format(symbol=symbol)
+        retried = False
         while True:
             response = local.http.post(url, json=body(symbol), timeout=60)
             if response.status_code != 503 or time.monotonic() > deadline:
                 break
+            retried = True
             time.sleep(RETRY_S)
         took = time.monotonic() - t0
-        if response.status_code == expected:
+        # A create answered 503 (its worker did not answer in time) has written its
+        # row: the retry's 409 "exists" is that create, done.
+        done = response.status_code == expected or (retried and response.status_code == 409)
+        if done:
             return symbol, ("", took)
         return symbol, (f"{response.status_code} {response.text[:120]}", took)
 

@@ -93,8 +93,8 @@ test-long: venv prometheus pgbouncer ## The minute-long and quarantined end-to-e
 test-unit: venv ## The fast unit tests only
 	@$(PY) -m pytest tests/unit -q
 
-bench: venv pgbouncer ## Benchmarks: print figures and write them to bench-results/
-	@$(PY) -m tests.bench
+bench: venv pgbouncer ## Benchmarks: print figures and write them to bench-results/ (BENCH="scale --symbols 20": one, with options)
+	@$(PY) -m tests.bench $(BENCH)
 
 run: venv prometheus pgbouncer ## Start the dev stack and the service, enable the demo symbols, print where to look
 	@$(PY) -m mmsvc.devstack.run

@@ -8,8 +8,10 @@ as asked (``[exchange] generated_instruments = N``, ``--generated-instruments``
 or ``EXCHANGE_GENERATED_INSTRUMENTS``; at runtime ``POST /v1/instruments/generate``):
 ``SIM0001USDT``, ``SIM0002USDT``... (``generated_prefix``), each with its own mid,
 tick and lot from its number (every fourth a PERPETUAL, with marks) and a feed of
-``generated_msgs_per_s`` messages a second: a light feed, so that 200 symbols
-stay affordable on two cores.
+``generated_msgs_per_s`` messages a second: a light and quiet feed (steps of
+``GENERATED_VOLATILITY_BPS``, within a quoting symbol's default 5 bps price
+threshold, so most messages need no requote), so that 200 quoting symbols stay
+affordable on two cores.
 """
 
 from __future__ import annotations
@@ -192,6 +194,13 @@ MAX_GENERATED = 9999  # four digits keep SIM0001USDT within the 16 characters of
 _PREFIX_RE = re.compile(r"^[A-Z]{1,8}$")
 
 
+# A quiet market (issue 13): a named instrument's 5 bps steps against the default 5 bps
+# price threshold make nearly every message a requote; 200 such symbols are a busy
+# market, not 200 quoting ones. Jumps still come, about one a symbol every 17 minutes.
+GENERATED_VOLATILITY_BPS = 1.0
+GENERATED_JUMP_PROBABILITY = 0.0005
+
+
 def generated_symbol(prefix: str, number: int) -> str:
     """The symbol of generated instrument ``number`` (from 1): ``SIM0001USDT``."""
     return f"{prefix}{number:04d}USDT"
@@ -231,7 +240,13 @@ def generated_instrument(
         }
     )
     mid = scale * (1 + Decimal(number * 37 % 90) / 10)
-    return spec, parse_market({"mid": format(mid, "f"), "msgs_per_s": msgs_per_s}, spec)
+    market = {
+        "mid": format(mid, "f"),
+        "msgs_per_s": msgs_per_s,
+        "volatility_bps": GENERATED_VOLATILITY_BPS,
+        "jump_probability": GENERATED_JUMP_PROBABILITY,
+    }
+    return spec, parse_market(market, spec)
 
 
 def load_config(path: Path | None = None) -> ExchangeConfig:

@@ -39,6 +39,10 @@ STABLE_AFTER_S = 60.0
 STARTUP_GRACE_S = 60.0  # D27: silence allowed before a (re)started worker's HELLO
 MAX_STARTING = 16  # D27: workers launched and not yet greeted, at most
 STARTS_PER_S = 20  # D27: launches a second, at most (a quarter second's worth at once)
+# D27: wall time one poll may spend launching; the rest wait for the next poll. A fork
+# asks the template and waits for its answer: on a starved box that is slow, and the
+# supervisor's loop (heartbeats, routing) must not stall behind a burst of launches.
+LAUNCH_BUDGET_S = 0.1
 
 
 class ChildProcess(Protocol):
@@ -220,8 +224,9 @@ class WorkerPool:
         return died
 
     def _launch_due(self, now: float) -> None:
+        budget_ends = time.monotonic() + LAUNCH_BUDGET_S
         while self._queue and self._starts.available(_ms(now)) > 0:
-            if self.starting(now) >= self._max_starting:
+            if self.starting(now) >= self._max_starting or time.monotonic() > budget_ends:
                 return
             symbol = self._queue[0]
             worker = self.workers.get(symbol)

@@ -53,6 +53,12 @@ def owner_name(host: str, pid: int) -> str:
     return f"{host}/{pid}"
 
 
+def owner_host(owner: str) -> str:
+    """The host part of a lease owner (see :func:`owner_name`)."""
+    host, sep, _ = owner.rpartition("/")
+    return host if sep else owner
+
+
 def moved_here(takeover: bool, previous_owner: str | None, host: str) -> bool:
     """True when the symbol moved to ``host`` from another host within TAKEOVER_WINDOW.
 
@@ -63,4 +69,4 @@ def moved_here(takeover: bool, previous_owner: str | None, host: str) -> bool:
     """
     if not takeover or previous_owner is None:
         return False
-    return previous_owner.rpartition("/")[0] != host
+    return owner_host(previous_owner) != host

@@ -83,6 +83,8 @@ _HOLDERS = text(
     " released_at IS NULL AND lease_expires_at > clock_timestamp() AS live FROM mm_leases"
 )
 
+_HOLDER = text(_HOLDERS.text + " WHERE symbol = :symbol")
+
 
 @dataclass(frozen=True, slots=True)
 class Holder:
@@ -93,9 +95,17 @@ class Holder:
     live: bool
 
 
-def holders(session: Session) -> dict[str, Holder]:
-    """Every symbol's lease as PostgreSQL's clock sees it now (read only, no lock)."""
-    rows = session.execute(_HOLDERS).all()
+def holder(session: Session, symbol: str) -> Holder | None:
+    """The symbol's lease as PostgreSQL's clock sees it now (read only); None: never taken."""
+    return holders(session, symbol).get(symbol)
+
+
+def holders(session: Session, symbol: str | None = None) -> dict[str, Holder]:
+    """Every symbol's lease (or `symbol`'s) as PostgreSQL's clock sees it now (read only)."""
+    if symbol is None:
+        rows = session.execute(_HOLDERS).all()
+    else:
+        rows = session.execute(_HOLDER, {"symbol": symbol}).all()
     return {r.symbol: Holder(str(r.owner), int(r.epoch), bool(r.live)) for r in rows}
 
 

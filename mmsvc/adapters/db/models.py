@@ -364,3 +364,40 @@ class MMLease(Base):
     # On PostgreSQL's clock (D32): every check compares it with the server's time.
     lease_expires_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
+
+
+class MMCommand(Base):
+    """mm_commands: an admin command for the supervisor of another host, and its answer (D28).
+
+    The admin process of any host inserts a row naming the host whose lease
+    holds the symbol and NOTIFYs; that host's supervisor claims it
+    (``taken_at``), runs it as a control-channel request and writes the
+    answer. A row answered before anyone took it was given up by its admin.
+    """
+
+    __tablename__ = "mm_commands"
+    __table_args__ = (
+        CheckConstraint("command <> ''", name="command_not_empty"),
+        CheckConstraint("target_host <> ''", name="target_host_not_empty"),
+        CheckConstraint("(answered_at IS NULL) = (status IS NULL)", name="answered_has_status"),
+        Index(
+            "ix_mm_commands_unanswered_target",
+            "target_host",
+            "id",
+            postgresql_where=text("answered_at IS NULL"),
+        ),
+        Index("ix_mm_commands_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    symbol: Mapped[str | None] = mapped_column(String(32))
+    command: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    args: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    target_host: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    taken_at: Mapped[datetime | None]
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    answer: Mapped[dict[str, Any] | None]
+    answered_at: Mapped[datetime | None]

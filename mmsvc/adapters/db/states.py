@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db.audit import AuditRepository
+from mmsvc.adapters.db.commands import KILL_SWITCH_CHANNEL, notify
 from mmsvc.adapters.db.models import MMKillSwitch, MMState
 from mmsvc.adapters.db.records import (
     KillFlag,
@@ -172,6 +173,9 @@ class KillFlagRepository:
             )
         )
         self._session.execute(statement)
+        # Every supervisor LISTENs: each learns a kill or a reset at commit, whichever
+        # host's admin, supervisor or worker wrote it (D28); renewals read it as a backup.
+        notify(self._session, KILL_SWITCH_CHANNEL, "set" if active else "clear")
 
 
 def _select(symbol: str) -> Select[MMState]:

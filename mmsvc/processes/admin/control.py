@@ -13,7 +13,7 @@ from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
 from mmsvc.domain.state import Command
-from mmsvc.processes.admin import control_bodies, emergency, supervisor, validation
+from mmsvc.processes.admin import control_bodies, emergency, routing, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.configs import load
 from mmsvc.processes.admin.context import ctx
@@ -88,7 +88,10 @@ def kill() -> Response:
     log.critical("emergency kill", extra={"actor": actor(), "symbol": wanted.symbol})
     no_answer: list[str] = []
     try:
-        _, body = ctx().control.request(
+        # One symbol goes to its owner, any host's (D28); between owners it answers
+        # MOVING and the kill is recorded below, for the next owner to apply (D30).
+        # Every symbol: this host raises the flag, the others act on its NOTIFY.
+        _, body = routing.request(
             Command.KILL,
             actor=actor(),
             symbol=wanted.symbol,
@@ -163,7 +166,7 @@ def _kill_result(
 def flatten() -> Response:
     """Cancel every order on every symbol and pause every ACTIVE one."""
     log.warning("flatten", extra={"actor": actor()})
-    status, body = supervisor.ask(Command.FLATTEN)
+    status, body = supervisor.ask_every_host(Command.FLATTEN)
     if status >= 300:
         raise supervisor.refusal(status, body)
     return jsonify(
@@ -184,7 +187,10 @@ def reset() -> tuple[Response, int]:
         if symbol is not None:
             load(session, symbol)
         flag_before = KillFlagRepository(session).get().active
-    status, body = supervisor.ask(Command.RESET, symbol=symbol)
+    if symbol is None:  # every host resets the symbols it holds (D28)
+        status, body = supervisor.ask_every_host(Command.RESET)
+    else:
+        status, body = supervisor.ask(Command.RESET, symbol=symbol)
     if status not in (200, 409):
         raise supervisor.refusal(status, body)
     with ctx().read() as session:

@@ -14,6 +14,7 @@ from typing import Any
 
 from mmsvc.adapters.zmq.control_client import Answer, SupervisorUnavailableError
 from mmsvc.domain.state import Command
+from mmsvc.processes.admin import routing
 from mmsvc.processes.admin.auth import actor
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
@@ -42,13 +43,26 @@ def ask(
     reason: str | None = None,
     timeout_s: float = COMMAND_TIMEOUT_S,
 ) -> Answer:
-    """Send a command as the caller; 503 SUPERVISOR_UNAVAILABLE when it cannot be reached."""
+    """Send a command as the caller to the supervisor running `symbol` (any host's, D28).
+
+    503 SUPERVISOR_UNAVAILABLE when it cannot be reached; 503 MOVING (an answer)
+    when the symbol is between owners.
+    """
     try:
-        return ctx().control.request(
+        return routing.request(
             cmd, actor=actor(), symbol=symbol, args=args, reason=reason, timeout_s=timeout_s
         )
     except SupervisorUnavailableError as exc:
         log.warning("supervisor unavailable", extra={"cmd": cmd, "symbol": symbol})
+        raise unavailable(exc) from None
+
+
+def ask_every_host(cmd: Command, *, timeout_s: float = COMMAND_TIMEOUT_S) -> Answer:
+    """A command for every symbol, to this host's and every owning host's supervisor (D28)."""
+    try:
+        return routing.every_host(cmd, actor=actor(), timeout_s=timeout_s)
+    except SupervisorUnavailableError as exc:
+        log.warning("supervisor unavailable", extra={"cmd": cmd})
         raise unavailable(exc) from None
 
 

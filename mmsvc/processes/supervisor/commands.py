@@ -35,6 +35,7 @@ from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
+from mmsvc.processes.supervisor.remote import is_remote
 from mmsvc.processes.supervisor.requests import (
     Answer,
     Finisher,
@@ -80,6 +81,8 @@ class AdminCommands:
     consumer: MarketConsumer | None
     retired_at: dict[str, float]
     _rejected: Callable[[str, protocol.ProtocolError], None]  # the Supervisor's counter
+    _answer_remote: Callable[[bytes, Answer], None]  # RemoteCommands': into the commands table
+    _kill_followed: bool  # RemoteCommands': this supervisor acted on the raised flag
 
     def _drain_admin(self) -> None:
         while self.admin.poll(0):
@@ -90,6 +93,9 @@ class AdminCommands:
         if not frames:
             return
         identity = frames[0]
+        if is_remote(identity):  # that prefix names a commands-table row, never a peer
+            self._rejected("admin", protocol.ProtocolError("identity", "reserved identity"))
+            return
         try:
             _, raw = protocol.routed(frames)
             request = protocol.parse_request(raw)
@@ -106,6 +112,9 @@ class AdminCommands:
             self._answer(identity, request.id, _error(500, "INTERNAL", "the supervisor failed"))
 
     def _answer(self, identity: bytes, request_id: str | None, answer: Answer) -> None:
+        if is_remote(identity):  # asked through PostgreSQL by another host's admin (D28)
+            self._answer_remote(identity, answer)
+            return
         status, body = answer
         reply = protocol.Reply(request_id, status, body)
         self.admin.send_multipart([identity, protocol.encode(reply)])
@@ -285,7 +294,14 @@ class AdminCommands:
         self.kill_switch.raise_flag(kill, self.kill_switch.live(missed), missed)
         self.kill_copy_stale |= bool(missed)  # the copy is retried from PostgreSQL's flag (D25)
         self._flag_seen = True
+        self._kill_followed = True  # the other hosts act on its NOTIFY; this one acts here
         self._cancel_account_orders()
+        self._kill_own_workers(kill, identity, request)
+
+    def _kill_own_workers(
+        self, kill: Kill, identity: bytes = b"", request: Request | None = None
+    ) -> None:
+        """The global kill sent to every worker of ours; the silent ones halted here (D7)."""
         forwarded = Request(
             None if request is None else request.id,
             Command.KILL,

@@ -40,6 +40,7 @@ from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.membership import Membership
 from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
+from mmsvc.processes.supervisor.remote import RemoteCommands
 from mmsvc.processes.supervisor.requests import (
     PendingRequest,
 )
@@ -59,7 +60,7 @@ WORKER_SILENT_S = 10.0
 GLOBAL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
 
 
-class Supervisor(AdminCommands, Membership):
+class Supervisor(AdminCommands, Membership, RemoteCommands):
     """Owns the consumer, the worker processes and the control channel."""
 
     def __init__(self, settings: Settings) -> None:
@@ -115,6 +116,7 @@ class Supervisor(AdminCommands, Membership):
         self.template.start()  # imports while start-up runs (D27)
         run_startup(self.sessions, shadow=self.settings.shadow_mode)
         self.kill_copy_stale = not self._sync_kill_flag_copy()
+        self._start_listening()  # commands from other hosts' admins, the kill flag (D28)
         self.consumer = self._join_group(
             consumer_config(connection_config(self.settings), self.settings.kafka_group_id)
         )
@@ -152,6 +154,7 @@ class Supervisor(AdminCommands, Membership):
             self._drain_workers()
             self._drain_admin()
             now = time.monotonic()
+            self._drain_remote(now)
             if now >= next_housekeeping:
                 self._housekeeping(now)
                 next_housekeeping = now + HOUSEKEEPING_S
@@ -303,6 +306,7 @@ class Supervisor(AdminCommands, Membership):
         """
         held = sorted(self.pool.workers)
         log.info("supervisor stopping: canceling our symbols' orders", extra={"symbols": held})
+        self._stop_listening()
         self.pool.stop_all()
         self.template.close()
         if self.orders is not None:

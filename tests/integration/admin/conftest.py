@@ -54,6 +54,7 @@ TABLES = (
     "mm_audit",
     "mm_dead_letters",
     "mm_leases",
+    "mm_commands",
 )
 
 

@@ -37,6 +37,7 @@ TABLES = {
     "mm_audit",
     "mm_dead_letters",
     "mm_leases",
+    "mm_commands",
 }
 
 
@@ -115,9 +116,9 @@ def test_a_migration_gives_up_on_a_lock_instead_of_queueing_behind_it(scratch_ur
     finally:
         release.set()
         holder.join()
-    # One transaction per revision: 0005 (mm_leases) was undone; 0003, which must lock
-    # mm_fills to drop its CHECKs, gave up and left every table of its own in place.
-    assert tables(scratch_engine) == TABLES - {"mm_leases"}
+    # One transaction per revision: 0007 (mm_commands) and 0005 (mm_leases) were undone;
+    # 0003, which must lock mm_fills to drop its CHECKs, gave up and left its tables.
+    assert tables(scratch_engine) == TABLES - {"mm_leases", "mm_commands"}
 
 
 def test_the_bounds_migration_refuses_rows_outside_them_and_changes_nothing(

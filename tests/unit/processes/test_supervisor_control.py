@@ -20,6 +20,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmsvc.adapters.db.commands import QueuedCommand
 from mmsvc.adapters.db.records import RiskTrigger
 from mmsvc.adapters.zmq import protocol
 from mmsvc.domain.state import Command
@@ -28,6 +29,7 @@ from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.main import Supervisor
 from mmsvc.processes.supervisor.pool import WorkerPool, WorkerProcess
+from mmsvc.processes.supervisor.remote import remote_identity
 from mmsvc.processes.supervisor.requests import PendingRequest, all_answered
 from mmsvc.processes.supervisor.router import Router
 
@@ -283,3 +285,40 @@ def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervis
     sup.pool.hello("BTCUSDT")  # D27: before HELLO a worker has the start-up grace
     sup._kill_hung_workers(now=141.0)  # and still silent 11 s after its start
     assert proc.killed
+
+
+def test_a_command_from_another_hosts_admin_runs_through_the_same_desk(supervisor: Any) -> None:
+    """D28: a commands-table row is forwarded like a control frame; its answer goes back to
+    the table, never to a ZeroMQ peer."""
+    sup, worker, admin = supervisor
+    answers: list[tuple[bytes, tuple[int, dict[str, Any]]]] = []
+    sup._answer_remote = lambda identity, answer: answers.append((identity, answer))
+    queued = QueuedCommand(41, "pause", "BTCUSDT", "ops@host-b", None, {"reason": "pause"})
+    sup._run_remote(queued)
+    (sent,) = _commands_sent(sup, worker)
+    assert (sent.cmd, sent.actor) == (Command.PAUSE, "ops@host-b")
+    worker.send(protocol.encode(protocol.Reply(sent.id, 200, {"state": "PAUSED"})))
+    sup.workers_ctl.poll(1000)
+    sup._drain_workers()
+    assert answers == [(remote_identity(41), (200, {"state": "PAUSED"}))]
+    assert not admin.poll(50)
+
+
+def test_a_malformed_command_row_is_answered_400_not_run(supervisor: Any) -> None:
+    sup, worker, _ = supervisor
+    answers: list[tuple[bytes, tuple[int, dict[str, Any]]]] = []
+    sup._answer_remote = lambda identity, answer: answers.append((identity, answer))
+    sup._run_remote(QueuedCommand(42, "explode", "BTCUSDT", "ops", None))
+    assert [(i, a[0]) for i, a in answers] == [(remote_identity(42), 400)]
+    assert _commands_sent(sup, worker) == []
+
+
+def test_a_zmq_peer_cannot_pose_as_a_commands_table_row(supervisor: Any) -> None:
+    sup, worker, _ = supervisor
+    answers: list[object] = []
+    sup._answer_remote = lambda identity, answer: answers.append(identity)
+    request = protocol.Request("1", Command.PAUSE, "BTCUSDT")
+    sup._on_admin_frames([remote_identity(7), protocol.encode(request)])
+    assert answers == []
+    assert _commands_sent(sup, worker) == []
+    assert sup.router.stats["dropped_control_identity"] == 1

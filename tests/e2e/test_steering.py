@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from mmsvc.devstack import stack
+from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_membership import HOSTS, JOINED_S, SYMBOLS, lease_owners, workers
 from tests.fixtures.waiting import wait_for, wait_serving
@@ -79,8 +80,17 @@ def two_hosts(service_factory: ServiceFactory) -> tuple[Service, Service, list[s
     return admin, hosts[there], owned
 
 
+def leased_to(service: Service, host: str, symbols: list[str]) -> bool:
+    leases = lease_owners(service)
+    return all(s in leases and leases[s][0] == host and leases[s][2] for s in symbols)
+
+
 def state_of(service: Service, symbol: str) -> str | None:
     return service.state_name(symbol)
+
+
+def in_state(service: Service, symbol: str, state: str) -> bool:
+    return service.state_name(symbol) == state
 
 
 def flat(service: Service, symbol: str) -> bool:
@@ -115,7 +125,8 @@ def test_enable_pause_and_kill_reach_a_symbol_the_other_host_owns(
     # A refusal keeps its shape: the owner's worker answers 409 with the state.
     refused = api(admin, "POST", f"/v1/mm-configs/{symbol}/enable")
     assert refused.status_code == 409, refused.text
-    assert refused.json()["error"]["code"] and refused.json()["error"]["message"]
+    assert refused.json()["error"]["code"]
+    assert refused.json()["error"]["message"]
 
 
 def test_an_emergency_kill_and_reset_through_one_host_reach_the_other(
@@ -124,7 +135,7 @@ def test_an_emergency_kill_and_reset_through_one_host_reach_the_other(
     admin, owner, owned = two_hosts(service_factory)
     active, paused = owned[:-1] or owned, owned[-1]
     for symbol in active:  # one of the owner's symbols stays PAUSED, as an operator left it
-        assert api(admin, "POST", f"/v1/mm-configs/{symbol}/enable").status_code == 200
+        assert owner.command(Command.ENABLE, symbol)[0] == 200  # on its own host
     for symbol in active:
         wait_for(partial(owner.quotes, symbol), 30, f"{symbol} quoting")
 
@@ -132,7 +143,7 @@ def test_an_emergency_kill_and_reset_through_one_host_reach_the_other(
     assert killed.status_code == 200, killed.text
     assert killed.json()["kill_switch_active"] is True
     for symbol in SYMBOLS:  # every symbol of every host, PAUSED ones too (D7)
-        wait_for(lambda s=symbol: state_of(owner, s) == "HALTED", 15, f"{symbol} HALTED")
+        wait_for(partial(in_state, owner, symbol, "HALTED"), 15, f"{symbol} HALTED")
     wait_for(lambda: owner.open_orders() == [], 15, "zero open orders at the venue")
     assert sorted(workers(owner)) == owned  # halted, not stopped: its workers still run
 
@@ -152,7 +163,7 @@ def test_a_kill_sent_while_a_symbol_moves_lands_and_the_next_owner_keeps_it(
     """Between owners a command answers 503 MOVING; a kill is recorded and applied (D30)."""
     admin, owner, owned = two_hosts(service_factory)
     for symbol in owned:
-        assert api(admin, "POST", f"/v1/mm-configs/{symbol}/enable").status_code == 200
+        assert owner.command(Command.ENABLE, symbol)[0] == 200  # on its own host
     for symbol in owned:
         wait_for(partial(owner.quotes, symbol), 30, f"{symbol} quoting")
 

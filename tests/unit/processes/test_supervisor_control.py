@@ -316,7 +316,7 @@ def test_a_malformed_command_row_is_answered_400_not_run(supervisor: Any) -> Non
 def test_a_zmq_peer_cannot_pose_as_a_commands_table_row(supervisor: Any) -> None:
     sup, worker, _ = supervisor
     answers: list[object] = []
-    sup._answer_remote = lambda identity, answer: answers.append(identity)
+    sup._answer_remote = lambda identity, _answer: answers.append(identity)
     request = protocol.Request("1", Command.PAUSE, "BTCUSDT")
     sup._on_admin_frames([remote_identity(7), protocol.encode(request)])
     assert answers == []

@@ -82,8 +82,7 @@ def resume(symbol: str) -> Response:
 def kill() -> Response:
     """Kill every symbol, or the one named; works with the supervisor down (D7)."""
     wanted = control_bodies.kill_request(validation.json_object(request.get_data(), optional=True))
-    if wanted.symbol is not None:
-        _known(wanted.symbol)
+    database_up = wanted.symbol is None or _known(wanted.symbol)
     detail = wanted.reason or f"manual emergency kill by {actor()}"
     log.critical("emergency kill", extra={"actor": actor(), "symbol": wanted.symbol})
     no_answer: list[str] = []
@@ -98,6 +97,7 @@ def kill() -> Response:
             reason=detail,
             args={"trigger": RiskTrigger.MANUAL.value, "detail": detail},
             timeout_s=KILL_TIMEOUT_S,
+            find_owner=database_up,  # PostgreSQL away: straight to this host's (D25)
         )
         no_answer = supervisor.symbols(body.get("no_answer"))
         handled = _killed(wanted.symbol)
@@ -118,13 +118,16 @@ def kill() -> Response:
     return jsonify(_kill_result(wanted.symbol, handled, no_answer, flat))
 
 
-def _known(symbol: str) -> None:
-    """404 for a symbol with no config; a database that cannot say must not delay the kill."""
+def _known(symbol: str) -> bool:
+    """404 for a symbol with no config; a database that cannot say must not delay the kill
+    (False: it did not answer)."""
     try:
         with ctx().read() as session:
             load(session, symbol)
     except SQLAlchemyError:
         log.exception("cannot check the symbol: killing it anyway")
+        return False
+    return True
 
 
 def _killed(symbol: str | None) -> bool:

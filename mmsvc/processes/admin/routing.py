@@ -76,13 +76,15 @@ def request(
     args: Mapping[str, Any] | None = None,
     reason: str | None = None,
     timeout_s: float,
+    find_owner: bool = True,
 ) -> Answer:
     """Send a command to the supervisor that runs `symbol`; SupervisorUnavailableError if none.
 
-    503 MOVING when the symbol is between owners.
+    503 MOVING when the symbol is between owners. ``find_owner`` False (PostgreSQL
+    just failed to answer) asks this host's supervisor without looking (D25).
     """
     here = ctx().settings.host_id
-    if symbol is None or cmd not in ROUTED:
+    if symbol is None or cmd not in ROUTED or not find_owner:
         return _local(cmd, actor, symbol, args, reason, timeout_s)
     owner = owner_of(symbol)
     if owner.host not in (None, here):

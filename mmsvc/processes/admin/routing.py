@@ -11,12 +11,14 @@ its steering commands answer 503 MOVING (the caller records a kill itself:
 the next owner's worker reads it before its first quote, D30).
 
 Commands for every symbol (reset, flatten) go to this host and to every host
-that holds a live lease, and their answers are merged.
+that holds a live lease, and their answers are merged; a reset of a KAFKA_LAG
+kill first asks every other member for its lag (D32).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.commands import Order, RemoteControl, RemoteUnanswered
+from mmsvc.adapters.db.records import RiskTrigger
+from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.zmq.control_client import Answer, SupervisorUnavailableError
 from mmsvc.domain.lease import owner_host
 from mmsvc.domain.state import Command
@@ -58,6 +62,7 @@ STEERING = frozenset(
     }
 )
 MOVING = "MOVING"
+LAG_CHECK_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,10 @@ def every_host(
     """
     here = ctx().settings.host_id
     others = _other_hosts(here)
+    if cmd is Command.RESET:
+        refusal = _lag_refusal(others, actor)
+        if refusal is not None:
+            return refusal
     remote = RemoteControl(ctx().sessions)
     orders = [Order(host, cmd.value, None, dict(args or {})) for host in sorted(others)]
     ids: dict[int, str] = {}
@@ -124,8 +133,10 @@ def every_host(
             ids = remote.submit(orders, actor=actor)
         except SQLAlchemyError:
             log.warning("commands not queued for the other hosts", exc_info=True)
+    started = time.monotonic()
     local = _local(cmd, actor, None, args, None, timeout_s)
-    got = remote.wait(set(ids), timeout_s) if ids else {}
+    left = max(0.0, timeout_s - (time.monotonic() - started))  # the hosts ran side by side
+    got = remote.wait(set(ids), left) if ids else {}
     answers = [local]
     unanswered: list[str] = []
     for command_id, host in sorted(ids.items()):
@@ -136,6 +147,40 @@ def every_host(
     for host in set(others) - set(ids.values()):
         unanswered += others[host]
     return merge(answers, unanswered)
+
+
+def _lag_refusal(others: Mapping[str, list[str]], actor: str) -> Answer | None:
+    """D32: a KAFKA_LAG kill is reset only once every member's lag is under the threshold.
+
+    This host's supervisor checks its own as it resets; the others are asked
+    here first, and one that does not answer counts as lagging (in doubt, halted).
+    """
+    try:
+        with ctx().read() as session:
+            flag = KillFlagRepository(session).get()
+    except SQLAlchemyError:
+        return None  # this host's supervisor reads the flag again as it resets
+    if not others or not flag.active or flag.trigger is not RiskTrigger.KAFKA_LAG:
+        return None
+    threshold = ctx().settings.kill_switch_kafka_lag_threshold_s
+    orders = [Order(host, Command.PING.value) for host in sorted(others)]
+    try:
+        pings = RemoteControl(ctx().sessions).request_many(
+            orders, actor=actor, timeout_s=LAG_CHECK_TIMEOUT_S
+        )
+    except SQLAlchemyError:
+        pings = {}
+    for host in sorted(others):
+        answer = pings.get(host)
+        lag = None if answer is None else answer[1].get("kafka_lag_now_s")
+        if not isinstance(lag, int | float):
+            message = f"host {host} did not answer the consumer lag check"
+        elif lag > threshold:
+            message = f"consumer lag {lag:.1f}s on host {host} is still over the threshold"
+        else:
+            continue
+        return 409, {"error": {"code": "KAFKA_LAG", "message": message}}
+    return None
 
 
 def merge(answers: list[Answer], unanswered: list[str]) -> Answer:
@@ -217,9 +262,12 @@ def _remote(
     log.info("command for another host", extra={"cmd": cmd, "symbol": symbol, "host": host})
     order = Order(host, cmd.value, symbol, dict(args or {}), reason)
     try:
-        return RemoteControl(ctx().sessions).request(order, actor=actor, timeout_s=timeout_s)
+        answer = RemoteControl(ctx().sessions).request(order, actor=actor, timeout_s=timeout_s)
     except (RemoteUnanswered, SQLAlchemyError) as exc:
         raise SupervisorUnavailableError(f"host {host} (owner of {symbol}): {exc}") from None
+    if _no_worker(answer) and cmd in STEERING:  # its worker stopped since: it is moving
+        return moving(symbol)
+    return answer
 
 
 def _no_worker(answer: Answer) -> bool:

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db import commands, leases
 from mmsvc.adapters.db.engine import make_session_factory
-from mmsvc.adapters.db.records import SymbolState
+from mmsvc.adapters.db.records import RiskTrigger, SymbolState
+from mmsvc.adapters.db.states import KillFlagRepository
 from tests.fixtures.waiting import wait_for
 from tests.integration.admin.conftest import OPERATE, Admin, seed_config
 
@@ -110,3 +111,22 @@ def test_a_kill_the_silent_owner_did_not_answer_is_recorded_here(
             text("SELECT state FROM mm_states WHERE symbol = 'BTCUSDT'")
         ).scalar_one()
     assert state == SymbolState.HALTED.value
+
+
+def test_a_reset_of_a_lag_kill_is_refused_while_another_member_still_lags(
+    admin: Admin, db_engine: Engine
+) -> None:
+    """D32: the lag a KAFKA_LAG reset re-checks is every member's, not only this host's."""
+    owned_elsewhere(db_engine, "BTCUSDT")
+    with Session(db_engine) as session, session.begin():
+        KillFlagRepository(session).set(RiskTrigger.KAFKA_LAG, reason="lag", actor="system")
+    thread, seen = play_owner(
+        make_session_factory(db_engine), lambda _: (200, {"kafka_lag_now_s": 42.0})
+    )
+    response = admin.call("POST", "/v1/mm/reset")
+    thread.join()
+    assert response.status_code == 409, response.text
+    assert OTHER_HOST in response.json()["reason"]
+    assert [q.command for q in seen] == ["ping"]
+    with Session(db_engine) as session:
+        assert KillFlagRepository(session).get().active

@@ -27,7 +27,8 @@ _DESCRIPTIONS = {
     404: "No such symbol",
     409: "Refused in the current state (the body says why, with the state)",
     502: "The supervisor or a worker gave an answer outside the protocol",
-    503: "The supervisor (or the Auth Service) cannot be reached, or a worker did not answer",
+    503: "The supervisor (or the Auth Service) cannot be reached, a worker did not answer, "
+    "or the symbol is moving between hosts (MOVING)",
 }
 _AUTHED = (401, 403, 503)
 _SYMBOL_PARAM = {

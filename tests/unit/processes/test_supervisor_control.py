@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsvc.adapters.db.commands import QueuedCommand
-from mmsvc.adapters.db.records import RiskTrigger
+from mmsvc.adapters.db.records import KillFlag, RiskTrigger
 from mmsvc.adapters.zmq import protocol
 from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import Kill
+from mmsvc.processes.supervisor import remote
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.main import Supervisor
@@ -322,3 +323,43 @@ def test_a_zmq_peer_cannot_pose_as_a_commands_table_row(supervisor: Any) -> None
     assert answers == []
     assert _commands_sent(sup, worker) == []
     assert sup.router.stats["dropped_control_identity"] == 1
+
+
+class StubFlags:
+    """The kill flag as PostgreSQL would answer, settable by the test."""
+
+    flag = KillFlag(False, None, "", "system", None)
+
+    def __init__(self, _session: object) -> None:
+        pass
+
+    def get(self) -> KillFlag:
+        return StubFlags.flag
+
+
+def test_a_kill_raised_on_another_host_halts_every_worker_here_once(
+    supervisor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D28: the flag's NOTIFY (or the poll) makes this supervisor kill its own workers;
+    a reset re-arms it for the next raise."""
+    sup, worker, _ = supervisor
+    monkeypatch.setattr(remote, "KillFlagRepository", StubFlags)
+    sup._kill_followed = False
+    raised = KillFlag(True, RiskTrigger.KAFKA_LAG, "lag on host-b", "system", None)
+    monkeypatch.setattr(StubFlags, "flag", raised)
+    sup._follow_kill_flag()
+    (sent,) = _commands_sent(sup, worker)
+    assert (sent.cmd, sent.args["trigger"], sent.args["global"]) == (
+        Command.KILL,
+        "KAFKA_LAG",
+        True,
+    )
+    assert sup.kill_switch.flags == []  # raised elsewhere: not raised again here
+    sup._follow_kill_flag()
+    assert _commands_sent(sup, worker) == []  # acted on once
+
+    monkeypatch.setattr(StubFlags, "flag", KillFlag(False, None, "reset", "ops", None))
+    sup._follow_kill_flag()
+    monkeypatch.setattr(StubFlags, "flag", raised)
+    sup._follow_kill_flag()
+    assert [c.cmd for c in _commands_sent(sup, worker)] == [Command.KILL]

@@ -66,7 +66,7 @@ class RemoteCommands:
 
     def _start_listening(self) -> None:
         """LISTEN for commands and the kill flag; the flag as read now is not acted on."""
-        self._kill_followed = self._read_kill_flag() is True
+        self._kill_followed = self._read_kill_flag() is not False  # unknown: as at start
         self.listener = Listener(
             self.settings.postgres_url,
             (commands.COMMANDS_CHANNEL, commands.KILL_SWITCH_CHANNEL),

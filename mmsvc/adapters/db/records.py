@@ -21,6 +21,7 @@ from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
 
 # A symbol's config is defined once, in the domain (issue 11).
 from mmsvc.domain.symbol_config import CONFIG_FIELDS, STRICT, ConfigFields, MMConfig
+from mmsvc.domain.wire import Timestamp
 
 __all__ = [  # re-exported: callers import the stored vocabulary from here
     "CONFIG_FIELDS",
@@ -60,10 +61,14 @@ OPEN_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class ConfigRecord(MMConfig):
-    """One row of mm_configs: the config (validated as the model says) and who wrote it last."""
+    """One row of mm_configs: the config (validated as the model says) and who wrote it last.
 
-    created_at: datetime
-    updated_at: datetime
+    Also the admin API's Config body: its JSON is this record's (``Timestamp``
+    writes the times as the API always has).
+    """
+
+    created_at: Timestamp
+    updated_at: Timestamp
     updated_by: str
 
 

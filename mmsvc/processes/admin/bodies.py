@@ -34,6 +34,14 @@ class Body(BaseModel):
     )
 
 
+def shared_fields(record: object, body: type[BaseModel]) -> dict[str, Any]:
+    """``record``'s values of the fields ``body`` shows under the same names.
+
+    The body model says what is shown; a view passes only what it renames or adds.
+    """
+    return {name: getattr(record, name) for name in body.model_fields if hasattr(record, name)}
+
+
 def enum_of(kind: type[Enum]) -> WithJsonSchema:
     """An enum's values, inline (no component of its own: a state's name is not a body)."""
     return WithJsonSchema({"type": "string", "enum": [member.value for member in kind]})

@@ -37,7 +37,7 @@ def _state_of(symbol: str) -> SymbolStateBody:
         state = StateRepository(session).get(symbol)
     if state is None:
         raise ApiError(502, "NO_STATE", f"{symbol} has no state row after the command")
-    return state_view(symbol, config.enabled, state)
+    return state_view(config.enabled, state)
 
 
 def _transition(symbol: str, command: Command) -> Response:

@@ -27,7 +27,7 @@ from mmsvc.adapters.db.models import DEAD_LETTER_HOW
 from mmsvc.domain.wire import Timestamp
 from mmsvc.processes.admin import validation
 from mmsvc.processes.admin.auth import actor, requires
-from mmsvc.processes.admin.bodies import Body, respond
+from mmsvc.processes.admin.bodies import Body, respond, shared_fields
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
 from mmsvc.processes.admin.json_schema import REQUIRED_TEXT, SYMBOL_SCHEMA, closed
@@ -71,22 +71,7 @@ class DeadLetterList(Body):
 def view(row: DeadLetter) -> DeadLetterBody:
     """The body of a stored dead letter."""
     return DeadLetterBody(
-        id=row.id,
-        symbol=row.symbol,
-        topic=row.topic,
-        partition=row.partition,
-        offset=row.offset,
-        key=row.key,
-        value_base64=base64.b64encode(row.value).decode(),
-        reason=row.reason,
-        detail=row.detail,
-        created_at=row.created_at,
-        cleared=row.cleared,
-        cleared_at=row.cleared_at,
-        cleared_by=row.cleared_by,
-        cleared_how=row.cleared_how,
-        clear_reason=row.clear_reason,
-        replayed_at=row.replayed_at,
+        **shared_fields(row, DeadLetterBody), value_base64=base64.b64encode(row.value).decode()
     )
 
 

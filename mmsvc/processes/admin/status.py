@@ -85,7 +85,7 @@ def one(symbol: str) -> Response:
         SymbolStatus(
             symbol=symbol,
             config=config,
-            state=None if state is None else state_view(symbol, config.enabled, state),
+            state=None if state is None else state_view(config.enabled, state),
             position=None if position is None else position_view(position),
             open_orders=[order_view(o) for o in orders],
             live=None if live is None else live_view(live),

@@ -23,6 +23,7 @@ from mmsvc.adapters.db.records import (
     SymbolState,
 )
 from mmsvc.processes.admin import status_bodies as bodies
+from mmsvc.processes.admin.bodies import shared_fields
 
 STATE_NAMES = frozenset(s.value for s in SymbolState)
 """A symbol state as the API shows it; anything else read from outside is shown as null."""
@@ -33,44 +34,23 @@ def timestamp(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def state_view(symbol: str, enabled: bool, state: StateRecord) -> bodies.SymbolState:
-    """The SymbolState body."""
-    return bodies.SymbolState(
-        symbol=symbol,
-        enabled=enabled,
-        state=state.state,
-        trigger=state.trigger,
-        trigger_detail=state.trigger_detail,
-        reason=state.reason,
-        actor=state.actor,
-        updated_at=state.updated_at,
-    )
+def state_view(enabled: bool, state: StateRecord) -> bodies.SymbolState:
+    """The SymbolState body: the stored state and whether the config is enabled."""
+    return bodies.SymbolState(**shared_fields(state, bodies.SymbolState), enabled=enabled)
 
 
 def position_view(position: PositionRecord) -> bodies.Position:
     """The Position body (as stored: quantity signed, negative when short)."""
     return bodies.Position(
-        quantity=position.quantity,
-        avg_entry_price=position.avg_entry_price,
+        **shared_fields(position, bodies.Position),
         realized_pnl_usdt=position.realized_pnl,
         fees_paid_usdt=position.fees_paid,
-        updated_at=position.updated_at,
     )
 
 
 def order_view(order: OrderRecord) -> bodies.Order:
     """The Order body."""
-    return bodies.Order(
-        client_order_id=order.client_order_id,
-        order_id=order.order_id,
-        side=order.side,
-        price=order.price,
-        quantity=order.quantity,
-        filled_quantity=order.filled_quantity,
-        status=order.status,
-        level=order.level,
-        created_at=order.created_at,
-    )
+    return bodies.Order(**shared_fields(order, bodies.Order))
 
 
 def kill_switch_view(
@@ -81,11 +61,7 @@ def kill_switch_view(
     `known` False: Redis did not answer, so whether it holds a copy is null (D25).
     """
     return bodies.KillSwitch(
-        active=flag.active,
-        trigger=flag.trigger,
-        reason=flag.reason,
-        actor=flag.actor,
-        updated_at=flag.updated_at,
+        **shared_fields(flag, bodies.KillSwitch),
         redis_copy_active=(redis_copy is not None) if known else None,
     )
 

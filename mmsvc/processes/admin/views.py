@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -27,11 +26,6 @@ from mmsvc.processes.admin.bodies import shared_fields
 
 STATE_NAMES = frozenset(s.value for s in SymbolState)
 """A symbol state as the API shows it; anything else read from outside is shown as null."""
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """An ISO 8601 timestamp with its offset."""
-    return None if value is None else value.isoformat()
 
 
 def state_view(enabled: bool, state: StateRecord) -> bodies.SymbolState:

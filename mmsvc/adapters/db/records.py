@@ -15,13 +15,14 @@ from uuid import UUID
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from mmsvc.adapters.wire import Timestamp
+
 # One vocabulary for the whole service: the trading core's enums are the ones stored.
 from mmsvc.domain import model as _model
 from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
 
 # A symbol's config is defined once, in the domain (issue 11).
 from mmsvc.domain.symbol_config import CONFIG_FIELDS, STRICT, ConfigFields, MMConfig
-from mmsvc.domain.wire import Timestamp
 
 __all__ = [  # re-exported: callers import the stored vocabulary from here
     "CONFIG_FIELDS",

@@ -3,7 +3,7 @@
 Every response body of the admin API is a pydantic model (``Body``, or a
 record that is already one, such as ``ConfigRecord``). A view builds an
 instance and answers it with :func:`respond`, which dumps it as JSON: each
-decimal through the one formatter, each time as ISO 8601 (``mmsvc.domain.wire``).
+decimal through the one formatter, each time as ISO 8601 (``mmsvc.adapters.wire``).
 The OpenAPI document's component schemas are those models' own JSON Schema
 (:func:`response_components`), so a body and its description cannot drift
 (issue 11); a test validates real responses against the document.

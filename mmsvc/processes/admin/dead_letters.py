@@ -24,7 +24,7 @@ from pydantic import WithJsonSchema
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.dead_letters import ClearRefusedError, DeadLetter, DeadLetterRepository
 from mmsvc.adapters.db.models import DEAD_LETTER_HOW
-from mmsvc.domain.wire import Timestamp
+from mmsvc.adapters.wire import Timestamp
 from mmsvc.processes.admin import validation
 from mmsvc.processes.admin.auth import actor, requires
 from mmsvc.processes.admin.bodies import Body, respond, shared_fields

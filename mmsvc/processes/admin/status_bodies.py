@@ -10,7 +10,7 @@ from typing import Annotated
 from uuid import UUID
 
 from mmsvc.adapters.db.records import ConfigRecord, OrderStatus, Side
-from mmsvc.domain.wire import DecimalText, Timestamp
+from mmsvc.adapters.wire import DecimalText, Timestamp
 from mmsvc.processes.admin.bodies import Body, StateName, TriggerName, enum_of
 
 

@@ -37,6 +37,7 @@ from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
+from mmsvc.processes.supervisor.flat import flatten_without_worker
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.membership import Membership
 from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
@@ -232,8 +233,8 @@ class Supervisor(AdminCommands, Membership):
             # so the new worker reads HALTED before its first quote and never comes
             # up PAUSED (waiting for the reply deadline left a PAUSED window).
             self._halt_silent_workers(kill, [symbol])  # cancels until flat too
-        elif self.orders is not None:
-            self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
+        else:
+            flatten_without_worker(self.cancels, self.orders, symbol)
 
     # ------------------------------------------------------------- housekeeping
 

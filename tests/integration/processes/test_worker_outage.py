@@ -29,7 +29,7 @@ from mmsvc.processes.worker.main import Worker
 from tests.fixtures.db import alembic_config
 from tests.fixtures.postgres_server import PostgresServer
 from tests.fixtures.waiting import wait_for
-from tests.fixtures.worker import ACCOUNT, in_process_worker
+from tests.fixtures.worker import fill_record, in_process_worker, instrument_record
 
 pytestmark = pytest.mark.integration
 
@@ -70,42 +70,6 @@ def sockets(worker: Worker) -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[byte
         sock.close(linger=0)
 
 
-def instrument(symbol: str) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "base_asset": "BTC",
-        "quote_asset": "USDT",
-        "kind": "SPOT",
-        "tick_size": "0.01",
-        "lot_size": "0.0001",
-        "min_notional": "1",
-        "status": "TRADING",
-        "ts_ms": now_ms(),
-    }
-
-
-def fill(symbol: str) -> dict[str, Any]:
-    return {
-        "event_id": f"ev-{uuid.uuid4()}",
-        "event_type": "FILL",
-        "symbol": symbol,
-        "order_id": "o-1",
-        "client_order_id": str(uuid.uuid4()),
-        "account_id": ACCOUNT,
-        "side": "BUY",
-        "price": "99.50",
-        "quantity": "0.01",
-        "fill_price": "99.50",
-        "fill_quantity": "0.01",
-        "remaining_quantity": "0",
-        "fee": "0",
-        "fee_asset": "USDT",
-        "liquidity": "MAKER",
-        "reason": None,
-        "ts_ms": now_ms(),
-    }
-
-
 def push_record(
     push: zmq.Socket[bytes], worker: Worker, topic: str, record: dict[str, Any], offset: int
 ) -> None:
@@ -137,13 +101,13 @@ def test_a_fill_during_a_postgres_outage_is_held_unacknowledged_then_committed_a
 ) -> None:
     push, router = sockets
     symbol = worker.symbol
-    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument(symbol), offset=1)
+    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument_record(symbol), offset=1)
     wait_for(lambda: drained(worker) and worker.trader.inventory is not None, 5, "instrument")
     assert (topics.INSTRUMENT_CREATED, 0, 1) in acks(router)
     epoch = worker.keeper.epoch
 
     postgres_server.stop()
-    record = fill(symbol)
+    record = fill_record(symbol)
     push_record(push, worker, topics.ENGINE_EVENTS, record, offset=2)
     wait_for(lambda: drained(worker) and worker.outage.active, 5, "the outage seen")
     assert [f.offset for f in worker.deferred] == [2]

@@ -34,6 +34,7 @@ from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.domain.state import Command
 from mmsvc.processes.bootstrap import bootstrap
+from mmsvc.processes.db_wait import StoppedWaitingError, sleeping_while, until_database_answers
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
 from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
@@ -113,7 +114,12 @@ class Supervisor(AdminCommands, Membership):
     def start(self) -> None:
         """The spec's start-up, then join the group: assignments start the workers (D28)."""
         self.template.start()  # imports while start-up runs (D27)
-        run_startup(self.sessions, shadow=self.settings.shadow_mode)
+        # D25: started during a PostgreSQL outage, it waits (no crash loop), then goes on.
+        until_database_answers(
+            lambda: run_startup(self.sessions, shadow=self.settings.shadow_mode),
+            what="supervisor start-up",
+            idle=sleeping_while(lambda: self.running),
+        )
         self.kill_copy_stale = not self._sync_kill_flag_copy()
         self.consumer = self._join_group(
             consumer_config(connection_config(self.settings), self.settings.kafka_group_id)
@@ -329,6 +335,8 @@ def main() -> None:
     try:
         supervisor.start()
         supervisor.run()
+    except StoppedWaitingError:
+        log.info("stopped while waiting for PostgreSQL")
     finally:
         supervisor.shutdown()
 

@@ -264,6 +264,11 @@ class Settings(BaseSettings):
 
     # Settings the spec leaves to us (ARCHITECTURE D4, D15, D18).
     kafka_group_id: str = _var("KAFKA_GROUP_ID", "a consumer group name", "mmsvc")
+    # D25: the longest any statement may run (a lock held elsewhere, a server that does
+    # not answer), set per transaction so it works through PgBouncer (adapters/db/engine).
+    postgres_statement_timeout_s: Duration = _var(
+        "POSTGRES_STATEMENT_TIMEOUT", "a duration such as 5s", "5s", ge=0.1, le=3600
+    )
     max_symbols: int = _var("MAX_SYMBOLS", "an integer", 200, ge=1, le=10_000)
     # D28, D29: names this host in lease owners; a symbol whose last owner was another
     # host (and ended < TAKEOVER_WINDOW ago) moved and keeps its state. Unique per host.

@@ -91,7 +91,12 @@ class AdminContext:
 
 def build(settings: Settings) -> AdminContext:
     """The context for `settings`; with DISABLE_AUTH every caller is ``anonymous``."""
-    engine = make_engine(settings.postgres_url, application_name="mmsvc-admin", pool_size=4)
+    engine = make_engine(
+        settings.postgres_url,
+        application_name="mmsvc-admin",
+        pool_size=4,
+        statement_timeout_s=settings.postgres_statement_timeout_s,
+    )
     metrics.set_auth_disabled(settings.disable_auth)
     if settings.disable_auth or settings.auth_service_url is None:
         # Settings allow it only on a loopback bind and without AUTH_SERVICE_URL (issue 14);

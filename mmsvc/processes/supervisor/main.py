@@ -65,7 +65,11 @@ class Supervisor(AdminCommands, Membership):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.postgres_url, application_name="mmsvc-supervisor")
+        self.engine = make_engine(
+            settings.postgres_url,
+            application_name="mmsvc-supervisor",
+            statement_timeout_s=settings.postgres_statement_timeout_s,
+        )
         self.sessions = make_session_factory(self.engine)
         self.status = StatusStore(settings.redis_url, settings.redis_prefix)
         self.kill_copy_stale = True  # Redis's copy of the kill flag may differ from PostgreSQL's

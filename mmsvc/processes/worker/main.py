@@ -113,6 +113,7 @@ class Worker:
         self.engine = make_worker_engine(
             settings.postgres_pool_url or settings.postgres_url,
             application_name=f"mmsvc-{symbol}",
+            statement_timeout_s=settings.postgres_statement_timeout_s,
         )
         sessions = make_session_factory(self.engine)
         owner = owner_name(settings.host_id, os.getpid())

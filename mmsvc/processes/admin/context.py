@@ -109,7 +109,7 @@ def build(settings: Settings) -> AdminContext:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        status=StatusStore(settings.redis_url, settings.redis_prefix),
+        status=StatusStore(settings.redis_url, settings.redis_prefix, process="admin"),
         control=ControlClient(settings.control_endpoint, curve_dir=settings.control_curve_dir),
         auth=auth,
     )

@@ -71,7 +71,7 @@ class Supervisor(AdminCommands, Membership):
             statement_timeout_s=settings.postgres_statement_timeout_s,
         )
         self.sessions = make_session_factory(self.engine)
-        self.status = StatusStore(settings.redis_url, settings.redis_prefix)
+        self.status = StatusStore(settings.redis_url, settings.redis_prefix, process="supervisor")
         self.kill_copy_stale = True  # Redis's copy of the kill flag may differ from PostgreSQL's
         self.orders = (
             None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)

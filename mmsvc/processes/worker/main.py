@@ -121,7 +121,9 @@ class Worker:
         self.store = WorkerStore(sessions, symbol, shadow=self.shadow, fence=self.keeper)
         self.codec = AvroCodec(settings.schema_registry_url)
         # Written off the quoting loop: a hung Redis never holds a quote (D25).
-        self.status = StatusPublisher(StatusStore(settings.redis_url, settings.redis_prefix))
+        self.status = StatusPublisher(
+            StatusStore(settings.redis_url, settings.redis_prefix, process=f"worker:{symbol}")
+        )
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True

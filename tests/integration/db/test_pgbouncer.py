@@ -167,4 +167,4 @@ def test_the_statement_timeout_holds_through_the_pooler(pool_url: str) -> None:
 def usable(engine: Engine) -> bool:
     """The engine is usable again after a canceled statement."""
     with engine.begin() as connection:
-        return connection.execute(text("SELECT 1")).scalar_one() == 1
+        return bool(connection.execute(text("SELECT 1")).scalar_one() == 1)

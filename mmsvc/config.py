@@ -300,6 +300,11 @@ class Settings(BaseSettings):
         description="a directory path",
     )
     redis_prefix: str = _var("REDIS_KEY_PREFIX", "a key prefix", "mmsvc:")
+    # D25: the most one Redis call may cost its caller (connect or answer); Redis is a
+    # cache, so a short one. Every loop's Redis writes run off the loop anyway.
+    redis_socket_timeout_s: Duration = _var(
+        "REDIS_SOCKET_TIMEOUT", "a duration such as 1s", "1s", ge=0.05, le=60
+    )
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_log_level)
     ] = _var("LOG_LEVEL", "a log level", "INFO")

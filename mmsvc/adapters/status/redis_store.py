@@ -117,17 +117,25 @@ class _Breaker:
 class StatusStore:
     """Reads and writes the live status of every symbol, process heartbeats and the kill flag."""
 
-    def __init__(self, redis_url: str, prefix: str, *, process: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        *,
+        process: str | None = None,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+    ) -> None:
         """``process`` names the caller in ``mm_redis_up`` (supervisor, admin, worker:SYMBOL);
-        None keeps no gauge (tests, the break-glass command)."""
+        None keeps no gauge (tests, the break-glass command). ``socket_timeout_s``:
+        REDIS_SOCKET_TIMEOUT, the most one call may cost."""
         # One immediate retry re-dials a pooled connection Redis closed when it
         # restarted; redis-py's default (10 retries with backoff) would hold a
-        # loop for seconds. Timeouts are not retried: 1 s is the most a call costs.
+        # loop for seconds. Timeouts are not retried: the socket timeout is the most a call costs.
         self._redis = redis.Redis.from_url(
             redis_url,
             decode_responses=True,
-            socket_connect_timeout=SOCKET_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=socket_timeout_s,
+            socket_timeout=socket_timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self._breaker = (

@@ -109,7 +109,12 @@ def build(settings: Settings) -> AdminContext:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        status=StatusStore(settings.redis_url, settings.redis_prefix, process="admin"),
+        status=StatusStore(
+            settings.redis_url,
+            settings.redis_prefix,
+            process="admin",
+            socket_timeout_s=settings.redis_socket_timeout_s,
+        ),
         control=ControlClient(settings.control_endpoint, curve_dir=settings.control_curve_dir),
         auth=auth,
     )

@@ -122,7 +122,12 @@ class Worker:
         self.codec = AvroCodec(settings.schema_registry_url)
         # Written off the quoting loop: a hung Redis never holds a quote (D25).
         self.status = StatusPublisher(
-            StatusStore(settings.redis_url, settings.redis_prefix, process=f"worker:{symbol}")
+            StatusStore(
+                settings.redis_url,
+                settings.redis_prefix,
+                process=f"worker:{symbol}",
+                socket_timeout_s=settings.redis_socket_timeout_s,
+            )
         )
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()

@@ -145,10 +145,10 @@ def test_a_fill_write_blocked_by_a_lock_times_out_into_an_outage_then_commits(
     costs the worker the statement timeout, then the outage's hold, never a hung loop."""
     push, router = sockets
     symbol = worker.symbol
-    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument(symbol), offset=1)
+    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument_record(symbol), offset=1)
     wait_for(lambda: drained(worker) and worker.trader.inventory is not None, 5, "instrument")
     assert (topics.INSTRUMENT_CREATED, 0, 1) in acks(router)
-    record = fill(symbol)
+    record = fill_record(symbol)
 
     with database[1].connect() as other, other.begin():
         other.execute(text("LOCK TABLE mm_fills IN ACCESS EXCLUSIVE MODE"))

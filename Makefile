@@ -84,7 +84,7 @@ lint: venv ## ruff and mypy
 test: venv prometheus pgbouncer ## Lint, then every test (unit, integration, end-to-end, promtool rule tests) against a dev stack of its own
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m mmsvc.devstack.services
-	@$(PY) -m pytest --cov=mmsvc --cov-report=term
+	@$(PY) -m pytest --cov=mmsvc --cov-report=term --durations=20
 
 test-long: venv prometheus pgbouncer ## The minute-long and quarantined end-to-end runs make test leaves out
 	@$(PY) -m mmsvc.devstack.services

@@ -264,6 +264,11 @@ class Settings(BaseSettings):
 
     # Settings the spec leaves to us (ARCHITECTURE D4, D15, D18).
     kafka_group_id: str = _var("KAFKA_GROUP_ID", "a consumer group name", "mmsvc")
+    # D25: the longest any statement may run (a lock held elsewhere, a server that does
+    # not answer), set per transaction so it works through PgBouncer (adapters/db/engine).
+    postgres_statement_timeout_s: Duration = _var(
+        "POSTGRES_STATEMENT_TIMEOUT", "a duration such as 5s", "5s", ge=0.1, le=3600
+    )
     max_symbols: int = _var("MAX_SYMBOLS", "an integer", 200, ge=1, le=10_000)
     # D28, D29: names this host in lease owners; a symbol whose last owner was another
     # host (and ended < TAKEOVER_WINDOW ago) moved and keeps its state. Unique per host.
@@ -295,6 +300,11 @@ class Settings(BaseSettings):
         description="a directory path",
     )
     redis_prefix: str = _var("REDIS_KEY_PREFIX", "a key prefix", "mmsvc:")
+    # D25: the most one Redis call may cost its caller (connect or answer); Redis is a
+    # cache, so a short one. Every loop's Redis writes run off the loop anyway.
+    redis_socket_timeout_s: Duration = _var(
+        "REDIS_SOCKET_TIMEOUT", "a duration such as 1s", "1s", ge=0.05, le=60
+    )
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_log_level)
     ] = _var("LOG_LEVEL", "a log level", "INFO")

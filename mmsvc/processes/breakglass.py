@@ -70,7 +70,12 @@ def _valid_symbol(symbol: str) -> bool:
 
 def kill(settings: Settings, symbol: str | None, reason: str, deadline_s: float) -> KillOutcome:
     """Record the kill and cancel until flat, with nothing but PostgreSQL and the Order Service."""
-    engine = make_engine(settings.postgres_url, application_name="mmsvc-breakglass", pool_size=1)
+    engine = make_engine(
+        settings.postgres_url,
+        application_name="mmsvc-breakglass",
+        pool_size=1,
+        statement_timeout_s=settings.postgres_statement_timeout_s,
+    )
     sessions = make_session_factory(engine)
 
     @contextmanager

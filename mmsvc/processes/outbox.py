@@ -89,7 +89,11 @@ def _prefix_ids(encoded: Sequence[tuple[int, Outgoing]], delivered: Sequence[boo
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Relay until ``stop`` is set; database or broker trouble only delays events."""
-    engine = make_engine(settings.postgres_url, application_name="mmsvc-outbox")
+    engine = make_engine(
+        settings.postgres_url,
+        application_name="mmsvc-outbox",
+        statement_timeout_s=settings.postgres_statement_timeout_s,
+    )
     relay = OutboxRelay(
         make_session_factory(engine),
         AvroCodec(settings.schema_registry_url),

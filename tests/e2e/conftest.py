@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from alembic import command
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.configs import ConfigRepository
@@ -33,7 +32,6 @@ from mmsvc.adapters.db.states import StateRepository
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
 from mmsvc.domain.state import Command
-from tests.fixtures.db import alembic_config
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
 from tests.fixtures.waiting import wait_for
@@ -183,8 +181,12 @@ def service_factory(
     registry_url: str,
     exchange: Exchange,
     pool_url: str,
+    migrated_template: str,
 ) -> Iterator[ServiceFactory]:
     """Builds a Service on a fresh database; everything it started stops afterwards.
+
+    The database is a copy of the session's migrated template (migrations
+    themselves are tested in tests/integration/db/test_migrations.py).
 
     Workers reach it through the session's PgBouncer in transaction mode, as in
     production (D27, D32); everything else connects directly.
@@ -197,8 +199,9 @@ def service_factory(
         sockets.mkdir()
         if host_of is not None:
             return _another_host(host_of, sockets, overrides)
-        database_url = services.ensure_database(pg_admin_url, name, recreate=True)
-        command.upgrade(alembic_config(database_url), "head")
+        database_url = services.ensure_database(
+            pg_admin_url, name, recreate=True, template=migrated_template
+        )
         env = {
             **os.environ,
             "POSTGRES_URL": database_url,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from mmsvc.adapters.db.models import MMOrder
 from mmsvc.adapters.db.records import FINAL_STATUSES
+from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
 from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_kill_switch import start_quoting
@@ -121,8 +122,15 @@ def state_is(service: Service, wanted: str, symbol: str = SYMBOL) -> bool:
 
 
 def worker_state(service: Service, symbol: str = SYMBOL) -> str | None:
-    """The state the worker itself reports (its memory), None while it does not answer."""
-    status, body = service.command(Command.STATUS, symbol, timeout_s=5)
+    """The state the worker itself reports (its memory), None while it does not answer.
+
+    A loaded box can hold a restarted worker's answer past the request's
+    timeout: that is "not answering yet", polled again, never a failure.
+    """
+    try:
+        status, body = service.command(Command.STATUS, symbol, timeout_s=5)
+    except SupervisorUnavailableError:
+        return None
     return str(body["state"]) if status == 200 and "state" in body else None
 
 
@@ -251,7 +259,6 @@ def test_a_delete_answered_before_the_fill_event_keeps_the_exposure(
     assert later_bids == [], "a bid was placed beyond max_position while the fill was in flight"
 
 
-@pytest.mark.quarantined  # restarted worker answered STATUS after 5 s in a loaded full suite
 def test_a_restart_racing_a_kill_comes_back_halted_and_flat(
     service_factory: ServiceFactory,
 ) -> None:
@@ -287,7 +294,7 @@ def test_a_restart_racing_a_kill_comes_back_halted_and_flat(
     assert set(seen) == {"HALTED"}, f"the restarted worker said {seen}"
     wait_for(lambda: state_is(service, "HALTED"), 30, "HALTED in PostgreSQL")
     assert_settled(service, flat=True)
-    assert worker_state(service) == "HALTED"
+    assert wait_for(lambda: worker_state(service), 30, "the worker answering again") == "HALTED"
     assert service.state_name(SYMBOL) == "HALTED"
 
 

@@ -119,6 +119,78 @@ def test_postgres_restart_pulls_quotes_then_resumes_and_a_kill_sent_meanwhile_la
     assert_settled(service, flat=False, symbol=live)
 
 
+def logged(service: Service, text: str, *also: str) -> bool:
+    """True once a line of the supervisor's log (its workers' too: they inherit it) holds
+    ``text`` and every one of ``also``."""
+    lines = (service.run_dir / "supervisor.log").read_text(errors="replace").splitlines()
+    return any(text in line and all(a in line for a in also) for line in lines)
+
+
+def restarts(service: Service, symbol: str) -> int:
+    return int(service.command(Command.PING)[1]["workers"][symbol]["restarts"])
+
+
+def test_service_started_while_postgres_is_down_waits_then_comes_up_paused(
+    private_pg_service: Service,
+    postgres_server: PostgresServer,
+) -> None:
+    """D25, D29: no crash loop at start; once PostgreSQL answers, the symbol comes up PAUSED."""
+    service = private_pg_service
+    symbol = SYMBOLS[0]
+    add_config(service.sessions, symbol)
+    postgres_server.stop()
+    service.start("supervisor")
+    service.start("outbox")
+    wait_for(lambda: logged(service, "waiting for PostgreSQL"), 30, "the supervisor waiting")
+    assert service.procs["supervisor"].poll() is None
+
+    postgres_server.start()
+    service.wait_ready([symbol])
+    assert service.state_name(symbol) == "PAUSED"
+    assert restarts(service, symbol) == 0
+    for name, proc in service.procs.items():
+        assert proc.poll() is None, f"{name} exited with {proc.returncode}"
+    status, body = service.command(Command.ENABLE, symbol)
+    assert status == 200, body
+    wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting")
+    assert_settled(service, flat=False, symbol=symbol)
+
+
+def test_worker_started_while_postgres_is_down_waits_instead_of_crash_looping(
+    private_pg_service: Service,
+    postgres_server: PostgresServer,
+) -> None:
+    """A worker (re)started during an outage waits with backoff, quoting nothing, then takes
+    its lease and comes up PAUSED (a process start: D29), without a second restart (D25)."""
+    service = private_pg_service
+    symbol = SYMBOLS[0]
+    add_config(service.sessions, symbol)
+    old = start_quoting(service, [symbol])[symbol]
+    postgres_server.stop()
+    wait_for(lambda: no_quotes(service, [symbol]), 10, "quotes pulled while PostgreSQL is down")
+    os.kill(old, signal.SIGKILL)  # the pool restarts it (one restart, ours) into the outage
+
+    def restarted() -> int | None:
+        pid = worker_pids(service).get(symbol)
+        return None if pid == old else pid
+
+    new = wait_for(restarted, 30, "the worker restarted")
+    waiting = (f'"pid": {new}', f'"symbol": "{symbol}"')
+    wait_for(lambda: logged(service, "waiting for PostgreSQL", *waiting), 30, "the worker waiting")
+    assert no_quotes(service, [symbol])
+
+    postgres_server.start()
+    wait_for(partial(service._answers_status, symbol), RESUME_S, f"{symbol} answers")
+    assert service.state_name(symbol) == "PAUSED"
+    assert worker_pids(service) == {symbol: new}
+    assert restarts(service, symbol) == 1  # the one the test caused
+    assert service.procs["supervisor"].poll() is None
+    status, body = service.command(Command.ENABLE, symbol)
+    assert status == 200, body
+    wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting again")
+    assert_settled(service, flat=False, symbol=symbol)
+
+
 @pytest.fixture
 def calm_markets(exchange: Exchange) -> Iterator[None]:
     """No random walk and no jumps: no requote happens to meet the outage by chance."""

@@ -1,10 +1,33 @@
-"""Engines and sessions for PostgreSQL through psycopg 3, direct or through PgBouncer (D27, D32)."""
+"""Engines and sessions for PostgreSQL through psycopg 3, direct or through PgBouncer (D27, D32).
+
+No caller waits on PostgreSQL forever (D25). A connect gives up after
+CONNECT_TIMEOUT_S. A statement gives up after the statement timeout
+(POSTGRES_STATEMENT_TIMEOUT, default 5s): a lock another session holds, or a
+server that accepts connections and does not answer, then costs a request
+thread or a worker's write that long and ends in an OperationalError
+(QueryCanceled), which the admin answers 503 and a worker treats as an outage.
+
+How the timeout is set: ``SET LOCAL statement_timeout`` as the first statement
+of every transaction (a ``begin`` event), not a connect-time
+``options=-c statement_timeout=...``. Through PgBouncer in transaction mode
+(the workers' path, D27, D32) startup options are not forwarded to the server
+connection a transaction borrows (PgBouncer refuses or drops them), and a
+plain ``SET`` would leak to the next client of that server connection; ``SET
+LOCAL`` lives exactly as long as the transaction, on whichever server
+connection runs it. PgBouncer's own ``query_timeout`` was the other choice:
+it only exists where PgBouncer does (not on the direct connections of the
+admin, the supervisor and the outbox relay), and it closes the client's
+connection rather than failing one statement. The price is one more round
+trip per transaction. A server whose backends are frozen (SIGSTOP) cannot
+enforce a server-side timeout at all; only a new connection then fails fast
+(the connect timeout), which is what the pre-ping of every checkout does.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, NullPool, create_engine
+from sqlalchemy import Connection, Engine, NullPool, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +37,8 @@ _PLAIN_SCHEMES = {"postgres", "postgresql", DRIVER}
 WORKER_POOL_SIZE = 1
 # D25: a dead or unreachable server fails a connect within this, never hangs a loop.
 CONNECT_TIMEOUT_S = 2
+# D25: the default of POSTGRES_STATEMENT_TIMEOUT (mmsvc.config); see the module docstring.
+STATEMENT_TIMEOUT_S = 5.0
 
 
 def database_down(exc: BaseException) -> bool:
@@ -33,7 +58,12 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def make_engine(
-    url: str, *, application_name: str = "mmsvc", pool_size: int = 2, max_overflow: int = 2
+    url: str,
+    *,
+    application_name: str = "mmsvc",
+    pool_size: int = 2,
+    max_overflow: int = 2,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
 ) -> Engine:
     """An engine on psycopg 3 that works through a transaction-mode pooler (D27, D32).
 
@@ -53,7 +83,7 @@ def make_engine(
         if pool_size == 0
         else {"pool_size": pool_size, "max_overflow": max_overflow}
     )
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         # A process lives for hours; a dead server connection must fail the
         # ping, not the first statement after a PostgreSQL restart.
@@ -61,9 +91,28 @@ def make_engine(
         connect_args=connect_args,
         **pooling,
     )
+    limit_statements(engine, statement_timeout_s)
+    return engine
 
 
-def make_worker_engine(url: str, *, application_name: str) -> Engine:
+def limit_statements(engine: Engine, timeout_s: float) -> None:
+    """Every transaction of ``engine`` starts with ``SET LOCAL statement_timeout`` (D25)."""
+    statement = f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}"
+
+    @event.listens_for(engine, "begin")
+    def _limit(connection: Connection) -> None:
+        # On the driver's cursor: psycopg opens the transaction with this statement,
+        # and SQLAlchemy's own statements follow in it (no event re-entered).
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+
+
+def make_worker_engine(
+    url: str, *, application_name: str, statement_timeout_s: float = STATEMENT_TIMEOUT_S
+) -> Engine:
     """A worker's engine: at most one connection, borrowed by one transaction at a time (D27).
 
     Point `url` at the pooler (POSTGRES_POOL_URL in the dev stack): the one
@@ -71,7 +120,11 @@ def make_worker_engine(url: str, *, application_name: str) -> Engine:
     a backend; a server connection is only held for a transaction's duration.
     """
     return make_engine(
-        url, application_name=application_name, pool_size=WORKER_POOL_SIZE, max_overflow=0
+        url,
+        application_name=application_name,
+        pool_size=WORKER_POOL_SIZE,
+        max_overflow=0,
+        statement_timeout_s=statement_timeout_s,
     )
 
 

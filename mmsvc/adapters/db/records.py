@@ -15,6 +15,8 @@ from uuid import UUID
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from mmsvc.adapters.wire import Timestamp
+
 # One vocabulary for the whole service: the trading core's enums are the ones stored.
 from mmsvc.domain import model as _model
 from mmsvc.domain.model import Liquidity, RiskTrigger, Side, SymbolState
@@ -60,10 +62,14 @@ OPEN_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
 
 @pydantic_dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class ConfigRecord(MMConfig):
-    """One row of mm_configs: the config (validated as the model says) and who wrote it last."""
+    """One row of mm_configs: the config (validated as the model says) and who wrote it last.
 
-    created_at: datetime
-    updated_at: datetime
+    Also the admin API's Config body: its JSON is this record's (``Timestamp``
+    writes the times as the API always has).
+    """
+
+    created_at: Timestamp
+    updated_at: Timestamp
     updated_by: str
 
 

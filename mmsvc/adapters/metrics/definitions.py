@@ -110,6 +110,12 @@ OPERATOR_METRICS: tuple[MetricDef, ...] = (
         "topic",
         "reason",
     ),
+    # D25: Redis is a cache the service runs without; operators still need to know.
+    _gauge(
+        "mm_redis_up",
+        "1 while Redis answers this process, 0 while its calls fail or wait out a pause (D25).",
+        "process",
+    ),
     _gauge(
         "mm_dead_letters",
         "Uncleared dead letters of a symbol; its quotes are pulled while above 0 (D24, D31).",

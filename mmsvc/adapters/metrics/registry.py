@@ -267,6 +267,11 @@ def set_outbox_backlog(rows: int) -> None:
     _m().by_name["mm_outbox_backlog"].set(rows)
 
 
+def set_redis_up(process: str, up: bool) -> None:
+    """Publish whether Redis answers ``process`` (supervisor, admin, worker:SYMBOL; D25)."""
+    _m().by_name["mm_redis_up"].labels(process).set(1 if up else 0)
+
+
 def set_auth_disabled(disabled: bool) -> None:
     """Publish whether the admin API runs with DISABLE_AUTH=true (issue 14)."""
     _m().by_name["mm_auth_disabled"].set(1 if disabled else 0)

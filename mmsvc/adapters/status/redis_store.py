@@ -11,7 +11,9 @@ again on its next beat, which is what refills an empty Redis); a read Redis
 cannot answer returns None, which callers show as "not known" (`live: null`),
 never as "absent". After a failure the store does not call Redis again for a
 short, growing pause, so a hung Redis costs a worker's or the supervisor's
-loop one socket timeout per pause, not one per call.
+loop one socket timeout per pause, not one per call. A store given a process
+name keeps that process's ``mm_redis_up`` gauge: 1 once Redis answered, 0 from
+the first failure until it answers again (the pause counts as down).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from mmsvc.adapters import metrics
 from mmsvc.domain.decimals import decimal_text
 
 log = logging.getLogger(__name__)
@@ -60,10 +64,18 @@ class Beat(enum.Enum):
 class _Breaker:
     """Turns Redis failures into a return value and skips calls for a pause after one."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[bool], None] = lambda _up: None) -> None:
         self._lock = threading.Lock()
         self._pause_s = 0.0
         self._closed_until = 0.0  # monotonic time before which no call is made
+        self._on_change = on_change  # told True/False when Redis is seen up/down (mm_redis_up)
+        self._up: bool | None = None  # not known before the first call
+
+    def _seen(self, up: bool) -> None:
+        with self._lock:
+            changed, self._up = self._up is not up, up
+        if changed:
+            self._on_change(up)
 
     def call(self, what: str, fn: Callable[[], T]) -> tuple[bool, T | None]:
         """(True, result) when Redis answered; (False, None) when it failed or is paused."""
@@ -82,6 +94,7 @@ class _Breaker:
             first = self._pause_s == 0.0
             self._pause_s = min(PAUSE_MAX_S, max(PAUSE_FIRST_S, self._pause_s * 2))
             self._closed_until = time.monotonic() + self._pause_s
+        self._seen(False)
         if first:  # once per outage, not once per call
             log.warning(
                 "Redis unavailable: live status, heartbeats and the kill flag copy wait (D25)",
@@ -90,6 +103,8 @@ class _Breaker:
 
     def answered(self) -> None:
         """Redis answered: end any pause."""
+        if self._up is not True:
+            self._seen(True)
         if self._pause_s == 0.0:
             return
         with self._lock:
@@ -102,18 +117,30 @@ class _Breaker:
 class StatusStore:
     """Reads and writes the live status of every symbol, process heartbeats and the kill flag."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        *,
+        process: str | None = None,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+    ) -> None:
+        """``process`` names the caller in ``mm_redis_up`` (supervisor, admin, worker:SYMBOL);
+        None keeps no gauge (tests, the break-glass command). ``socket_timeout_s``:
+        REDIS_SOCKET_TIMEOUT, the most one call may cost."""
         # One immediate retry re-dials a pooled connection Redis closed when it
         # restarted; redis-py's default (10 retries with backoff) would hold a
-        # loop for seconds. Timeouts are not retried: 1 s is the most a call costs.
+        # loop for seconds. Timeouts are not retried: the socket timeout is the most a call costs.
         self._redis = redis.Redis.from_url(
             redis_url,
             decode_responses=True,
-            socket_connect_timeout=SOCKET_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=socket_timeout_s,
+            socket_timeout=socket_timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
-        self._breaker = _Breaker()
+        self._breaker = (
+            _Breaker() if process is None else _Breaker(partial(metrics.set_redis_up, process))
+        )
         self._status_key = f"{prefix}status"
         self._heartbeats_key = f"{prefix}heartbeats"
         self._kill_key = f"{prefix}kill_flag"

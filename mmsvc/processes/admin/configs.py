@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,9 @@ from mmsvc.domain.state import Command
 from mmsvc.domain.symbol_config import MMConfig, field_values
 from mmsvc.processes.admin import config_spec, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
+from mmsvc.processes.admin.bodies import Body, respond
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
-from mmsvc.processes.admin.views import config_view
 
 log = logging.getLogger(__name__)
 bp = Blueprint("configs", __name__)
@@ -29,6 +29,12 @@ bp = Blueprint("configs", __name__)
 # pg_advisory_xact_lock(int, int) keys live apart from the workers' one-key
 # fencing locks (D17); this one serialises config creation for the MAX_SYMBOLS count.
 _CREATE_LOCK = (0x6D6D, 1)
+
+
+class ConfigList(Body):
+    """GET /v1/mm-configs: every config, by symbol (a config's body is its record)."""
+
+    configs: list[ConfigRecord]
 
 
 def unknown_symbol(symbol: str) -> ApiError:
@@ -51,7 +57,7 @@ def list_configs() -> Response:
     """Every config, by symbol."""
     with ctx().read() as session:
         configs = ConfigRepository(session).list()
-    return jsonify({"configs": [config_view(c) for c in configs]})
+    return respond(ConfigList(configs=configs))
 
 
 @bp.get("/v1/mm-configs/<symbol>")
@@ -59,12 +65,12 @@ def list_configs() -> Response:
 def get_config(symbol: str) -> Response:
     """One config."""
     with ctx().read() as session:
-        return jsonify(config_view(load(session, symbol)))
+        return respond(load(session, symbol))
 
 
 @bp.post("/v1/mm-configs")
 @requires(Role.ADMIN)
-def create_config() -> tuple[Response, int, dict[str, str]]:
+def create_config() -> Response:
     """Write the config, then have the supervisor spawn its PAUSED worker before answering (D4)."""
     body = validation.json_object(request.get_data())
     if "quote_interval_ms" not in body:
@@ -96,8 +102,9 @@ def create_config() -> tuple[Response, int, dict[str, str]]:
             f"the config of {symbol} is saved but its worker did not confirm start-up: "
             f"{supervisor.reason_of(body)}",
         )
-    location = f"/v1/mm-configs/{symbol}"
-    return jsonify(config_view(created)), 201, {"Location": location}
+    response = respond(created, 201)
+    response.headers["Location"] = f"/v1/mm-configs/{symbol}"
+    return response
 
 
 def _insert(config: MMConfig) -> ConfigRecord:
@@ -147,7 +154,7 @@ def update_config(symbol: str) -> Response:
         error = supervisor.refusal(status, body)
         error.message = f"the config is saved (retrying is safe), but: {error.message}"
         raise error
-    return jsonify(config_view(updated))
+    return respond(updated)
 
 
 @bp.delete("/v1/mm-configs/<symbol>")

@@ -91,7 +91,12 @@ class AdminContext:
 
 def build(settings: Settings) -> AdminContext:
     """The context for `settings`; with DISABLE_AUTH every caller is ``anonymous``."""
-    engine = make_engine(settings.postgres_url, application_name="mmsvc-admin", pool_size=4)
+    engine = make_engine(
+        settings.postgres_url,
+        application_name="mmsvc-admin",
+        pool_size=4,
+        statement_timeout_s=settings.postgres_statement_timeout_s,
+    )
     metrics.set_auth_disabled(settings.disable_auth)
     if settings.disable_auth or settings.auth_service_url is None:
         # Settings allow it only on a loopback bind and without AUTH_SERVICE_URL (issue 14);
@@ -104,7 +109,12 @@ def build(settings: Settings) -> AdminContext:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        status=StatusStore(settings.redis_url, settings.redis_prefix),
+        status=StatusStore(
+            settings.redis_url,
+            settings.redis_prefix,
+            process="admin",
+            socket_timeout_s=settings.redis_socket_timeout_s,
+        ),
         control=ControlClient(settings.control_endpoint, curve_dir=settings.control_curve_dir),
         auth=auth,
     )

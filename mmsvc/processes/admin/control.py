@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters.auth import Role
@@ -15,9 +15,12 @@ from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
 from mmsvc.domain.state import Command
 from mmsvc.processes.admin import control_bodies, emergency, routing, supervisor, validation
 from mmsvc.processes.admin.auth import actor, requires
+from mmsvc.processes.admin.bodies import respond
 from mmsvc.processes.admin.configs import load
 from mmsvc.processes.admin.context import ctx
+from mmsvc.processes.admin.control_bodies import CommandSummary, KillResult, ResetResult
 from mmsvc.processes.admin.errors import ApiError
+from mmsvc.processes.admin.status_bodies import SymbolState as SymbolStateBody
 from mmsvc.processes.admin.views import state_view
 
 log = logging.getLogger(__name__)
@@ -28,13 +31,13 @@ bp = Blueprint("control", __name__)
 KILL_TIMEOUT_S = 3.0
 
 
-def _state_of(symbol: str) -> dict[str, Any]:
+def _state_of(symbol: str) -> SymbolStateBody:
     with ctx().read() as session:
         config = load(session, symbol)
         state = StateRepository(session).get(symbol)
     if state is None:
         raise ApiError(502, "NO_STATE", f"{symbol} has no state row after the command")
-    return state_view(symbol, config.enabled, state)
+    return state_view(config.enabled, state)
 
 
 def _transition(symbol: str, command: Command) -> Response:
@@ -53,7 +56,7 @@ def _transition(symbol: str, command: Command) -> Response:
     if status >= 300:
         raise supervisor.refusal(status, body)
     log.info("symbol %s", command, extra={"actor": actor(), "symbol": symbol})
-    return jsonify(_state_of(symbol))
+    return respond(_state_of(symbol))
 
 
 @bp.post("/v1/mm-configs/<symbol>/enable")
@@ -115,7 +118,7 @@ def kill() -> Response:
                 f"cancels sent (orders flat: {flat}) but not recorded: "
                 + ", ".join(outcome.not_recorded),
             )
-    return jsonify(_kill_result(wanted.symbol, handled, no_answer, flat))
+    return respond(_kill_result(wanted.symbol, handled, no_answer, flat))
 
 
 def _known(symbol: str) -> bool:
@@ -145,7 +148,7 @@ def _killed(symbol: str | None) -> bool:
 
 def _kill_result(
     symbol: str | None, by_supervisor: bool, no_answer: list[str], flat: bool | None
-) -> dict[str, Any]:
+) -> KillResult:
     with ctx().read() as session:
         flag = KillFlagRepository(session).get()
         halted = sorted(
@@ -153,15 +156,16 @@ def _kill_result(
             for s in StateRepository(session).list()
             if s.state is SymbolState.HALTED and symbol in (None, s.symbol)
         )
-    return {
-        "scope": "ALL" if symbol is None else "SYMBOL",
-        "symbol": symbol,
-        "handled_by": "supervisor" if by_supervisor else "admin",
-        "kill_switch_active": flag.active,
-        "halted": halted,
-        "no_answer": no_answer,
-        "orders_flat": flat,
-    }
+    handled_by: Literal["supervisor", "admin"] = "supervisor" if by_supervisor else "admin"
+    return KillResult(
+        scope="ALL" if symbol is None else "SYMBOL",
+        symbol=symbol,
+        handled_by=handled_by,
+        kill_switch_active=flag.active,
+        halted=halted,
+        no_answer=no_answer,
+        orders_flat=flat,
+    )
 
 
 @bp.post("/v1/mm/emergency/flatten")
@@ -172,18 +176,18 @@ def flatten() -> Response:
     status, body = supervisor.ask_every_host(Command.FLATTEN)
     if status >= 300:
         raise supervisor.refusal(status, body)
-    return jsonify(
-        {
-            "ok": supervisor.symbols(body.get("ok")),
-            "refused": supervisor.reasons(body.get("refused")),
-            "no_answer": supervisor.symbols(body.get("no_answer")),
-        }
+    return respond(
+        CommandSummary(
+            ok=supervisor.symbols(body.get("ok")),
+            refused=supervisor.reasons(body.get("refused")),
+            no_answer=supervisor.symbols(body.get("no_answer")),
+        )
     )
 
 
 @bp.post("/v1/mm/reset")
 @requires(Role.ADMIN)
-def reset() -> tuple[Response, int]:
+def reset() -> Response:
     """HALTED -> PAUSED where each trigger's condition is gone (D9); 409 when none was reset."""
     symbol = control_bodies.reset_request(validation.json_object(request.get_data(), optional=True))
     with ctx().read() as session:
@@ -199,13 +203,13 @@ def reset() -> tuple[Response, int]:
     with ctx().read() as session:
         cleared = flag_before and not KillFlagRepository(session).get().active
     result = _reset_result(symbol, status, body, cleared)
-    log.warning("reset", extra={"actor": actor(), "symbol": symbol, "reset": result["reset"]})
-    return jsonify(result), 200 if result["reset"] or cleared else 409
+    log.warning("reset", extra={"actor": actor(), "symbol": symbol, "reset": result.reset})
+    return respond(result, 200 if result.reset or cleared else 409)
 
 
 def _reset_result(
     symbol: str | None, status: int, body: dict[str, Any], cleared: bool
-) -> dict[str, Any]:
+) -> ResetResult:
     if symbol is not None:
         ok = status == 200
         refused = {} if ok else {symbol: supervisor.reason_of(body)}
@@ -220,10 +224,10 @@ def _reset_result(
             if "error" in body
             else "nothing was reset: no symbol is HALTED and the global kill switch is not set"
         )
-    return {
-        "reset": done,
-        "refused": refused,
-        "no_answer": supervisor.symbols(body.get("no_answer")),
-        "global_flag_cleared": cleared,
-        "reason": reason,
-    }
+    return ResetResult(
+        reset=done,
+        refused=refused,
+        no_answer=supervisor.symbols(body.get("no_answer")),
+        global_flag_cleared=cleared,
+        reason=reason,
+    )

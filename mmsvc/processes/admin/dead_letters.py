@@ -16,26 +16,21 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
+from pydantic import WithJsonSchema
 
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db.dead_letters import ClearRefusedError, DeadLetter, DeadLetterRepository
 from mmsvc.adapters.db.models import DEAD_LETTER_HOW
+from mmsvc.adapters.wire import Timestamp
 from mmsvc.processes.admin import validation
 from mmsvc.processes.admin.auth import actor, requires
+from mmsvc.processes.admin.bodies import Body, respond, shared_fields
 from mmsvc.processes.admin.context import ctx
 from mmsvc.processes.admin.errors import ApiError
-from mmsvc.processes.admin.json_schema import (
-    REQUIRED_TEXT,
-    SYMBOL_SCHEMA,
-    TIMESTAMP,
-    closed,
-    nullable,
-    ref,
-)
-from mmsvc.processes.admin.views import timestamp
+from mmsvc.processes.admin.json_schema import REQUIRED_TEXT, SYMBOL_SCHEMA, closed
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +38,41 @@ bp = Blueprint("dead_letters", __name__)
 
 LIST_LIMIT = 100
 ID_MAX = 2**63 - 1
+_HOW = WithJsonSchema({"type": "string", "enum": list(DEAD_LETTER_HOW)})
 
 
-def view(row: DeadLetter) -> dict[str, Any]:
+class DeadLetterBody(Body):
     """A dead letter as the API shows it; the raw bytes in base64."""
-    return {
-        "id": row.id,
-        "symbol": row.symbol,
-        "topic": row.topic,
-        "partition": row.partition,
-        "offset": row.offset,
-        "key": row.key,
-        "value_base64": base64.b64encode(row.value).decode(),
-        "reason": row.reason,
-        "detail": row.detail,
-        "created_at": timestamp(row.created_at),
-        "cleared": row.cleared,
-        "cleared_at": timestamp(row.cleared_at),
-        "cleared_by": row.cleared_by,
-        "cleared_how": row.cleared_how,
-        "clear_reason": row.clear_reason,
-        "replayed_at": timestamp(row.replayed_at),
-    }
+
+    id: int
+    symbol: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value_base64: str
+    reason: str
+    detail: str
+    created_at: Timestamp
+    cleared: bool
+    cleared_at: Timestamp | None
+    cleared_by: str | None
+    cleared_how: Annotated[str, _HOW] | None
+    clear_reason: str | None
+    replayed_at: Timestamp | None
+
+
+class DeadLetterList(Body):
+    """GET /v1/mm/dead-letters: the newest first."""
+
+    dead_letters: list[DeadLetterBody]
+
+
+def view(row: DeadLetter) -> DeadLetterBody:
+    """The body of a stored dead letter."""
+    return DeadLetterBody(
+        **shared_fields(row, DeadLetterBody), value_base64=base64.b64encode(row.value).decode()
+    )
 
 
 @bp.get("/v1/mm/dead-letters")
@@ -76,7 +84,7 @@ def listing() -> Response:
         symbol = validation.check_symbol(symbol)
     with ctx().read() as session:
         rows = DeadLetterRepository(session).recent(symbol=symbol, limit=LIST_LIMIT)
-    return jsonify({"dead_letters": [view(r) for r in rows]})
+    return respond(DeadLetterList(dead_letters=[view(r) for r in rows]))
 
 
 @bp.post("/v1/mm/dead-letters/<dead_letter_id>/clear")
@@ -105,7 +113,7 @@ def clear(dead_letter_id: str) -> Response:
         "dead letter cleared",
         extra={"actor": who, "symbol": row.symbol, "dead_letter_id": row.id, "how": action},
     )
-    return jsonify(view(row))
+    return respond(view(row))
 
 
 # --------------------------------------------------------------------- OpenAPI
@@ -117,38 +125,18 @@ _ID_PARAM = {
     "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
 }
 _QUERY_SYMBOL = {"name": "symbol", "in": "query", "required": False, "schema": SYMBOL_SCHEMA}
-_TEXT = {"type": "string"}
-_WHEN = nullable(TIMESTAMP)
+
+
+DEAD_LETTER_BODIES: dict[str, type] = {
+    "DeadLetter": DeadLetterBody,
+    "DeadLetterList": DeadLetterList,
+}
+"""The response bodies of these routes, by component name."""
 
 
 def openapi_components() -> dict[str, dict[str, Any]]:
-    """The component schemas of these routes."""
-    dead_letter = closed(
-        {
-            "id": {"type": "integer"},
-            "symbol": _TEXT,
-            "topic": _TEXT,
-            "partition": {"type": "integer"},
-            "offset": {"type": "integer"},
-            "key": nullable(_TEXT),
-            "value_base64": _TEXT,
-            "reason": _TEXT,
-            "detail": _TEXT,
-            "created_at": TIMESTAMP,
-            "cleared": {"type": "boolean"},
-            "cleared_at": _WHEN,
-            "cleared_by": nullable(_TEXT),
-            "cleared_how": nullable({"type": "string", "enum": list(DEAD_LETTER_HOW)}),
-            "clear_reason": nullable(_TEXT),
-            "replayed_at": _WHEN,
-        },
-        required=["id", "symbol", "topic", "partition", "offset", "reason", "cleared"],
-    )
+    """The component schema of the clear request."""
     return {
-        "DeadLetter": dead_letter,
-        "DeadLetterList": closed(
-            {"dead_letters": {"type": "array", "items": ref("DeadLetter")}}, ["dead_letters"]
-        ),
         "DeadLetterClear": closed(
             {
                 "action": {"type": "string", "enum": list(DEAD_LETTER_HOW)},

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
+from pydantic import ConfigDict
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from mmsvc.domain.model import SymbolState
+from mmsvc.processes.admin.bodies import Body, StateName, respond
+
 log = logging.getLogger(__name__)
+
+
+class ErrorDetail(Body):
+    """What went wrong: a code a program can test, a message a person reads, the field at fault."""
+
+    code: str
+    message: str
+    field: str | None
+
+
+class Error(Body):
+    """Every answer other than success; ``state`` (the symbol's) only when it explains a 409."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)  # state: optional
+
+    error: ErrorDetail
+    state: StateName | None = None
 
 
 class ApiError(Exception):
@@ -34,20 +54,17 @@ class ApiError(Exception):
         self.state = state
         self.headers = headers or {}
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body of this error."""
-        body: dict[str, Any] = {
-            "error": {"code": self.code, "message": self.message, "field": self.field}
-        }
-        if self.state is not None:
-            body["state"] = self.state
-        return body
+    def body(self) -> Error:
+        """The body of this error (``state`` left out, not null, when there is none)."""
+        detail = ErrorDetail(code=self.code, message=self.message, field=self.field)
+        if self.state is None:
+            return Error(error=detail)
+        return Error(error=detail, state=SymbolState(self.state))
 
 
 def error_response(error: ApiError) -> Response:
     """The Flask response of an ApiError."""
-    response = jsonify(error.body())
-    response.status_code = error.status
+    response = respond(error.body(), error.status)
     response.headers.update(error.headers)
     return response
 
@@ -65,7 +82,7 @@ def install(app: Flask) -> None:
         status = error.code or 500
         body = ApiError(status, code, error.description or code).body()
         response = error.get_response()
-        response.set_data(jsonify(body).get_data())
+        response.set_data(respond(body).get_data())
         response.mimetype = "application/json"
         return response
 

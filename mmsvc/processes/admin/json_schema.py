@@ -1,4 +1,4 @@
-"""Building blocks of the admin API's JSON Schemas (OpenAPI 3.0)."""
+"""Building blocks of the admin API's request schemas (OpenAPI 3.1); responses: :mod:`bodies`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.domain.symbol_config import SYMBOL_MAX, SYMBOL_PATTERN
 from mmsvc.processes.admin.validation import REASON_MAX
 
@@ -28,11 +27,9 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def model_schema(model: type, *, response: bool = False) -> dict[str, Any]:
-    """The JSON Schema pydantic generates for `model`: of a request, or of a response."""
-    schema: dict[str, Any] = TypeAdapter(model).json_schema(
-        mode="serialization" if response else "validation"
-    )
+def model_schema(model: type) -> dict[str, Any]:
+    """The JSON Schema pydantic generates for `model` as a request body."""
+    schema: dict[str, Any] = TypeAdapter(model).json_schema(mode="validation")
     return schema
 
 
@@ -42,11 +39,5 @@ def ref(name: str) -> dict[str, str]:
 
 
 SYMBOL_SCHEMA = {"type": "string", "pattern": SYMBOL_PATTERN, "maxLength": SYMBOL_MAX}
-DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
-TIMESTAMP = {"type": "string", "format": "date-time"}
-STATE_ENUM = {"type": "string", "enum": [s.value for s in SymbolState]}
-TRIGGER_ENUM = {"type": "string", "enum": [t.value for t in RiskTrigger]}
-SYMBOL_LIST = {"type": "array", "items": {"type": "string"}}
-REASONS = {"type": "object", "additionalProperties": {"type": "string"}}
 TEXT = {"type": "string", "maxLength": REASON_MAX}  # an operator's reason (validation.py)
 REQUIRED_TEXT = {**TEXT, "minLength": 1}

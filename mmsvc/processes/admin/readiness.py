@@ -16,12 +16,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from mmsvc.processes.admin.bodies import Body
+
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0
 STALE_AFTER_S = 5.0
 
 Check = Callable[[], None]  # raises when the dependency does not answer
+
+
+class CheckResult(Body):
+    """One dependency's last answer in /readyz: ok, or the error; how long ago, how long it took."""
+
+    ok: bool
+    error: str | None
+    latency_ms: float | None  # null: no answer yet, or none for too long
+    age_s: float | None  # seconds since the cached answer; null: none yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +91,8 @@ class ProbeCache:
         for thread in self._threads:
             thread.join(timeout_s)
 
-    def checks(self) -> dict[str, dict[str, object]]:
-        """The Check schema of every dependency, from cached answers only."""
+    def checks(self) -> dict[str, CheckResult]:
+        """The last answer of every dependency, from cached answers only."""
         now = time.monotonic()
         return {name: self._view(self._results.get(name), now) for name in self._checks}
 
@@ -90,16 +101,13 @@ class ProbeCache:
             self._results[name] = probe(check)  # one writer per key; readers see old or new
             self._stop.wait(self._interval_s)
 
-    def _view(self, result: ProbeResult | None, now: float) -> dict[str, object]:
+    def _view(self, result: ProbeResult | None, now: float) -> CheckResult:
         since = now - (self._started if result is None else result.finished)
         if since > self._stale_after_s:
             error = f"no answer for {since:.1f}s"
-            return {"ok": False, "error": error, "latency_ms": None, "age_s": round(since, 3)}
+            return CheckResult(ok=False, error=error, latency_ms=None, age_s=round(since, 3))
         if result is None:
-            return {"ok": False, "error": "not probed yet", "latency_ms": None, "age_s": None}
-        return {
-            "ok": result.ok,
-            "error": result.error,
-            "latency_ms": result.latency_ms,
-            "age_s": round(since, 3),
-        }
+            return CheckResult(ok=False, error="not probed yet", latency_ms=None, age_s=None)
+        return CheckResult(
+            ok=result.ok, error=result.error, latency_ms=result.latency_ms, age_s=round(since, 3)
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from mmsvc.adapters.auth import Role
 from mmsvc.adapters.db import leases
@@ -13,10 +13,11 @@ from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.positions import PositionRepository
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.processes.admin.auth import requires
+from mmsvc.processes.admin.bodies import respond
 from mmsvc.processes.admin.configs import load
 from mmsvc.processes.admin.context import ctx
+from mmsvc.processes.admin.status_bodies import OverallStatus, SymbolStatus
 from mmsvc.processes.admin.views import (
-    config_view,
     kill_switch_view,
     live_view,
     order_view,
@@ -57,15 +58,15 @@ def overall() -> Response:
         for c in configs
     ]
     beat = (store.heartbeats() or {}).get("supervisor") if known else None
-    return jsonify(
-        {
-            "kill_switch": kill_switch_view(flag, store.kill_flag(), known=known),
-            "shadow_mode": ctx().settings.shadow_mode,
-            "auth_disabled": ctx().settings.disable_auth,
-            "symbols": summaries,
-            "totals": totals_view(summaries),
-            "supervisor_heartbeat_age_s": None if beat is None else round(max(0.0, now - beat), 3),
-        }
+    return respond(
+        OverallStatus(
+            kill_switch=kill_switch_view(flag, store.kill_flag(), known=known),
+            shadow_mode=ctx().settings.shadow_mode,
+            auth_disabled=ctx().settings.disable_auth,
+            symbols=summaries,
+            totals=totals_view(summaries),
+            supervisor_heartbeat_age_s=None if beat is None else round(max(0.0, now - beat), 3),
+        )
     )
 
 
@@ -80,14 +81,14 @@ def one(symbol: str) -> Response:
         orders = OrderRepository(session).list_open(symbol)
         flag = KillFlagRepository(session).get()
     live = ctx().status.read(symbol)
-    return jsonify(
-        {
-            "symbol": symbol,
-            "config": config_view(config),
-            "state": None if state is None else state_view(symbol, config.enabled, state),
-            "position": None if position is None else position_view(position),
-            "open_orders": [order_view(o) for o in orders],
-            "live": None if live is None else live_view(live),
-            "kill_switch_active": flag.active,
-        }
+    return respond(
+        SymbolStatus(
+            symbol=symbol,
+            config=config,
+            state=None if state is None else state_view(config.enabled, state),
+            position=None if position is None else position_view(position),
+            open_orders=[order_view(o) for o in orders],
+            live=None if live is None else live_view(live),
+            kill_switch_active=flag.active,
+        )
     )

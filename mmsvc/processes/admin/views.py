@@ -1,15 +1,14 @@
-"""Records and live status turned into the response bodies of :mod:`schemas`, nothing more.
+"""Records and live status turned into the response bodies of :mod:`status_bodies`, nothing more.
 
 The live status comes from Redis, written by another process: every value is
-re-checked and re-formatted here (a decimal that does not parse becomes null,
-unknown keys are dropped), so a response always matches its schema.
+re-checked here (a decimal that does not parse becomes null, unknown keys are
+dropped), so a response always matches its model; the model writes the text.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,100 +21,56 @@ from mmsvc.adapters.db.records import (
     StateRecord,
     SymbolState,
 )
-from mmsvc.domain.decimals import decimal_text
-from mmsvc.domain.symbol_config import field_values
-from mmsvc.processes.admin.status_schemas import LIVE_DECIMALS
+from mmsvc.processes.admin import status_bodies as bodies
+from mmsvc.processes.admin.bodies import shared_fields
 
 STATE_NAMES = frozenset(s.value for s in SymbolState)
 """A symbol state as the API shows it; anything else read from outside is shown as null."""
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """An ISO 8601 timestamp with its offset."""
-    return None if value is None else value.isoformat()
+def state_view(enabled: bool, state: StateRecord) -> bodies.SymbolState:
+    """The SymbolState body: the stored state and whether the config is enabled."""
+    return bodies.SymbolState(**shared_fields(state, bodies.SymbolState), enabled=enabled)
 
 
-def config_view(config: ConfigRecord) -> dict[str, Any]:
-    """The Config schema."""
-    body: dict[str, Any] = {"symbol": config.symbol}
-    for name, value in field_values(config).items():
-        body[name] = decimal_text(value) if isinstance(value, Decimal) else value
-    body.update(
-        created_at=timestamp(config.created_at),
-        updated_at=timestamp(config.updated_at),
-        updated_by=config.updated_by,
+def position_view(position: PositionRecord) -> bodies.Position:
+    """The Position body (as stored: quantity signed, negative when short)."""
+    return bodies.Position(
+        **shared_fields(position, bodies.Position),
+        realized_pnl_usdt=position.realized_pnl,
+        fees_paid_usdt=position.fees_paid,
     )
-    return body
 
 
-def state_view(symbol: str, enabled: bool, state: StateRecord) -> dict[str, Any]:
-    """The SymbolState schema."""
-    return {
-        "symbol": symbol,
-        "enabled": enabled,
-        "state": state.state.value,
-        "trigger": None if state.trigger is None else state.trigger.value,
-        "trigger_detail": state.trigger_detail,
-        "reason": state.reason,
-        "actor": state.actor,
-        "updated_at": timestamp(state.updated_at),
-    }
-
-
-def position_view(position: PositionRecord) -> dict[str, Any]:
-    """The Position schema (as stored: quantity signed, negative when short)."""
-    return {
-        "quantity": decimal_text(position.quantity),
-        "avg_entry_price": decimal_text(position.avg_entry_price),
-        "realized_pnl_usdt": decimal_text(position.realized_pnl),
-        "fees_paid_usdt": decimal_text(position.fees_paid),
-        "updated_at": timestamp(position.updated_at),
-    }
-
-
-def order_view(order: OrderRecord) -> dict[str, Any]:
-    """The Order schema."""
-    return {
-        "client_order_id": str(order.client_order_id),
-        "order_id": order.order_id,
-        "side": order.side.value,
-        "price": decimal_text(order.price),
-        "quantity": decimal_text(order.quantity),
-        "filled_quantity": decimal_text(order.filled_quantity),
-        "status": order.status.value,
-        "level": order.level,
-        "created_at": timestamp(order.created_at),
-    }
+def order_view(order: OrderRecord) -> bodies.Order:
+    """The Order body."""
+    return bodies.Order(**shared_fields(order, bodies.Order))
 
 
 def kill_switch_view(
     flag: KillFlag, redis_copy: Mapping[str, Any] | None, *, known: bool = True
-) -> dict[str, Any]:
-    """The KillSwitch schema: PostgreSQL's flag (the authority, D3) and whether Redis agrees.
+) -> bodies.KillSwitch:
+    """The KillSwitch body: PostgreSQL's flag (the authority, D3) and whether Redis agrees.
 
     `known` False: Redis did not answer, so whether it holds a copy is null (D25).
     """
-    return {
-        "active": flag.active,
-        "trigger": None if flag.trigger is None else flag.trigger.value,
-        "reason": flag.reason,
-        "actor": flag.actor,
-        "updated_at": timestamp(flag.updated_at),
-        "redis_copy_active": (redis_copy is not None) if known else None,
-    }
+    return bodies.KillSwitch(
+        **shared_fields(flag, bodies.KillSwitch),
+        redis_copy_active=(redis_copy is not None) if known else None,
+    )
 
 
 # --------------------------------------------------------- live status
 
 
-def _dec(value: object) -> str | None:
+def _dec(value: object) -> Decimal | None:
     if value is None or isinstance(value, bool | float):
         return None
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         return None
-    return decimal_text(number) if number.is_finite() else None
+    return number if number.is_finite() else None
 
 
 def _int(value: object) -> int | None:
@@ -130,36 +85,36 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _side(raw: object) -> dict[str, str] | None:
+def _side(raw: object) -> bodies.QuoteSide | None:
     if not isinstance(raw, Mapping):
         return None
     price, size = _dec(raw.get("price")), _dec(raw.get("size"))
-    return None if price is None or size is None else {"price": price, "size": size}
+    return None if price is None or size is None else bodies.QuoteSide(price=price, size=size)
 
 
-def quote_view(raw: object) -> dict[str, Any] | None:
-    """The Quote schema, or None when the stored quote is absent or malformed."""
+def quote_view(raw: object) -> bodies.Quote | None:
+    """The Quote body, or None when the stored quote is absent or malformed."""
     if not isinstance(raw, Mapping):
         return None
     mid, spread, ts_ms = _dec(raw.get("mid")), _dec(raw.get("spread_bps")), _int(raw.get("ts_ms"))
     levels = raw.get("levels")
     if mid is None or spread is None or ts_ms is None or not isinstance(levels, list):
         return None
-    return {
-        "mid": mid,
-        "spread_bps": spread,
-        "inventory_usdt": _dec(raw.get("inventory_usdt")),
-        "ts_ms": ts_ms,
-        "levels": [
-            {
-                "level": _int(lv.get("level")) or 0,
-                "bid": _side(lv.get("bid")),
-                "ask": _side(lv.get("ask")),
-            }
+    return bodies.Quote(
+        mid=mid,
+        spread_bps=spread,
+        inventory_usdt=_dec(raw.get("inventory_usdt")),
+        ts_ms=ts_ms,
+        levels=[
+            bodies.QuoteLevel(
+                level=_int(lv.get("level")) or 0,
+                bid=_side(lv.get("bid")),
+                ask=_side(lv.get("ask")),
+            )
             for lv in levels
             if isinstance(lv, Mapping)
         ],
-    }
+    )
 
 
 def heartbeat_age_s(raw: Mapping[str, Any], now: float) -> float:
@@ -168,15 +123,15 @@ def heartbeat_age_s(raw: Mapping[str, Any], now: float) -> float:
     return max(0.0, now - beat) if isinstance(beat, int | float) else 0.0
 
 
-def live_view(raw: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    """The LiveStatus schema from what a worker wrote to Redis."""
+def live_view(raw: Mapping[str, Any], now: float | None = None) -> bodies.LiveStatus:
+    """The LiveStatus body from what a worker wrote to Redis."""
     now = time.time() if now is None else now
     state = raw.get("state")
     triggers = raw.get("triggers")
-    body: dict[str, Any] = {name: _dec(raw.get(name)) for name in LIVE_DECIMALS}
-    body.update(
+    return bodies.LiveStatus(
+        **{name: _dec(raw.get(name)) for name in bodies.LIVE_DECIMALS},
         heartbeat_age_s=round(heartbeat_age_s(raw, now), 3),
-        state=state if state in STATE_NAMES else None,
+        state=SymbolState(state) if state in STATE_NAMES else None,
         triggers=[t for t in triggers if isinstance(t, str)] if isinstance(triggers, list) else [],
         open_orders=_int(raw.get("open_orders")),
         book_known=_bool(raw.get("book_known")),
@@ -186,7 +141,6 @@ def live_view(raw: Mapping[str, Any], now: float | None = None) -> dict[str, Any
         shadow=_bool(raw.get("shadow")),
         last_quote=quote_view(raw.get("last_quote")),
     )
-    return body
 
 
 def summary_view(
@@ -197,45 +151,41 @@ def summary_view(
     holder: Holder | None = None,
     *,
     known: bool = True,
-) -> dict[str, Any]:
-    """The SymbolSummary schema: one line of the overall status.
+) -> bodies.SymbolSummary:
+    """The SymbolSummary body: one line of the overall status.
 
     ``owner`` is the live lease's holder (host/pid), null between owners;
     ``epoch`` the lease's last epoch (D26, D28). ``known`` False: Redis did not
     answer, so whether the worker is live is null (D25).
     """
     view = live_view(live, now) if live is not None else None
-    return {
-        "owner": holder.owner if holder is not None and holder.live else None,
-        "epoch": None if holder is None else holder.epoch,
-        "symbol": config.symbol,
-        "enabled": config.enabled,
-        "state": None if state is None else state.state.value,
-        "trigger": None if state is None or state.trigger is None else state.trigger.value,
-        "live": (view is not None) if known else None,
-        "position_usdt": None if view is None else view["position_usdt"],
-        "total_pnl_usdt": None if view is None else view["total_pnl_usdt"],
-        "open_orders": None if view is None else view["open_orders"],
-        "data_age_ms": None if view is None else view["data_age_ms"],
-        "heartbeat_age_s": None if view is None else view["heartbeat_age_s"],
-    }
+    return bodies.SymbolSummary(
+        owner=holder.owner if holder is not None and holder.live else None,
+        epoch=None if holder is None else holder.epoch,
+        symbol=config.symbol,
+        enabled=config.enabled,
+        state=None if state is None else state.state,
+        trigger=None if state is None else state.trigger,
+        live=(view is not None) if known else None,
+        position_usdt=None if view is None else view.position_usdt,
+        total_pnl_usdt=None if view is None else view.total_pnl_usdt,
+        open_orders=None if view is None else view.open_orders,
+        data_age_ms=None if view is None else view.data_age_ms,
+        heartbeat_age_s=None if view is None else view.heartbeat_age_s,
+    )
 
 
-def totals_view(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Totals schema: counts by state and sums of what the live statuses say."""
-    position = sum((Decimal(s["position_usdt"] or 0) for s in summaries), Decimal(0))
-    pnl = sum((Decimal(s["total_pnl_usdt"] or 0) for s in summaries), Decimal(0))
-    return {
-        "symbols": len(summaries),
-        "active": sum(s["state"] == SymbolState.ACTIVE.value for s in summaries),
-        "paused": sum(s["state"] == SymbolState.PAUSED.value for s in summaries),
-        "halted": sum(s["state"] == SymbolState.HALTED.value for s in summaries),
-        "live": (
-            None
-            if any(s["live"] is None for s in summaries)
-            else sum(bool(s["live"]) for s in summaries)
-        ),
-        "open_orders": sum(s["open_orders"] or 0 for s in summaries),
-        "position_usdt": decimal_text(position),
-        "total_pnl_usdt": decimal_text(pnl),
-    }
+def totals_view(summaries: list[bodies.SymbolSummary]) -> bodies.Totals:
+    """The Totals body: counts by state and sums of what the live statuses say."""
+    return bodies.Totals(
+        symbols=len(summaries),
+        active=sum(s.state is SymbolState.ACTIVE for s in summaries),
+        paused=sum(s.state is SymbolState.PAUSED for s in summaries),
+        halted=sum(s.state is SymbolState.HALTED for s in summaries),
+        live=None
+        if any(s.live is None for s in summaries)
+        else sum(bool(s.live) for s in summaries),
+        open_orders=sum(s.open_orders or 0 for s in summaries),
+        position_usdt=sum((s.position_usdt or Decimal(0) for s in summaries), Decimal(0)),
+        total_pnl_usdt=sum((s.total_pnl_usdt or Decimal(0) for s in summaries), Decimal(0)),
+    )

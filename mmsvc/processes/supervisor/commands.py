@@ -33,6 +33,7 @@ from mmsvc.adapters.zmq.protocol import Request
 from mmsvc.config import Settings
 from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
+from mmsvc.processes.supervisor.flat import flatten_without_worker
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.pool import WorkerPool
 from mmsvc.processes.supervisor.remote import is_remote
@@ -320,8 +321,7 @@ class AdminCommands:
         if pending.kill is None or not symbols:
             return
         for symbol in symbols:
-            if self.orders is not None:
-                self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
+            flatten_without_worker(self.cancels, self.orders, symbol)
         detail = f"{pending.kill.detail} (worker did not answer the kill)"
         silent = Kill(pending.kill.trigger, detail, pending.kill.actor, pending.kill.symbol)
         self.kill_switch.halt(silent, symbols, self.kill_switch.live([]), [])

@@ -22,21 +22,24 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
-from mmsvc.adapters.db.records import RiskTrigger
+from mmsvc.adapters.db.records import KillFlag, RiskTrigger
 from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.kafka.connection import connection_config
 from mmsvc.adapters.kafka.consumer import MarketConsumer, consumer_config
 from mmsvc.adapters.order_service.client import OrderServiceClient
-from mmsvc.adapters.status.redis_store import Beat, StatusStore
+from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
 from mmsvc.domain.state import Command
 from mmsvc.processes.bootstrap import bootstrap
+from mmsvc.processes.db_wait import StoppedWaitingError, sleeping_while, until_database_answers
 from mmsvc.processes.global_kill import CANCEL_DEADLINE_S, Kill, KillSwitch
+from mmsvc.processes.supervisor.beat import RedisBeat
 from mmsvc.processes.supervisor.commands import AdminCommands
 from mmsvc.processes.supervisor.delivery import DeliveryId
+from mmsvc.processes.supervisor.flat import flatten_without_worker
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.membership import Membership
 from mmsvc.processes.supervisor.pool import WorkerPool, fresh_interpreter
@@ -65,10 +68,20 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.postgres_url, application_name="mmsvc-supervisor")
+        self.engine = make_engine(
+            settings.postgres_url,
+            application_name="mmsvc-supervisor",
+            statement_timeout_s=settings.postgres_statement_timeout_s,
+        )
         self.sessions = make_session_factory(self.engine)
-        self.status = StatusStore(settings.redis_url, settings.redis_prefix)
-        self.kill_copy_stale = True  # Redis's copy of the kill flag may differ from PostgreSQL's
+        self.status = StatusStore(
+            settings.redis_url,
+            settings.redis_prefix,
+            process="supervisor",
+            socket_timeout_s=settings.redis_socket_timeout_s,
+        )
+        # D25: the heartbeat and the kill flag's copy go to Redis off the loop.
+        self.redis_beat = RedisBeat(self.status, self._read_kill_flag, HEARTBEAT_S)
         self.orders = (
             None if settings.shadow_mode else OrderServiceClient.from_settings(self.settings)
         )
@@ -114,24 +127,36 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
     def start(self) -> None:
         """The spec's start-up, then join the group: assignments start the workers (D28)."""
         self.template.start()  # imports while start-up runs (D27)
-        run_startup(self.sessions, shadow=self.settings.shadow_mode)
-        self.kill_copy_stale = not self._sync_kill_flag_copy()
+        # D25: started during a PostgreSQL outage, it waits (no crash loop), then goes on.
+        until_database_answers(
+            lambda: run_startup(self.sessions, shadow=self.settings.shadow_mode),
+            what="supervisor start-up",
+            idle=sleeping_while(lambda: self.running),
+        )
+        self.redis_beat.start()  # copies PostgreSQL's kill flag to Redis first
         self._start_listening()  # commands from other hosts' admins, the kill flag (D28)
         self.consumer = self._join_group(
             consumer_config(connection_config(self.settings), self.settings.kafka_group_id)
         )
 
-    def _sync_kill_flag_copy(self) -> bool:
-        """Copy PostgreSQL's kill flag (the authority, D3) to Redis; False when either failed."""
+    def _read_kill_flag(self) -> KillFlag | None:
+        """PostgreSQL's kill flag (the authority, D3); None when it did not answer."""
         try:
             with self.sessions() as session:
-                flag = KillFlagRepository(session).get()
+                return KillFlagRepository(session).get()
         except SQLAlchemyError:
             log.warning("kill flag unreadable; its Redis copy is refreshed later", exc_info=True)
-            return False
-        if flag.active:
-            return self.status.set_kill_flag(flag.reason, flag.actor)
-        return self.status.clear_kill_flag()
+            return None
+
+    @property
+    def kill_copy_stale(self) -> bool:
+        """True while Redis's copy of the kill flag may differ from PostgreSQL's (D25)."""
+        return self.redis_beat.stale
+
+    @kill_copy_stale.setter
+    def kill_copy_stale(self, stale: bool) -> None:
+        if stale:  # a write of the flag to Redis failed: the beat copies it again
+            self.redis_beat.mark_stale()
 
     def _spawn(self, symbol: str) -> None:
         push = self.ctx.socket(zmq.PUSH)
@@ -235,8 +260,8 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
             # so the new worker reads HALTED before its first quote and never comes
             # up PAUSED (waiting for the reply deadline left a PAUSED window).
             self._halt_silent_workers(kill, [symbol])  # cancels until flat too
-        elif self.orders is not None:
-            self.cancels.submit(self.orders.cancel_until_flat, symbol, CANCEL_DEADLINE_S)
+        else:
+            flatten_without_worker(self.cancels, self.orders, symbol)
 
     # ------------------------------------------------------------- housekeeping
 
@@ -276,18 +301,10 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
             self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
+        """To every worker; the one in Redis is the beat thread's (D25)."""
         beat = protocol.encode(protocol.Heartbeat())
         for symbol in self.pool.workers:
             self.workers_ctl.send_multipart([symbol.encode(), beat])
-        self._refill_kill_flag_copy(self.status.heartbeat("supervisor"))
-
-    def _refill_kill_flag_copy(self, beat: Beat) -> None:
-        """A Redis that did not answer, or came back without our heartbeat, may have
-        lost the kill flag's copy: copy PostgreSQL's again once it answers (D25)."""
-        if beat is not Beat.KNOWN:
-            self.kill_copy_stale = True
-        if self.kill_copy_stale and beat is not Beat.UNREACHABLE:
-            self.kill_copy_stale = not self._sync_kill_flag_copy()
 
     def _commit(self, *, wait: bool = False) -> None:
         if self.consumer is None:
@@ -307,6 +324,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         held = sorted(self.pool.workers)
         log.info("supervisor stopping: canceling our symbols' orders", extra={"symbols": held})
         self._stop_listening()
+        self.redis_beat.stop()
         self.pool.stop_all()
         self.template.close()
         if self.orders is not None:
@@ -333,6 +351,8 @@ def main() -> None:
     try:
         supervisor.start()
         supervisor.run()
+    except StoppedWaitingError:
+        log.info("stopped while waiting for PostgreSQL")
     finally:
         supervisor.shutdown()
 

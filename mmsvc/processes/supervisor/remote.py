@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db import commands
 from mmsvc.adapters.db.listen import RECONNECTED, Listener
-from mmsvc.adapters.db.records import RiskTrigger
+from mmsvc.adapters.db.records import KillFlag, RiskTrigger
 from mmsvc.adapters.db.states import KillFlagRepository
 from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.zmq import protocol
@@ -63,10 +63,12 @@ class RemoteCommands:
     _on_admin: Callable[[bytes, protocol.Request], None]  # AdminCommands'
     _rejected: Callable[[str, protocol.ProtocolError], None]  # the Supervisor's counter
     _kill_own_workers: Callable[[Kill], None]  # AdminCommands'
+    _read_kill_flag: Callable[[], KillFlag | None]  # the Supervisor's: None if unreadable
 
     def _start_listening(self) -> None:
         """LISTEN for commands and the kill flag; the flag as read now is not acted on."""
-        self._kill_followed = self._read_kill_flag() is not False  # unknown: as at start
+        flag = self._read_kill_flag()
+        self._kill_followed = flag is None or flag.active  # unknown: as if seen (D29)
         self.listener = Listener(
             self.settings.postgres_url,
             (commands.COMMANDS_CHANNEL, commands.KILL_SWITCH_CHANNEL),
@@ -138,15 +140,6 @@ class RemoteCommands:
             log.warning("old commands not pruned", exc_info=True)
 
     # --------------------------------------------------------------- kill flag
-
-    def _read_kill_flag(self) -> bool | None:
-        try:
-            with self.sessions() as session:
-                flag = KillFlagRepository(session).get()
-        except SQLAlchemyError:
-            return None
-        self._flag_seen = flag.active
-        return flag.active
 
     def _follow_kill_flag(self) -> None:
         """A kill raised on another host halts our workers and cancels our symbols (D28)."""

@@ -20,9 +20,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -61,6 +62,7 @@ from mmsvc.domain.trader import (
 )
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
+from mmsvc.processes.db_wait import StoppedWaitingError, until_database_answers
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
@@ -72,6 +74,8 @@ from mmsvc.processes.worker.status import live_status
 from mmsvc.processes.worker.store import FencedSessions, WorkerStore
 
 log = logging.getLogger("mmsvc.worker")
+
+T = TypeVar("T")
 
 HEARTBEAT_S = 0.5
 STATUS_S = 0.25
@@ -109,6 +113,7 @@ class Worker:
         self.engine = make_worker_engine(
             settings.postgres_pool_url or settings.postgres_url,
             application_name=f"mmsvc-{symbol}",
+            statement_timeout_s=settings.postgres_statement_timeout_s,
         )
         sessions = make_session_factory(self.engine)
         owner = owner_name(settings.host_id, os.getpid())
@@ -116,7 +121,14 @@ class Worker:
         self.store = WorkerStore(sessions, symbol, shadow=self.shadow, fence=self.keeper)
         self.codec = AvroCodec(settings.schema_registry_url)
         # Written off the quoting loop: a hung Redis never holds a quote (D25).
-        self.status = StatusPublisher(StatusStore(settings.redis_url, settings.redis_prefix))
+        self.status = StatusPublisher(
+            StatusStore(
+                settings.redis_url,
+                settings.redis_prefix,
+                process=f"worker:{symbol}",
+                socket_timeout_s=settings.redis_socket_timeout_s,
+            )
+        )
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
@@ -144,9 +156,15 @@ class Worker:
     # ----------------------------------------------------------------- start
 
     def start(self) -> None:
-        """Take the lease, load from PostgreSQL, learn the instrument, connect, say hello."""
+        """Take the lease, load from PostgreSQL, learn the instrument, connect, say hello.
+
+        Started during a PostgreSQL outage, it waits with backoff instead of exiting
+        (a crash loop is for bugs, D25): quoting nothing, heard by its supervisor,
+        its live status saying what it waits for; then it carries on as any start.
+        """
+        self._connect_control()  # heard by the supervisor while it waits (D25, D27)
         try:
-            lease = take_lease(self.keeper, LEASE_WAIT_S)
+            lease = self._until_database(lambda: take_lease(self.keeper, LEASE_WAIT_S), "lease")
         except LeaseHeld as held:  # refused, never crash-looped (D27)
             raise SystemExit(f"refusing to start: {held} (D26)") from None
         # D29: a process start gives PAUSED; a takeover keeps the recorded state
@@ -160,15 +178,17 @@ class Worker:
                 "detail": f"epoch {lease.epoch} ({kind}, previous owner {lease.previous_owner})",
             },
         )
-        config = self.store.load_config()
+        config = self._until_database(self.store.load_config, "config")
         if config is None:
             raise SystemExit(f"{self.symbol}: no config row")
-        state, triggers = self.store.restart_state(keep=moved)
+        state, triggers = self._until_database(
+            lambda: self.store.restart_state(keep=moved), "state"
+        )
         limits = service_limits(self.settings)
         self.trader = SymbolTrader(config, limits, state, triggers=triggers)
-        for order in self.store.live_orders():  # their exposure survives restarts (D31)
-            self.trader.orders[order.client_order_id] = order
-        self._load_instrument()
+        for order in self._until_database(self.store.live_orders, "orders"):
+            self.trader.orders[order.client_order_id] = order  # exposure survives restarts (D31)
+        self._until_database(self._load_instrument, "instrument")
         if self.shadow:  # D18: no Order Service call at all, simulated quotes instead
             publisher = KafkaPublisher(producer_config(connection_config(self.settings)))
             self.shadow_quotes = ShadowQuotes(self.codec, publisher)
@@ -187,6 +207,59 @@ class Worker:
             self.execution.start_flatten()
         self.wire()
         self._connect()
+
+    def _until_database(self, step: Callable[[], T], what: str) -> T:
+        """``step`` once PostgreSQL answers; meanwhile the waiting worker's pauses (D25)."""
+        return until_database_answers(step, what=what, idle=self._wait, symbol=self.symbol)
+
+    def _wait(self, seconds: float) -> bool:
+        """One back-off pause of a start waiting for PostgreSQL; False once told to stop.
+
+        Nothing is quoted (no order is sent before the lease and state are loaded);
+        heartbeats keep the supervisor's silence rule from killing a worker that
+        is only waiting, and the live status in Redis says what it waits for.
+        """
+        self.status.publish(self.symbol, self._waiting_status(), ttl_s=10.0)
+        ends = time.monotonic() + seconds
+        next_beat = 0.0
+        while self.running:
+            mono = time.monotonic()
+            if mono >= ends:
+                break
+            if mono >= next_beat:
+                self.send(protocol.Heartbeat())
+                next_beat = mono + HEARTBEAT_S
+                self._check_supervisor(mono)
+            wait_ms = max(1, int(1000 * min(ends, next_beat) - 1000 * mono))
+            if self.control.poll(wait_ms):
+                self._answer_while_waiting()
+        return self.running
+
+    def _waiting_status(self) -> dict[str, Any]:
+        """The live status of a worker that has no state yet: waiting for PostgreSQL."""
+        return {
+            "symbol": self.symbol,
+            "state": None,
+            "triggers": [],
+            "open_orders": 0,
+            "shadow": self.shadow,
+            "waiting_for": "PostgreSQL",
+        }
+
+    def _answer_while_waiting(self) -> None:
+        """Heartbeats keep the supervisor seen; a command is answered 503 (no state yet)."""
+        while self.control.poll(0):
+            try:
+                message = protocol.parse_to_worker(
+                    protocol.single_frame(self.control.recv_multipart())
+                )
+            except protocol.ProtocolError as exc:  # D24: counted and skipped, never a crash
+                metrics.decode_error(f"zmq_control_{exc.reason}")
+                continue
+            self.supervisor_seen = time.monotonic()
+            if isinstance(message, protocol.WorkerCommand):
+                error = {"code": "DATABASE_UNAVAILABLE", "message": "waiting for PostgreSQL"}
+                self.send(protocol.Reply(message.id, 503, {"error": error}))
 
     def wire(self) -> None:
         """Give the kill switch, the command handler and the edge their collaborators."""
@@ -246,16 +319,18 @@ class Worker:
             inventory, self.trader.fees_paid = self.store.rebuild_inventory(instrument.base_asset)
             self.trader.inventory = inventory
 
-    def _connect(self) -> None:
-        socket_dir = self.settings.worker_endpoint_dir
-        self.data = self.ctx.socket(zmq.PULL)
-        self.data.setsockopt(zmq.RCVHWM, 1000)
-        self.data.setsockopt(zmq.LINGER, 0)
-        self.data.connect(protocol.data_endpoint(socket_dir, self.symbol))
+    def _connect_control(self) -> None:
         self.control = self.ctx.socket(zmq.DEALER)
         self.control.setsockopt(zmq.IDENTITY, self.symbol.encode())
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.connect(protocol.worker_control_endpoint(socket_dir))
+        self.control.connect(protocol.worker_control_endpoint(self.settings.worker_endpoint_dir))
+
+    def _connect(self) -> None:
+        """The data socket, then HELLO: the supervisor sends data and commands from now on."""
+        self.data = self.ctx.socket(zmq.PULL)
+        self.data.setsockopt(zmq.RCVHWM, 1000)
+        self.data.setsockopt(zmq.LINGER, 0)
+        self.data.connect(protocol.data_endpoint(self.settings.worker_endpoint_dir, self.symbol))
         self.send(protocol.Hello(os.getpid()))
 
     def send(self, message: protocol.Message) -> None:
@@ -769,6 +844,8 @@ def main(argv: list[str] | None = None) -> None:
         worker.run()
     except Fenced as fenced:  # a write refused by the epoch (D26)
         worker.fence_lost(fenced)
+    except StoppedWaitingError:  # SIGTERM or a lost supervisor while PostgreSQL was down
+        log.info("stopped while waiting for PostgreSQL", extra={"symbol": args.symbol})
     except SQLAlchemyError:
         log.exception("database lost; canceling and exiting", extra={"symbol": args.symbol})
         worker.exit_code = EXIT_LOST_DATABASE

@@ -73,8 +73,9 @@ class Admin:
         """One request; `token` None sends no Authorization header."""
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         headers.update(kw.pop("headers", {}))
+        timeout = kw.pop("timeout", 30)
         return requests.request(
-            method, f"{self.url}{path}", json=body, headers=headers, timeout=30, **kw
+            method, f"{self.url}{path}", json=body, headers=headers, timeout=timeout, **kw
         )
 
 

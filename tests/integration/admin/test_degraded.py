@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db.records import SymbolState
@@ -148,3 +148,26 @@ def test_an_unreachable_auth_service_is_503_never_a_way_in(no_auth_service_admin
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "AUTH_UNAVAILABLE"
     assert "dev-read-token" not in response.text
+
+
+@pytest.fixture(scope="module")
+def short_timeout_admin(run_dir: Path, admin_env: dict[str, str]) -> Iterator[Admin]:
+    """An admin API whose statements may run one second at most."""
+    env = {**admin_env, "POSTGRES_STATEMENT_TIMEOUT": "1s", "HTTP_PORT": str(stack.free_port())}
+    with serve(run_dir, env, "admin-api-short-timeout") as api:
+        yield api
+
+
+def test_a_request_blocked_by_a_lock_answers_503_instead_of_hanging(
+    short_timeout_admin: Admin, db_engine: Engine
+) -> None:
+    """D25: a PostgreSQL that accepts connections but does not answer (here: a lock another
+    session holds) costs a request thread the statement timeout, then a 503, never a hang."""
+    seed_config(db_engine, "BTCUSDT")
+    with db_engine.connect() as other, other.begin():
+        other.execute(text("LOCK TABLE mm_configs IN ACCESS EXCLUSIVE MODE"))
+        response = short_timeout_admin.call("GET", "/v1/mm-configs", token=READ, timeout=15)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    after = short_timeout_admin.call("GET", "/v1/mm-configs", token=READ)
+    assert after.status_code == 200, after.text

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, delete, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db import leases
@@ -143,3 +144,27 @@ def test_a_statement_repeated_past_psycopgs_prepare_threshold_runs_through_the_p
     for engine in engines:
         engine.dispose()
     assert not failures, repr(failures[0])
+
+
+def test_the_statement_timeout_holds_through_the_pooler(pool_url: str) -> None:
+    """D25: SET LOCAL per transaction reaches the server connection a transaction borrows
+    (a startup option would not), and leaves no trace on the next transaction's."""
+    engine = make_worker_engine(pool_url, application_name="mmsvc-timeout", statement_timeout_s=0.5)
+    others = make_worker_engine(pool_url, application_name="mmsvc-other", statement_timeout_s=60)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "500ms"
+        with pytest.raises(OperationalError, match="statement timeout"), engine.begin() as conn:
+            conn.execute(text("SELECT pg_sleep(5)"))
+        assert usable(engine)
+        with others.begin() as connection:  # whichever server connection it borrows
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "1min"
+    finally:
+        engine.dispose()
+        others.dispose()
+
+
+def usable(engine: Engine) -> bool:
+    """The engine is usable again after a canceled statement."""
+    with engine.begin() as connection:
+        return bool(connection.execute(text("SELECT 1")).scalar_one() == 1)

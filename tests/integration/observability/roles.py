@@ -51,6 +51,7 @@ def supervisor() -> None:
     metrics.observe_router({"routed": 100, "dropped_other_account": 3, "shed_queue_full": 2})
     metrics.worker_restarted("BTCUSDT")
     metrics.set_outbox_backlog(4)
+    metrics.set_redis_up("supervisor", True)
     _ready_then_wait()
 
 

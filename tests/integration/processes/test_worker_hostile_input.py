@@ -11,7 +11,6 @@ book stored as known), and every refused message is counted.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -33,7 +32,7 @@ from mmsvc.domain.book import BookSide
 from mmsvc.domain.model import SymbolState
 from mmsvc.domain.trader import SymbolTrader, instrument_from_record
 from mmsvc.processes.worker.main import Worker, service_limits
-from tests.fixtures.worker import ACCOUNT, in_process_worker
+from tests.fixtures.worker import ACCOUNT, fill_record, in_process_worker, instrument_record
 
 pytestmark = pytest.mark.integration
 
@@ -57,20 +56,6 @@ HOSTILE_NUMBERS = [
 ]
 _ENUMS = ("event_type", "side", "kind", "status", "aggressor_side", "liquidity")
 HOSTILE_STRINGS = ["", "x" * 5000, "bad\x00id", "\u00e9" * 200]
-
-
-def _instrument(symbol: str) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "base_asset": "BTC",
-        "quote_asset": "USDT",
-        "kind": "SPOT",
-        "tick_size": "0.01",
-        "lot_size": "0.0001",
-        "min_notional": "1",
-        "status": "TRADING",
-        "ts_ms": now_ms(),
-    }
 
 
 def base_records(symbol: str, sequence: int) -> dict[str, dict[str, Any]]:
@@ -99,27 +84,9 @@ def base_records(symbol: str, sequence: int) -> dict[str, dict[str, Any]]:
             "ts_ms": ts,
         },
         topics.MARK: {"symbol": symbol, "mark_price": "100", "index_price": None, "ts_ms": ts},
-        topics.ENGINE_EVENTS: {
-            "event_id": f"ev-{uuid.uuid4()}",
-            "event_type": "FILL",
-            "symbol": symbol,
-            "order_id": "o-1",
-            "client_order_id": str(uuid.uuid4()),
-            "account_id": ACCOUNT,
-            "side": "BUY",
-            "price": "99.50",
-            "quantity": "0.01",
-            "fill_price": "99.50",
-            "fill_quantity": "0.01",
-            "remaining_quantity": "0",
-            "fee": "-0.0001",
-            "fee_asset": "USDT",
-            "liquidity": "MAKER",
-            "reason": None,
-            "ts_ms": ts,
-        },
-        topics.INSTRUMENT_UPDATED: _instrument(symbol) | {"ts_ms": ts + 1},
-        topics.INSTRUMENT_CREATED: _instrument(symbol) | {"ts_ms": ts + 1},
+        topics.ENGINE_EVENTS: fill_record(symbol, fee="-0.0001", ts_ms=ts),
+        topics.INSTRUMENT_UPDATED: instrument_record(symbol, ts + 1),
+        topics.INSTRUMENT_CREATED: instrument_record(symbol, ts + 1),
         topics.INSTRUMENT_HALT: {"symbol": symbol, "reason": "auction", "ts_ms": ts + 1},
         topics.INSTRUMENT_RESUME: {"symbol": symbol, "reason": None, "ts_ms": ts + 1},
     }
@@ -160,7 +127,7 @@ def reset(worker: Worker) -> None:
     assert config is not None
     worker.trader = SymbolTrader(config, service_limits(worker.settings), SymbolState.ACTIVE)
     worker.wire()  # the kill switch, commands and edge follow the fresh trader
-    worker.attach_instrument(instrument_from_record(_instrument(worker.symbol)), now_ms())
+    worker.attach_instrument(instrument_from_record(instrument_record(worker.symbol)), now_ms())
 
 
 def rejected_total() -> float:

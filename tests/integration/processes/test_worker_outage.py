@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import zmq
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 
 from mmsvc.adapters.db.engine import make_engine
 from mmsvc.adapters.db.models import MMFill, MMPosition
@@ -29,19 +29,30 @@ from mmsvc.processes.worker.main import Worker
 from tests.fixtures.db import alembic_config
 from tests.fixtures.postgres_server import PostgresServer
 from tests.fixtures.waiting import wait_for
-from tests.fixtures.worker import ACCOUNT, in_process_worker
+from tests.fixtures.worker import fill_record, in_process_worker, instrument_record
 
 pytestmark = pytest.mark.integration
 
 
+STATEMENT_TIMEOUT = "1s"
+
+
 @pytest.fixture
-def worker(
-    postgres_server: PostgresServer, registry_url: str, redis_url: str, tmp_path: Path
-) -> Iterator[Worker]:
-    """An ACTIVE worker on the private PostgreSQL, its data and control sockets in process."""
+def database(postgres_server: PostgresServer) -> Iterator[tuple[str, Engine]]:
+    """The private PostgreSQL's database, migrated, and an engine on it for the test."""
     url = services.ensure_database(postgres_server.admin_url, "mmsvc_worker_outage")
     command.upgrade(alembic_config(url), "head")
-    engine = make_engine(url, pool_size=0)
+    engine = make_engine(url, pool_size=0, statement_timeout_s=60)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def worker(
+    database: tuple[str, Engine], registry_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Worker]:
+    """An ACTIVE worker on the private PostgreSQL, its data and control sockets in process."""
+    url, engine = database
     with in_process_worker(
         database_url=url,
         db_engine=engine,
@@ -49,9 +60,9 @@ def worker(
         redis_url=redis_url,
         run_dir=tmp_path,
         prefix="O",
+        settings={"POSTGRES_STATEMENT_TIMEOUT": STATEMENT_TIMEOUT},
     ) as w:
         yield w
-    engine.dispose()
 
 
 @pytest.fixture
@@ -68,42 +79,6 @@ def sockets(worker: Worker) -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[byte
     yield push, router
     for sock in (push, router, worker.data, worker.control):
         sock.close(linger=0)
-
-
-def instrument(symbol: str) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "base_asset": "BTC",
-        "quote_asset": "USDT",
-        "kind": "SPOT",
-        "tick_size": "0.01",
-        "lot_size": "0.0001",
-        "min_notional": "1",
-        "status": "TRADING",
-        "ts_ms": now_ms(),
-    }
-
-
-def fill(symbol: str) -> dict[str, Any]:
-    return {
-        "event_id": f"ev-{uuid.uuid4()}",
-        "event_type": "FILL",
-        "symbol": symbol,
-        "order_id": "o-1",
-        "client_order_id": str(uuid.uuid4()),
-        "account_id": ACCOUNT,
-        "side": "BUY",
-        "price": "99.50",
-        "quantity": "0.01",
-        "fill_price": "99.50",
-        "fill_quantity": "0.01",
-        "remaining_quantity": "0",
-        "fee": "0",
-        "fee_asset": "USDT",
-        "liquidity": "MAKER",
-        "reason": None,
-        "ts_ms": now_ms(),
-    }
 
 
 def push_record(
@@ -137,13 +112,13 @@ def test_a_fill_during_a_postgres_outage_is_held_unacknowledged_then_committed_a
 ) -> None:
     push, router = sockets
     symbol = worker.symbol
-    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument(symbol), offset=1)
+    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument_record(symbol), offset=1)
     wait_for(lambda: drained(worker) and worker.trader.inventory is not None, 5, "instrument")
     assert (topics.INSTRUMENT_CREATED, 0, 1) in acks(router)
     epoch = worker.keeper.epoch
 
     postgres_server.stop()
-    record = fill(symbol)
+    record = fill_record(symbol)
     push_record(push, worker, topics.ENGINE_EVENTS, record, offset=2)
     wait_for(lambda: drained(worker) and worker.outage.active, 5, "the outage seen")
     assert [f.offset for f in worker.deferred] == [2]
@@ -159,3 +134,31 @@ def test_a_fill_during_a_postgres_outage_is_held_unacknowledged_then_committed_a
     assert [f.event_id for f in fills] == [record["event_id"]]
     assert position is not None
     assert position.quantity == Decimal("0.01")
+
+
+def test_a_fill_write_blocked_by_a_lock_times_out_into_an_outage_then_commits(
+    worker: Worker,
+    sockets: tuple[zmq.Socket[bytes], zmq.Socket[bytes]],
+    database: tuple[str, Engine],
+) -> None:
+    """D25: a PostgreSQL that does not answer a write (here: a lock another session holds)
+    costs the worker the statement timeout, then the outage's hold, never a hung loop."""
+    push, router = sockets
+    symbol = worker.symbol
+    push_record(push, worker, topics.INSTRUMENT_CREATED, instrument_record(symbol), offset=1)
+    wait_for(lambda: drained(worker) and worker.trader.inventory is not None, 5, "instrument")
+    assert (topics.INSTRUMENT_CREATED, 0, 1) in acks(router)
+    record = fill_record(symbol)
+
+    with database[1].connect() as other, other.begin():
+        other.execute(text("LOCK TABLE mm_fills IN ACCESS EXCLUSIVE MODE"))
+        push_record(push, worker, topics.ENGINE_EVENTS, record, offset=2)
+        wait_for(lambda: drained(worker) and worker.outage.active, 15, "the write given up")
+        assert [f.offset for f in worker.deferred] == [2]
+        assert acks(router) == []  # never acknowledged while it is not committed (D31)
+
+    wait_for(lambda: worker.outage.retry(worker._recover), 30, "recovered", poll_s=0.2)
+    assert acks(router) == [(topics.ENGINE_EVENTS, 0, 2)]
+    with worker.store._sessions() as session:
+        fills = session.scalars(select(MMFill).where(MMFill.symbol == symbol)).all()
+    assert [f.event_id for f in fills] == [record["event_id"]]

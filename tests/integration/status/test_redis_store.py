@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 import redis
 
-from mmsvc.adapters.status.redis_store import Beat, StatusPublisher, StatusStore
+from mmsvc.adapters import metrics
+from mmsvc.adapters.status.redis_store import Beat, StatusPublisher, StatusStore, _Breaker
 from mmsvc.devstack import stack
 from tests.fixtures.waiting import wait_for
 
@@ -148,3 +149,38 @@ def test_the_publisher_writes_the_newest_status_off_the_callers_thread(store: St
         publisher.publish("BTCUSDT", {"state": state}, ttl_s=5)
 
     wait_for(lambda: (store.read("BTCUSDT") or {}).get("state") == "HALTED", 5, "the newest status")
+
+
+def redis_up(process: str) -> float | None:
+    return metrics.local_registry().get_sample_value("mm_redis_up", {"process": process})
+
+
+def test_mm_redis_up_says_per_process_whether_redis_answers(redis_url: str, prefix: str) -> None:
+    """D25: the gauge of a named store is 1 once Redis answered it, 0 once a call failed."""
+    tag = uuid.uuid4().hex[:8]
+    live = StatusStore(redis_url, prefix, process=f"live-{tag}")
+    dead = StatusStore(f"redis://127.0.0.1:{stack.free_port()}/0", prefix, process=f"dead-{tag}")
+    assert redis_up(f"live-{tag}") is None  # nothing known before the first call
+
+    live.heartbeat("supervisor")
+    dead.heartbeat("supervisor")
+
+    assert redis_up(f"live-{tag}") == 1
+    assert redis_up(f"dead-{tag}") == 0
+    live.close()
+    dead.close()
+
+
+def test_the_breaker_reports_down_once_and_up_again_when_redis_answers() -> None:
+    seen: list[bool] = []
+    breaker = _Breaker(seen.append)
+
+    def failing() -> None:
+        raise redis.ConnectionError("refused")
+
+    breaker.call("heartbeat", failing)
+    breaker.call("heartbeat", failing)  # within the pause: not even tried
+    assert seen == [False]
+    wait_for(lambda: breaker.call("heartbeat", lambda: True)[0], 5, "the pause over")
+    breaker.call("heartbeat", lambda: True)
+    assert seen == [False, True]

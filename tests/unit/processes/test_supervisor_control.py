@@ -26,6 +26,7 @@ from mmsvc.adapters.zmq import protocol
 from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import Kill
 from mmsvc.processes.supervisor import remote
+from mmsvc.processes.supervisor.beat import RedisBeat
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.main import Supervisor
@@ -103,6 +104,7 @@ def supervisor() -> Iterator[tuple[Supervisor, zmq.Socket[bytes], zmq.Socket[byt
     sup.cancels = ThreadPoolExecutor(max_workers=1)
     sup.sessions = _session  # type: ignore[assignment]
     sup.status = None  # type: ignore[assignment]
+    sup.redis_beat = RedisBeat(sup.status, lambda: None, 0.5)  # never started: no Redis
     sup.workers_ctl = ctx.socket(zmq.ROUTER)
     sup.workers_ctl.bind("inproc://workers")
     sup.admin = ctx.socket(zmq.ROUTER)

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from mmsvc.domain.state import Command
 from mmsvc.processes.supervisor.main import Supervisor
 from mmsvc.processes.supervisor.requests import PendingRequest, single
+
+
+class InlineExecutor:
+    """Runs what is submitted at once, on the calling thread."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        fn(*args)
+
+
+class StubOrders:
+    """The Order Service client's cancel-until-flat, recorded instead of sent."""
+
+    def __init__(self) -> None:
+        self.flattened: list[tuple[str | None, float]] = []
+
+    def cancel_until_flat(self, symbol: str | None, deadline_s: float) -> None:
+        self.flattened.append((symbol, deadline_s))
 
 
 class StubSupervisor:
@@ -16,7 +34,8 @@ class StubSupervisor:
     def __init__(self, *pending: PendingRequest) -> None:
         self.pending = {p.request_id: p for p in pending}
         self.connected = {"BTCUSDT"}
-        self.orders = None
+        self.orders = StubOrders()
+        self.cancels = InlineExecutor()
         self.halted: list[list[str]] = []
 
     def _halt_silent_workers(self, pending: PendingRequest, symbols: list[str]) -> None:
@@ -36,7 +55,8 @@ def died(stub: StubSupervisor) -> None:
 def test_a_kill_the_dead_worker_never_answered_is_recorded_at_once() -> None:
     stub = StubSupervisor(pending(Command.KILL, {"BTCUSDT"}))
     died(stub)
-    assert stub.halted == [["BTCUSDT"]]
+    assert stub.halted == [["BTCUSDT"]]  # which cancels until flat itself
+    assert stub.orders.flattened == []
     assert "BTCUSDT" not in stub.connected
 
 
@@ -44,3 +64,4 @@ def test_no_kill_pending_records_nothing() -> None:
     stub = StubSupervisor(pending(Command.PAUSE, {"BTCUSDT"}), pending(Command.KILL, {"ETHUSDT"}))
     died(stub)
     assert stub.halted == []
+    assert [s for s, _ in stub.orders.flattened] == ["BTCUSDT"]  # D2: flat at once

@@ -83,7 +83,7 @@ def start_supervisord(
     subprocess.run([supervisord, "-c", str(conf)], env=dict(env), check=True)
 
 
-def _wait_http(url: str, what: str, timeout: float = 90) -> None:
+def wait_http(url: str, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_service_env(run_dir, stack_env, env)
         start_supervisord(run_dir, env)
         api = f"http://127.0.0.1:{env['HTTP_PORT']}"
-        _wait_http(f"{api}/readyz", "the admin API and the supervisor")
+        wait_http(f"{api}/readyz", "the admin API and the supervisor")
         enable_demo(api)
     except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
         print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
@@ -177,7 +177,7 @@ def start_hosts(
         for i in range(1, count + 1)
     ]
     for host in started:
-        _wait_http(f"{host.api}/readyz", f"host {host.name}'s admin API and supervisor")
+        wait_http(f"{host.api}/readyz", f"host {host.name}'s admin API and supervisor")
     return stack_env, started
 
 

@@ -167,10 +167,11 @@ def multi_host_main(count: int) -> int:
 
 
 def start_hosts(
-    run_dir: Path, count: int, *, autorestart_supervisor: bool = True
+    run_dir: Path, count: int, *, autorestart_supervisor: bool = True, database: str = "mmsvc"
 ) -> tuple[dict[str, str], list[hosts.Host]]:
     """The stack (started when down, migrated) and ``count`` hosts with their APIs ready."""
-    stack_env = stack.read_env(run_dir) if stack.running_pids(run_dir) else stack.up(run_dir)
+    running = stack.running_pids(run_dir)
+    stack_env = stack.read_env(run_dir) if running else stack.up(run_dir, database)
     migrate(stack_env["POSTGRES_URL"])
     started = [
         hosts.start(run_dir, stack_env, i, autorestart_supervisor=autorestart_supervisor)

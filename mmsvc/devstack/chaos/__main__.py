@@ -9,6 +9,7 @@ with ``python -m mmsvc.devstack.chaos.check <data dir>`` (the database
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import shutil
@@ -36,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = args.run_dir.resolve() / "chaos" / stamp
     data.mkdir(parents=True, exist_ok=True)
     recorder = driver.Recorder(data)
-    chaos = driver.Chaos(args.run_dir.resolve(), recorder, random.Random(seed))  # noqa: S311
-    say = print
+    say = functools.partial(print, flush=True)  # make chaos > file: each line as it comes
+    chaos = driver.Chaos(args.run_dir.resolve(), recorder, random.Random(seed), say)  # noqa: S311
     ok, left = False, -1
     try:
         chaos.setup()

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -159,6 +160,8 @@ class Chaos:
             hosts.supervisord_pid(h) for h in hosts.load(self.run_dir)
         ):
             raise stack.StackError(f"a dev stack runs under {self.run_dir}: `make stop` first")
+        # Each run's hosts start with empty directories: their logs are this run's alone.
+        shutil.rmtree(self.run_dir / hosts.HOSTS_DIR, ignore_errors=True)
         services.ensure_postgres()
         services.ensure_database(services.PG_ADMIN_URL, DATABASE, recreate=True)
         self.stack_env = stack.up(self.run_dir, DATABASE)

@@ -205,6 +205,9 @@ class Takeover:
     symbol: str
     at_ms: int
     seconds: float | None
+    # Seconds until the next epoch's lease was taken (None: no sample): the part of
+    # ``seconds`` spent before the new owner's worker began (session timeout, rebalance).
+    lease_seconds: float | None = None
 
 
 def takeovers(
@@ -212,6 +215,7 @@ def takeovers(
     orders: Iterable[VenueOrder],
     epoch_of: Mapping[str, int],
     kinds: Sequence[str] = ("kill9", "sigstop"),
+    taken_at_ms: Mapping[tuple[str, int], int] | None = None,
 ) -> list[Takeover]:
     """For each owner death or stop: when each of its symbols quoted again under a new owner."""
     first_alive: dict[str, list[tuple[int, int]]] = {}  # symbol -> [(created, epoch)] sorted
@@ -231,7 +235,9 @@ def takeovers(
                 None,
             )
             seconds = None if again is None else (again - event.at_ms) / 1000
-            found.append(Takeover(event.kind, event.host, symbol, event.at_ms, seconds))
+            taken = (taken_at_ms or {}).get((symbol, epoch + 1))
+            lease = None if taken is None else (taken - event.at_ms) / 1000
+            found.append(Takeover(event.kind, event.host, symbol, event.at_ms, seconds, lease))
     return found
 
 

@@ -102,9 +102,10 @@ def test_takeover_time_runs_from_the_disruption_to_the_first_order_of_a_newer_ep
         Disruption("restart", "h2", 2_000, {"SIM1": 3}),  # a drain is not timed
     ]
 
-    found = checker.takeovers(events, orders, epochs)
+    found = checker.takeovers(events, orders, epochs, taken_at_ms={("SIM1", 4): 9_000})
 
     assert [(t.symbol, t.seconds) for t in found] == [("SIM1", 10.0), ("SIM2", 6.0), ("SIM3", None)]
+    assert [t.lease_seconds for t in found] == [8.0, None, None]  # SIM1's lease 2 s before quotes
 
 
 @pytest.mark.parametrize(

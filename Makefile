@@ -16,6 +16,8 @@ STACK_ENV := $(RUN_DIR)/stack.env
 HOSTS ?= 1
 # make chaos CHAOS_MINUTES=30: how long the chaos run disturbs the hosts.
 CHAOS_MINUTES ?= 10
+# make chaos CHAOS_ARGS="--kinds kill9,restart --seed 7": more options of the chaos run.
+CHAOS_ARGS ?=
 
 .PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run chaos clean
 
@@ -104,7 +106,7 @@ run: venv prometheus pgbouncer ## Start the dev stack and the service, enable th
 	@$(PY) -m mmsvc.devstack.run --hosts $(HOSTS)
 
 chaos: venv prometheus pgbouncer ## Three hosts, a dozen ACTIVE symbols, kills/stops/restarts/joins every 20-40 s, then the checks (CHAOS_MINUTES=10)
-	@$(PY) -m mmsvc.devstack.chaos --minutes $(CHAOS_MINUTES)
+	@$(PY) -m mmsvc.devstack.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
 clean: stop ## Remove the venv, the run directory and caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results

@@ -31,14 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=None, help="the disruptions' random seed")
     parser.add_argument("--run-dir", type=Path, default=REPO / ".run")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(driver.KINDS),
+        help=f"the disruptions to choose from, comma-separated (default: {','.join(driver.KINDS)})",
+    )
     args = parser.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not kinds or set(kinds) - set(driver.KINDS):
+        parser.error(f"--kinds: choose among {', '.join(driver.KINDS)}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     data = args.run_dir.resolve() / "chaos" / stamp
     data.mkdir(parents=True, exist_ok=True)
     recorder = driver.Recorder(data)
     say = functools.partial(print, flush=True)  # make chaos > file: each line as it comes
-    chaos = driver.Chaos(args.run_dir.resolve(), recorder, random.Random(seed), say)  # noqa: S311
+    chaos = driver.Chaos(args.run_dir.resolve(), recorder, random.Random(seed), say, kinds)  # noqa: S311
     ok, left = False, -1
     try:
         chaos.setup()
@@ -54,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "hosts": {h.name: h.api for h in chaos.hosts.values()},
                 "started_ms": driver.now_ms(),
                 "halted_on_purpose": [],
+                "kinds": list(kinds),
             },
         )
         say(f"chaos: {len(chaos.symbols)} symbols quoting on 3 hosts; data in {data}")

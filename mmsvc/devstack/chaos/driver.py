@@ -145,8 +145,10 @@ class Chaos:
         recorder: Recorder,
         rng: random.Random,
         say: Callable[[str], None] = print,
+        kinds: tuple[str, ...] = KINDS,
     ) -> None:
         self.run_dir, self.recorder, self.rng, self.say = run_dir, recorder, rng, say
+        self.kinds = kinds
         self.stack_env: dict[str, str] = {}
         self.hosts: dict[str, Host] = {}
         self.symbols: list[str] = []
@@ -332,7 +334,7 @@ class Chaos:
 
     def disrupt(self) -> None:
         """One disruption chosen at random among those possible now."""
-        kind = self.rng.choice(KINDS)
+        kind = self.rng.choice(self.kinds)
         if kind == "joinleave":
             self.join_or_leave()
             return

@@ -143,7 +143,7 @@ def run_checks(data: Path, db: Rows, *, fills_grace_s: float = 0.0) -> dict[str,
     fills = [f for f in log["fills"] if f["symbol"] in symbols and int(f["ts_ms"]) <= end_ms]
     match = booked_fills(db, symbols, end_ms, [f["event_id"] for f in fills], fills_grace_s)
     events = [
-        Disruption(e["kind"], e["host"], int(e["at_ms"]), e.get("owned", {}))
+        Disruption(e["kind"], e["host"], int(e["at_ms"]), e.get("active", e.get("owned", {})))
         for e in read_jsonl(data / "events.jsonl")
     ]
     taken = checker.takeovers(events, orders, epoch_of, taken_at_ms=taken_at(samples))

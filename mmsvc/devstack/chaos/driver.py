@@ -269,8 +269,14 @@ class Chaos:
         self, kind: str, host: Host, at_ms: int, owned: dict[str, int], **extra: Any
     ) -> None:
         """One disruption, for the checker and the log."""
+        states = self.states()
+        # What must quote again after the disruption: the ACTIVE ones (a HALTED symbol
+        # stays halted wherever it moves, a PAUSED one paused).
+        active = {s: e for s, e in owned.items() if states.get(s) == "ACTIVE"}
         self.recorder.append(
-            "events", {"kind": kind, "host": host.name, "at_ms": at_ms, "owned": owned, **extra}
+            "events",
+            {"kind": kind, "host": host.name, "at_ms": at_ms, "owned": owned, "active": active}
+            | extra,
         )
         self.say(
             f"chaos {time.strftime('%H:%M:%S')}: {kind} {host.name} "

@@ -382,6 +382,9 @@ class Chaos:
     def teardown(self) -> int:
         """Stop every host (orders canceled), count what is left at the venue, stop the stack."""
         hosts.stop(list(self.hosts.values()))
+        for host in self.hosts.values():  # the next run starts its hosts' logs afresh
+            with contextlib.suppress(OSError):
+                shutil.copytree(host.run_dir / "logs", self.recorder.data / "logs" / host.name)
         left = -1
         with contextlib.suppress(requests.RequestException, KeyError):
             left = sum(self.venue_open().values())

@@ -12,8 +12,14 @@ export MMSVC_RUN_DIR := $(RUN_DIR)
 PROTO := mmsvc/adapters/metadata/proto/metadata.proto
 PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
 STACK_ENV := $(RUN_DIR)/stack.env
+# make run HOSTS=3: three local "hosts" (supervisords) in one consumer group on one dev stack.
+HOSTS ?= 1
+# make chaos CHAOS_MINUTES=30: how long the chaos run disturbs the hosts.
+CHAOS_MINUTES ?= 10
+# make chaos CHAOS_ARGS="--kinds kill9,restart --seed 7": more options of the chaos run.
+CHAOS_ARGS ?=
 
-.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run clean
+.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run chaos clean
 
 help: ## List the targets with what each does
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -69,7 +75,7 @@ pgbouncer: ## Install Debian's pgbouncer when missing (the dev stack's connectio
 services: venv prometheus pgbouncer ## Start the dev stack alone: PostgreSQL/Redis check, broker, registry, simulator, PgBouncer, Prometheus
 	@$(PY) -m mmsvc.devstack.stack up
 
-stop: ## Stop every process this checkout started: the service (orders canceled first), then the dev stack
+stop: ## Stop every process this checkout started: the service and every local host (orders canceled first), then the dev stack
 	@if [ -x $(PY) ]; then $(PY) -m mmsvc.devstack.stack down; else echo "nothing to stop"; fi
 
 migrate: venv ## Apply the database migrations to the dev stack's database
@@ -96,8 +102,11 @@ test-unit: venv ## The fast unit tests only
 bench: venv pgbouncer ## Benchmarks: print figures and write them to bench-results/ (BENCH="scale --symbols 20": one, with options)
 	@$(PY) -m tests.bench $(BENCH)
 
-run: venv prometheus pgbouncer ## Start the dev stack and the service, enable the demo symbols, print where to look
-	@$(PY) -m mmsvc.devstack.run
+run: venv prometheus pgbouncer ## Start the dev stack and the service, enable the demo symbols, print where to look (HOSTS=3: three local hosts)
+	@$(PY) -m mmsvc.devstack.run --hosts $(HOSTS)
+
+chaos: venv prometheus pgbouncer ## Three hosts, a dozen ACTIVE symbols, kills/stops/restarts/joins every 20-40 s, then the checks (CHAOS_MINUTES=10)
+	@$(PY) -m mmsvc.devstack.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
 clean: stop ## Remove the venv, the run directory and caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results

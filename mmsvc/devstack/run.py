@@ -3,16 +3,22 @@
 The service itself still starts every symbol PAUSED; this script then does what
 an operator would do over the REST API: create the demo configs (if missing)
 and enable them, with the dev stack's operator and admin tokens.
+
+``make run HOSTS=3`` (``--hosts 3``) starts the stack once and then three
+"hosts" on this machine, each its own supervisord, run directory, host id and
+ports in one consumer group (mmsvc.devstack.hosts); one host (the default) is
+the demo as it always was, under ``.run``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +26,7 @@ import requests
 from alembic import command
 from alembic.config import Config
 
-from mmsvc.devstack import prometheus, stack
+from mmsvc.devstack import hosts, prometheus, stack
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = {
@@ -63,7 +69,10 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-def start_supervisord(run_dir: Path, env: Mapping[str, str]) -> None:
+def start_supervisord(
+    run_dir: Path, env: Mapping[str, str], conf: Path = REPO / "supervisord.conf"
+) -> None:
+    """Start supervisord with ``conf`` unless the one of ``run_dir`` runs already."""
     for sub in ("logs", "pids", "sockets"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     if "supervisord" in stack.running_pids(run_dir):
@@ -71,10 +80,10 @@ def start_supervisord(run_dir: Path, env: Mapping[str, str]) -> None:
     supervisord = shutil.which("supervisord", path=env["PATH"])
     if supervisord is None:
         raise stack.StackError("supervisord is not installed in the virtual environment")
-    subprocess.run([supervisord, "-c", str(REPO / "supervisord.conf")], env=dict(env), check=True)
+    subprocess.run([supervisord, "-c", str(conf)], env=dict(env), check=True)
 
 
-def _wait_http(url: str, what: str, timeout: float = 90) -> None:
+def wait_http(url: str, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -116,8 +125,15 @@ def _enable(api: str, symbol: str, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Bring everything up and say where to look."""
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__)
+    parser.add_argument("--hosts", type=int, default=1, help="local hosts (supervisords) to run")
+    hosts_wanted = parser.parse_args(argv).hosts
+    if hosts_wanted < 1:
+        parser.error("--hosts must be at least 1")
+    if hosts_wanted > 1:
+        return multi_host_main(hosts_wanted)
     run_dir = REPO / ".run"  # supervisord.conf keeps its files in .run beside it
     try:
         stack_env = stack.read_env(run_dir) if stack.running_pids(run_dir) else stack.up(run_dir)
@@ -126,13 +142,126 @@ def main() -> int:
         write_service_env(run_dir, stack_env, env)
         start_supervisord(run_dir, env)
         api = f"http://127.0.0.1:{env['HTTP_PORT']}"
-        _wait_http(f"{api}/readyz", "the admin API and the supervisor")
+        wait_http(f"{api}/readyz", "the admin API and the supervisor")
         enable_demo(api)
     except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
         print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     print(_banner(env, run_dir))  # noqa: T201
     return 0
+
+
+def multi_host_main(count: int) -> int:
+    """``make run HOSTS=count``: the stack once, ``count`` local hosts, the demo enabled."""
+    run_dir = REPO / ".run"
+    try:
+        stack_env, started = start_hosts(run_dir, count)
+        create_configs(started[0].api, DEMO)
+        for symbol in DEMO:
+            enable_on_owner(started, symbol)
+    except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
+        print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(_hosts_banner(stack_env, started, run_dir))  # noqa: T201
+    return 0
+
+
+def start_hosts(
+    run_dir: Path, count: int, *, autorestart_supervisor: bool = True, database: str = "mmsvc"
+) -> tuple[dict[str, str], list[hosts.Host]]:
+    """The stack (started when down, migrated) and ``count`` hosts with their APIs ready."""
+    running = stack.running_pids(run_dir)
+    stack_env = stack.read_env(run_dir) if running else stack.up(run_dir, database)
+    migrate(stack_env["POSTGRES_URL"])
+    started = [
+        hosts.start(run_dir, stack_env, i, autorestart_supervisor=autorestart_supervisor)
+        for i in range(1, count + 1)
+    ]
+    for host in started:
+        wait_http(f"{host.api}/readyz", f"host {host.name}'s admin API and supervisor")
+    return stack_env, started
+
+
+def create_configs(api: str, configs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Create the configs that are missing, through one host's API (any host takes them).
+
+    A host that does not hold the symbol's partition records it PAUSED and
+    answers 202 (held_elsewhere): the holder starts its worker (D28).
+    """
+    for symbol, config in configs.items():
+        if _call("GET", f"{api}/v1/mm-configs/{symbol}", ADMIN_TOKEN).status_code != 404:
+            continue
+        created = _call("POST", f"{api}/v1/mm-configs", ADMIN_TOKEN, {"symbol": symbol, **config})
+        if created.status_code not in (201, 202):
+            raise stack.StackError(f"creating {symbol}: {created.status_code} {created.text}")
+
+
+def owners(api: str) -> dict[str, str | None]:
+    """symbol -> the host (MMSVC_HOST_ID) that holds its live lease, None between owners."""
+    answer = _call("GET", f"{api}/v1/mm/status", ADMIN_TOKEN)
+    answer.raise_for_status()
+    return {
+        s["symbol"]: (s["owner"].rpartition("/")[0] if s["owner"] else None)
+        for s in answer.json()["symbols"]
+    }
+
+
+def enable_on_owner(started: Sequence[hosts.Host], symbol: str, timeout: float = 90) -> str:
+    """Enable ``symbol`` through the API of the host that owns it; return that host's name.
+
+    Through the owner, because an admin could steer only its own supervisor's
+    symbols when this was written. TODO(issue 15): once commands are routed to
+    the owning supervisor from any host, enable through any host and drop the
+    owner lookup.
+    """
+    by_name = {h.name: h for h in started}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            owner = owners(started[0].api).get(symbol)
+            host = by_name.get(owner) if owner else None
+            if host is not None:
+                enabled = _call("POST", f"{host.api}/v1/mm-configs/{symbol}/enable", OPERATE_TOKEN)
+                if enabled.status_code in (200, 409):
+                    return host.name
+                if enabled.status_code not in (404, 503):
+                    raise stack.StackError(
+                        f"enabling {symbol} on {host.name}: {enabled.status_code} {enabled.text}"
+                    )
+        except requests.RequestException:
+            pass  # a host restarting: ask again
+        if time.monotonic() > deadline:
+            raise stack.StackError(f"enabling {symbol}: no owner took it within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def _hosts_banner(
+    stack_env: Mapping[str, str], started: Sequence[hosts.Host], run_dir: Path
+) -> str:
+    lines = [
+        f"mmsvc runs on {len(started)} local hosts in one consumer group "
+        f"({os.environ.get('KAFKA_GROUP_ID', 'mmsvc')}), sharing the dev stack; "
+        f"{', '.join(DEMO)} enabled over the API.",
+        "",
+    ]
+    for host in started:
+        lines += [
+            f"  {host.name}  admin   {host.api}   (-H 'Authorization: Bearer {ADMIN_TOKEN}')",
+            f"      metrics {host.metrics_url}",
+            f"      files   {host.run_dir}   (logs/, control.sock, sockets/)",
+            f"      .venv/bin/supervisorctl -c {host.conf} status",
+        ]
+    lines += [
+        "",
+        "  Owners     curl -s -H 'Authorization: Bearer dev-read-token' "
+        f"localhost:{started[0].http_port}/v1/mm/status   (owner: host/pid, epoch)",
+        f"  Exchange   {stack_env.get('EXCHANGE_ADMIN_URL', '?')}   (simulator admin)",
+        f"  Prometheus {stack_env.get('PROMETHEUS_URL', '?')}   (scrapes METRICS_PORT only)",
+        f"  Stack logs {run_dir}/logs/",
+        "",
+        "Stop every host (orders canceled first) and the stack with: make stop",
+    ]
+    return "\n".join(lines)
 
 
 def _graphs(env: Mapping[str, str]) -> str:

@@ -234,9 +234,13 @@ SERVICE_GRACE_S = 90.0
 def down(run_dir: Path, grace: float = 10.0) -> list[str]:
     """Stop every process that has a pid file under ``run_dir``; return their names.
 
-    The service (supervisord) goes first and alone, while the exchange is still
-    up: its SIGTERM cancels every order, which needs the Order Service.
+    The service (supervisord, and each local host's under ``hosts/``) goes first
+    and alone, while the exchange is still up: its SIGTERM cancels every order,
+    which needs the Order Service.
     """
+    from mmsvc.devstack import hosts  # noqa: PLC0415 - it builds on this module
+
+    stopped_hosts = [f"host {name}" for name in hosts.stop_all(run_dir)]
     alive = running_pids(run_dir)
     if "supervisord" in alive:
         _stop_supervisord(run_dir, alive["supervisord"])
@@ -250,7 +254,7 @@ def down(run_dir: Path, grace: float = 10.0) -> list[str]:
     for pid_file in (run_dir / "pids").glob("*.pid"):
         pid_file.unlink(missing_ok=True)
     (run_dir / STACK_ENV).unlink(missing_ok=True)
-    return sorted(alive)
+    return stopped_hosts + sorted(alive)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

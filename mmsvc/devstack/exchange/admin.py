@@ -34,6 +34,10 @@ message}} body as the Order Service. Routes:
                                               each with received_ns: the wall clock
                                               (time.time_ns) when the Order Service began
                                               handling its POST /v1/orders
+    GET    /v1/log?account_id=                read-only order and fill log for checkers:
+                                              {now_ms, orders: [... created_ts_ms,
+                                              closed_ts_ms (null: resting), received_ns],
+                                              fills: [engine FILL records of those orders]}
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class AdminApp:
             ("POST", "/v1/instruments"): self._create,
             ("POST", "/v1/instruments/generate"): self._generate,
             ("GET", "/v1/orders"): self._orders,
+            ("GET", "/v1/log"): lambda r: Response(200, venue.log(r.query.get("account_id"))),
         }
 
     def __call__(self, request: Request) -> Response:

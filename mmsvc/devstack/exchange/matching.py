@@ -9,6 +9,7 @@ through a resting order's price, partially when the trade is smaller.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Order:
     filled: Decimal = Decimal(0)
     status: str = "NEW"
     received_ns: int = 0  # when the Order Service began handling its request (time.time_ns)
+    closed_ts_ms: int | None = None  # when it stopped resting (filled or canceled): the log
 
     @property
     def remaining(self) -> Decimal:
@@ -55,7 +57,8 @@ class Order:
 def order_view(order: Order, spec: InstrumentSpec, *, received: bool = False) -> Record:
     """The order as ``GET /v1/orders`` shows it, decimals as strings on the grid.
 
-    ``received`` adds ``received_ns``, for the simulator's admin listing only.
+    ``received`` adds ``received_ns`` and ``closed_ts_ms``, for the simulator's
+    admin listing and log only.
     """
     tick, lot = spec.tick_size, spec.lot_size
     view: Record = {
@@ -76,6 +79,7 @@ def order_view(order: Order, spec: InstrumentSpec, *, received: bool = False) ->
     }
     if received:
         view["received_ns"] = order.received_ns
+        view["closed_ts_ms"] = order.closed_ts_ms
     return view
 
 
@@ -150,7 +154,9 @@ class OrderStore:
         self._open.setdefault(order.symbol, {})[order.order_id] = order
 
     def close(self, order: Order) -> None:
-        """Forget ``order`` as open (it is filled or canceled)."""
+        """Forget ``order`` as open (it is filled or canceled), noting when for the log."""
+        if order.closed_ts_ms is None:
+            order.closed_ts_ms = time.time_ns() // 1_000_000
         self._open.get(order.symbol, {}).pop(order.order_id, None)
 
     def open_orders(self, account_id: str | None = None, symbol: str | None = None) -> list[Order]:

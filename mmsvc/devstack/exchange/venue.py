@@ -86,6 +86,9 @@ class Venue:
         self.faults = Faults()
         self.events = DelayLine(sink)
         self._held: dict[str, threading.Event] = {}  # client_order_id -> created
+        # Every fill of an order taken through the Order Service, as the venue made it
+        # (before any event delay): the chaos checker's truth about our fills.
+        self._fill_log: list[Record] = []
         self._feed = FeedClock(config.snapshot_interval_s, config.mark_interval_s)
         for spec, params in config.instruments:
             self._list(spec, params)
@@ -176,6 +179,21 @@ class Venue:
                     and status in (None, o.status)
                 ]
             return [order_view(o, self.specs[o.symbol], received=received) for o in found]
+
+    def log(self, account_id: str | None) -> Record:
+        """The order and fill log of ``account_id`` (every account when None), for checkers.
+
+        Orders carry ``created_ts_ms`` (alive from), ``closed_ts_ms`` (resting until,
+        null while open) and ``received_ns``; fills their engine event_id and ``ts_ms``.
+        """
+        with self.lock:
+            orders = [
+                order_view(o, self.specs[o.symbol], received=True)
+                for o in self.orders.by_id.values()
+                if account_id in (None, o.account_id)
+            ]
+            fills = [f for f in self._fill_log if account_id in (None, f["account_id"])]
+            return {"now_ms": now_ms(), "orders": orders, "fills": fills}
 
     def pending(self) -> Record:
         """What the race faults still hold: places not yet created, engine events not yet sent."""
@@ -452,6 +470,8 @@ class Venue:
     def _emit(self, topic: str, record: Record) -> None:
         symbol = record["symbol"]
         if topic == topics.ENGINE_EVENTS:
+            if record["event_type"] == "FILL" and record["order_id"] in self.orders.by_id:
+                self._fill_log.append(dict(record))
             self.events.put(topic, symbol, record, self.faults.event_delay_s(symbol))
         else:
             self.sink.put(topic, symbol, record)

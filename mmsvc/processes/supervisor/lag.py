@@ -42,6 +42,14 @@ BROKER_SILENT_S = 3.0
 # trusts no cached watermark for BLIND_S after: the cache is as old as the gap.
 LOOP_GAP_S = 0.5
 BLIND_S = 1.0
+# A loop that did not run for longer than the group's session timeout (the consumer's
+# session.timeout.ms: a host stopped or cut off) was expelled from the group, which
+# gave its partitions to other members: those judge their lag now. What this member
+# measures on resume is its backlog of partitions it no longer holds, not the
+# deployment's lag: it starts again as after an assignment (armed once caught up).
+# Found by the chaos run (issue 15): a host resumed after a 10 s SIGSTOP raised a
+# global KAFKA_LAG kill that halted every symbol on every host.
+EXPELLED_AFTER_S = 6.0
 
 
 @dataclass(slots=True)
@@ -87,9 +95,17 @@ class LagTracker:
     armed: bool = False
 
     def polled(self, now: float) -> None:
-        """The consume loop ran at ``now``; after a gap, cached watermarks are not evidence."""
-        if self._polled_at is not None and now - self._polled_at > LOOP_GAP_S:
+        """The consume loop ran at ``now``; after a gap, cached watermarks are not evidence.
+
+        After a gap past the session timeout the member was expelled: forget every
+        partition's history and disarm (EXPELLED_AFTER_S).
+        """
+        gap = 0.0 if self._polled_at is None else now - self._polled_at
+        if gap > LOOP_GAP_S:
             self._blind_until = now + BLIND_S
+        if gap > EXPELLED_AFTER_S:
+            self._parts.clear()
+            self.armed = False
         self._polled_at = now
 
     def consumed(

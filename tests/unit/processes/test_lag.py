@@ -170,3 +170,26 @@ def test_worst_is_the_current_lag_of_the_worst_partition() -> None:
     caught_up(lag, FILLS, offset=0, now=0.0)
     lag.watermark(FILLS, high=3, now=1.0)
     assert lag.worst_s(now=4.0) == 4.0  # the last consumed was stamped 0 s
+
+
+def test_a_member_stopped_past_its_session_timeout_judges_no_lag_of_partitions_it_lost() -> None:
+    """A host frozen 10 s (SIGSTOP, a partition) was expelled from the group: the
+    partitions it held belong to another member now. Its own backlog on resume is
+    not a lag of the deployment; found by the chaos run (issue 15), where it made a
+    global KAFKA_LAG kill that halted every symbol on every host."""
+    lag = LagTracker(threshold_s=10)
+    caught_up(lag, offset=0, now=100.0)
+    assert lag.breach(assigned=[TP], now=100.0) is None  # armed
+    lag.polled(110.5)  # resumed after 10.5 s
+    lag.consumed(TP, 5, 100_010, 110_400, now=110.5)
+    lag.watermark(TP, high=6, now=110.6)
+    assert lag.breach(assigned=[TP], now=110.6) is None
+    assert lag.breach(assigned=[TP], now=111.0) is None
+
+
+def test_the_expulsion_gap_is_the_consumers_session_timeout() -> None:
+    from mmsvc.adapters.kafka.consumer import consumer_config  # noqa: PLC0415
+    from mmsvc.processes.supervisor.lag import EXPELLED_AFTER_S  # noqa: PLC0415
+
+    config = consumer_config({"bootstrap.servers": "127.0.0.1:9092"}, "g")
+    assert config["session.timeout.ms"] == EXPELLED_AFTER_S * 1000

@@ -158,7 +158,7 @@ def multi_host_main(count: int) -> int:
         stack_env, started = start_hosts(run_dir, count)
         create_configs(started[0].api, DEMO)
         for symbol in DEMO:
-            enable_on_owner(started, symbol)
+            enable_symbol(started, symbol)
     except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
         print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
         return 1
@@ -206,30 +206,27 @@ def owners(api: str) -> dict[str, str | None]:
     }
 
 
-def enable_on_owner(started: Sequence[hosts.Host], symbol: str, timeout: float = 90) -> str:
-    """Enable ``symbol`` through the API of the host that owns it; return that host's name.
+def enable_symbol(started: Sequence[hosts.Host], symbol: str, timeout: float = 90) -> str:
+    """Enable ``symbol`` through the first host's API; return the host that owns it.
 
-    Through the owner, because an admin could steer only its own supervisor's
-    symbols when this was written. TODO(issue 15): once commands are routed to
-    the owning supervisor from any host, enable through any host and drop the
-    owner lookup.
+    Any host's admin steers any symbol: the command reaches the owning
+    supervisor through PostgreSQL (D28). A symbol between owners answers 503
+    MOVING, and one whose config a holder has not started yet 404: both are
+    asked again until the owner answers.
     """
-    by_name = {h.name: h for h in started}
+    api = started[0].api
     deadline = time.monotonic() + timeout
     while True:
         try:
-            owner = owners(started[0].api).get(symbol)
-            host = by_name.get(owner) if owner else None
-            if host is not None:
-                enabled = _call("POST", f"{host.api}/v1/mm-configs/{symbol}/enable", OPERATE_TOKEN)
-                if enabled.status_code in (200, 409):
-                    return host.name
-                if enabled.status_code not in (404, 503):
-                    raise stack.StackError(
-                        f"enabling {symbol} on {host.name}: {enabled.status_code} {enabled.text}"
-                    )
+            enabled = _call("POST", f"{api}/v1/mm-configs/{symbol}/enable", OPERATE_TOKEN)
+            if enabled.status_code in (200, 409):
+                owner = owners(api).get(symbol)
+                if owner is not None:
+                    return owner
+            elif enabled.status_code not in (404, 503):
+                raise stack.StackError(f"enabling {symbol}: {enabled.status_code} {enabled.text}")
         except requests.RequestException:
-            pass  # a host restarting: ask again
+            pass  # the host restarting: ask again
         if time.monotonic() > deadline:
             raise stack.StackError(f"enabling {symbol}: no owner took it within {timeout:.0f}s")
         time.sleep(0.5)

@@ -51,7 +51,7 @@ def test_two_local_hosts_share_a_stack_split_symbols_and_stop_together(
         assert (second.run_dir / "control.sock").exists()
 
         run.create_configs(first.api, {"BTCUSDT": {}, "ETHUSDT": {}})
-        owners = {s: run.enable_on_owner(started, s) for s in ("BTCUSDT", "ETHUSDT")}
+        owners = {s: run.enable_symbol(started, s) for s in ("BTCUSDT", "ETHUSDT")}
 
         assert set(owners.values()) <= {"h1", "h2"}
         for symbol, owner in owners.items():  # seen from the other host too: one owner

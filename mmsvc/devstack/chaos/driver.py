@@ -177,7 +177,7 @@ class Chaos:
         configs: dict[str, dict[str, Any]] = {s: {} for s in self.symbols}
         run.create_configs(self.hosts["h1"].api, configs)
         for symbol in self.symbols:
-            run.enable_on_owner(list(self.hosts.values()), symbol)
+            run.enable_symbol(list(self.hosts.values()), symbol)
         self.wait_quoting(self.symbols, 120)
 
     def start_host(self, index: int) -> Host:

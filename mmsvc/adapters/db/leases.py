@@ -288,6 +288,7 @@ class LeaseKeeper:
         """Renew now; Fenced (and no place from then on) when the lease is gone."""
         epoch = self._epoch()
         sent_at = self._clock()
+        self.in_doubt = self.in_doubt or self._lapsed(sent_at)
         try:
             with self._sessions.begin() as session:
                 renewal = self._renew_or_resume(session, epoch)
@@ -306,6 +307,19 @@ class LeaseKeeper:
             return resume(session, self.symbol, self.owner, epoch, self._lease_s)
         return renew(session, self.symbol, epoch, self._lease_s)
 
+    def _lapsed(self, now: float) -> bool:
+        """Our local deadline passed with no renewal: this process did not run (a host
+        stopped and resumed, a blocked loop), so the lease may have expired unseen.
+
+        As after an outage (D25), it is re-taken under the same epoch if the row is
+        still ours, released by nobody and taken by nobody: then no other owner can
+        have quoted the symbol, and no place of ours left after the deadline (D32).
+        Expired-and-ours is not fenced out; only a newer epoch or a release is. The
+        chaos run found it: a host resumed after a 10 s SIGSTOP had every worker
+        fenced out and restarted PAUSED (D29) though nobody had taken its symbols.
+        """
+        return self.epoch is not None and not self.deadline.allows_place(now)
+
     def _doubt(self, exc: BaseException) -> None:
         """PostgreSQL did not answer: our lease may expire unseen; re-take it next (D25)."""
         if database_down(exc):
@@ -319,7 +333,8 @@ class LeaseKeeper:
     def transaction(self) -> Iterator[Session]:
         """A write transaction fenced by our epoch (D26); commits on success."""
         epoch = self._epoch()
-        sent_at, resuming = self._clock(), self.in_doubt
+        sent_at = self._clock()
+        resuming = self.in_doubt = self.in_doubt or self._lapsed(sent_at)
         try:
             with self._sessions.begin() as session:
                 if resuming:

@@ -32,6 +32,7 @@ from mmsvc.adapters.order_service.client import OrderServiceClient
 from mmsvc.adapters.status.redis_store import StatusStore
 from mmsvc.adapters.zmq import protocol
 from mmsvc.config import Settings
+from mmsvc.domain.silence import LoopGap
 from mmsvc.domain.state import Command
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.db_wait import StoppedWaitingError, sleeping_while, until_database_answers
@@ -60,6 +61,9 @@ HOUSEKEEPING_S = 0.25
 COMMIT_S = 1.0
 HEARTBEAT_S = 0.5
 WORKER_SILENT_S = 10.0
+# Housekeeping runs every HOUSEKEEPING_S; a gap this long means this process did
+# not run (stopped, or its loop blocked): no worker is judged on it (silence.py).
+OWN_GAP_S = 2.0
 GLOBAL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
 
 
@@ -102,6 +106,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         )
         self.pending: dict[str, PendingRequest] = {}
         self.last_seen: dict[str, float] = {}
+        self._own_gap = LoopGap(OWN_GAP_S)
         self.connected: set[str] = set()  # workers that said hello since their (re)start
         self.running = True
         protocol.private_dir(settings.worker_endpoint_dir)  # D24: only our user may connect
@@ -295,6 +300,10 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
                 self._finish_if_done(pending, now)
 
     def _kill_hung_workers(self, now: float) -> None:
+        if self._own_gap.stalled(now):  # our own stall is no worker's silence
+            log.warning("supervisor loop stalled; workers get a fresh silence window")
+            for symbol in self.pool.workers:
+                self.last_seen[symbol] = now
         for symbol, silent in self.pool.silent(now, self.last_seen, WORKER_SILENT_S):
             log.error("worker silent; killing it", extra={"symbol": symbol, "silent_s": silent})
             self.pool.kill(symbol)

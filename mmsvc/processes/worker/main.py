@@ -54,6 +54,7 @@ from mmsvc.domain.model import (
     SymbolState,
 )
 from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.domain.silence import LoopGap
 from mmsvc.domain.trader import (
     EVENT_STATUS,
     SymbolTrader,
@@ -81,6 +82,9 @@ HEARTBEAT_S = 0.5
 STATUS_S = 0.25
 FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
+# The supervisor check runs every HEARTBEAT_S; a longer gap means this worker did
+# not run (stopped with its host, or blocked): not the supervisor's silence.
+OWN_GAP_S = 2.0
 LEASE_WAIT_S = 30.0
 # D31, D32: a place unanswered for its budget plus this long never came alive.
 VENUE_HOLD_MAX_S = 5.0
@@ -141,6 +145,7 @@ class Worker:
         self.metadata_unavailable = False
         self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
+        self._own_gap = LoopGap(OWN_GAP_S)
         # D25: PostgreSQL down is an outage, not an exit: quotes pulled, must-ack
         # messages kept unacknowledged in order, fills kept until committed.
         self.outage = Outage("PostgreSQL", symbol, pull=self._pull_quotes)
@@ -653,6 +658,8 @@ class Worker:
         return 503, {"error": {"code": "DATABASE_UNAVAILABLE", "message": message}}
 
     def _check_supervisor(self, mono: float) -> None:
+        if self._own_gap.stalled(mono):  # our own stall is not the supervisor's silence
+            self.supervisor_seen = mono
         if mono - self.supervisor_seen > SUPERVISOR_SILENT_S:
             log.critical("supervisor lost; canceling and exiting", extra={"symbol": self.symbol})
             self.stop(EXIT_LOST_SUPERVISOR)

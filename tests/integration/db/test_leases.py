@@ -439,3 +439,35 @@ def test_a_keeper_in_doubt_stands_down_when_another_owner_took_the_symbol(db_eng
         worker.renew()
     assert worker.epoch is None
     assert not worker.may_place()
+
+
+def test_a_keeper_that_did_not_run_past_its_deadline_re_takes_its_unclaimed_epoch(
+    db_engine, symbol
+):
+    """A host stopped and resumed (SIGSTOP, a paused VM) finds its lease expired and
+    taken by nobody: it carries on under the same epoch, as after an outage (D25, D26),
+    instead of being fenced out and restarted PAUSED (found by the chaos run)."""
+    clock = FakeClock()
+    worker = keeper(db_engine, symbol, "host-a/100", clock)
+    epoch = worker.take().epoch
+    clock.now += 10.0  # stopped with its host: no renewal, no place
+    age_lease(db_engine, symbol, 10.0)
+    assert not worker.may_place()
+    renewal = worker.renew()
+    assert (renewal.epoch, worker.epoch, worker.in_doubt) == (epoch, epoch, False)
+    assert worker.may_place()
+
+
+def test_a_keeper_that_did_not_run_stands_down_when_another_owner_took_the_symbol(
+    db_engine, symbol
+):
+    clock = FakeClock()
+    worker = keeper(db_engine, symbol, "host-a/100", clock)
+    worker.take()
+    clock.now += 10.0
+    age_lease(db_engine, symbol, 10.0)
+    keeper(db_engine, symbol, "host-b/200", FakeClock()).take()
+    with pytest.raises(Fenced, match="not ours after the outage"):
+        worker.renew()
+    assert worker.epoch is None
+    assert not worker.may_place()

@@ -23,13 +23,14 @@ from hypothesis import strategies as st
 from mmsvc.adapters.db.commands import QueuedCommand
 from mmsvc.adapters.db.records import KillFlag, RiskTrigger
 from mmsvc.adapters.zmq import protocol
+from mmsvc.domain.silence import LoopGap
 from mmsvc.domain.state import Command
 from mmsvc.processes.global_kill import Kill
 from mmsvc.processes.supervisor import remote
 from mmsvc.processes.supervisor.beat import RedisBeat
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
-from mmsvc.processes.supervisor.main import Supervisor
+from mmsvc.processes.supervisor.main import OWN_GAP_S, Supervisor
 from mmsvc.processes.supervisor.pool import WorkerPool, WorkerProcess
 from mmsvc.processes.supervisor.remote import remote_identity
 from mmsvc.processes.supervisor.requests import PendingRequest, all_answered
@@ -99,6 +100,7 @@ def supervisor() -> Iterator[tuple[Supervisor, zmq.Socket[bytes], zmq.Socket[byt
     sup.lag = LagTracker(10.0)
     sup.pool = StubPool(SYMBOLS)
     sup.pending, sup.last_seen, sup.connected = {}, {}, set(SYMBOLS)
+    sup._own_gap = LoopGap(OWN_GAP_S)
     sup.kill_switch = StubKillSwitch()  # type: ignore[assignment]
     sup.orders = None
     sup.cancels = ThreadPoolExecutor(max_workers=1)
@@ -286,7 +288,26 @@ def test_a_worker_restarted_after_a_long_backoff_is_not_killed_on_sight(supervis
     sup._kill_hung_workers(now=131.0)
     assert not proc.killed
     sup.pool.hello("BTCUSDT")  # D27: before HELLO a worker has the start-up grace
-    sup._kill_hung_workers(now=141.0)  # and still silent 11 s after its start
+    for tick in range(1, 41):  # housekeeping every 0.25 s; still silent 11 s after its start
+        sup._kill_hung_workers(now=131.0 + tick * 0.25)
+    assert proc.killed
+
+
+def test_a_supervisor_that_did_not_run_kills_no_worker_on_waking(supervisor: Any) -> None:
+    """A host stopped and resumed (SIGSTOP) must not judge its workers by its own stop:
+    they come back PAUSED (D29) though nothing was wrong with them (the chaos run)."""
+    sup, _, _ = supervisor
+    worker = sup.pool.workers["BTCUSDT"]
+    proc = FakeProc()
+    worker.proc = proc
+    worker.started_at = 100.0
+    sup.pool.hello("BTCUSDT")
+    sup.last_seen["BTCUSDT"] = 100.0
+    sup._kill_hung_workers(now=100.25)
+    sup._kill_hung_workers(now=112.0)  # stopped 11.75 s with its host, then resumed
+    assert not proc.killed
+    for tick in range(1, 42):  # a worker really silent is still killed a window later
+        sup._kill_hung_workers(now=112.0 + tick * 0.25)
     assert proc.killed
 
 

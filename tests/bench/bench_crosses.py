@@ -40,6 +40,7 @@ picked off, and a LOSS halt is the loss rule working, not a cross.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -67,7 +68,7 @@ from tests.bench._stack import (
     exchange_toml_per_symbol,
     load_average,
 )
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.waiting import WaitTimeoutError, wait_for
 
 # Ticks of at most ~0.3 bps: a 0.25 bps spread is a real price on their grid.
 CHOSEN = ("BTCUSDT", "ETHUSDT", "SOL-PERP", "BNBUSDT", "AVAXUSDT")
@@ -165,7 +166,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, object]:
             service_fills = _filled_orders(venue, window)
             baseline_fills = _filled_orders(baseline_venue, window)
             slow, requests_made = slow_order_requests(env["PROMETHEUS_MULTIPROC_DIR"])
-            final = states(env["MMSVC_CONTROL_ENDPOINT"], CHOSEN)
+            final = _final_states(env["MMSVC_CONTROL_ENDPOINT"])
         finally:
             quoter.stop()
             venue.close()
@@ -218,6 +219,19 @@ def _start(bench: BenchStack, env: dict[str, str], venue: Venue) -> None:
     wait_for(quoting, 180, "every symbol ACTIVE and quoted on both sides")
 
 
+def _final_states(endpoint: str) -> dict[str, str]:
+    """Each symbol's state; a worker too busy to answer in time (503) is asked again."""
+    found = states(endpoint, CHOSEN)
+
+    def settled() -> bool:
+        found.update(states(endpoint, [s for s, v in found.items() if v == "503"]))
+        return "503" not in found.values()
+
+    with contextlib.suppress(WaitTimeoutError):
+        wait_for(settled, 30, "every worker's state")
+    return found
+
+
 class _Window:
     """The measured stretch: wall-clock bounds, the baseline's tallies zeroed at its start."""
 
@@ -241,7 +255,8 @@ class _Window:
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 30.0))
             crosses = sum(t.crosses for t in quoter.tallies.values())
-            print(f"  ... {minutes * 60 - left:.0f} s, baseline crosses {crosses}", flush=True)
+            elapsed = minutes * 60 - max(0.0, deadline - time.monotonic())
+            print(f"  ... {elapsed:.0f} s, baseline crosses {crosses}", flush=True)
         return cls(start, datetime.now(UTC))
 
 
@@ -261,7 +276,7 @@ def _service_figures(database_url: str, window: _Window) -> dict[str, Any]:
             (start_ms, end_ms),
         ).fetchall()
         risk = conn.execute(
-            "SELECT key, payload->>'trigger', payload->>'detail' FROM outbox "
+            "SELECT key, payload->>'trigger', payload->>'detail', created_at FROM outbox "
             "WHERE topic = %s ORDER BY id",
             (topics.RISK_TRIGGERED,),
         ).fetchall()
@@ -276,7 +291,10 @@ def _service_figures(database_url: str, window: _Window) -> dict[str, Any]:
         "places": places,
         "crosses": crosses,
         "fills": dict(fills),
-        "risk_events": [f"{key}: {trigger} ({detail})" for key, trigger, detail in risk],
+        "risk_events": [
+            f"{key}: {trigger} ({detail}) at {(at - window.start).total_seconds():+.1f} s"
+            for key, trigger, detail, at in risk
+        ],
         "db_states": {s: f"{state}{f' ({t})' if t else ''}" for s, state, t in rows},
     }
 

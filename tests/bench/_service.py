@@ -99,6 +99,13 @@ class Venue:
         response.raise_for_status()
         return int(response.json()["sequence"])
 
+    def retune(self, symbol: str, changes: dict[str, Any]) -> None:
+        """Change a market's tunables (rate, volatility, jumps) from its next step on."""
+        response = self.admin.patch(
+            f"{self.urls.admin}/v1/markets/{symbol}", json=changes, timeout=5
+        )
+        response.raise_for_status()
+
     def our_orders(self, status: str | None = None) -> list[dict[str, Any]]:
         params = {"account_id": self.account, **({"status": status} if status else {})}
         response = self.admin.get(f"{self.urls.admin}/v1/orders", params=params, timeout=10)
@@ -169,10 +176,10 @@ def start_service(bench: BenchStack, env: dict[str, str], venue: Venue) -> None:
     wait_for(all_quoting, 60, "both sides quoted on every symbol")
 
 
-def states(endpoint: str) -> dict[str, str]:
+def states(endpoint: str, symbols: Sequence[str] = SYMBOLS) -> dict[str, str]:
     """Each symbol's state and active triggers, as its worker reports them."""
     found = {}
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         status, body = control(endpoint, Command.STATUS, symbol)
         triggers = ",".join(body.get("triggers", []))
         found[symbol] = f"{body.get('state', status)}{f' ({triggers})' if triggers else ''}"

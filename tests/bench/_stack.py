@@ -66,6 +66,13 @@ def _toml(value: object) -> str:
 
 def exchange_toml(snapshot_interval_s: float = 5.0, **market: object) -> str:
     """A simulator config of the ten instruments; ``market`` sets their market tunables."""
+    return exchange_toml_per_symbol(dict.fromkeys(SYMBOLS, market), snapshot_interval_s)
+
+
+def exchange_toml_per_symbol(
+    markets: Mapping[str, Mapping[str, object]], snapshot_interval_s: float = 5.0
+) -> str:
+    """The same config, with each instrument's market tunables from ``markets[symbol]``."""
     lines = [
         "[exchange]",
         f"snapshot_interval_s = {snapshot_interval_s!r}",
@@ -95,7 +102,7 @@ def exchange_toml(snapshot_interval_s: float = 5.0, **market: object) -> str:
             "volatility_bps": 5.0,
             "jump_probability": 0.01,
             "jump_bps": 50.0,
-            **market,
+            **markets.get(symbol, {}),
         }
         lines += ["", "[[instruments]]", *(f"{k} = {_toml(v)}" for k, v in params.items())]
     return "\n".join(lines) + "\n"

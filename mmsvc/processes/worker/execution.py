@@ -220,9 +220,13 @@ class OrderExecution:
             self._updates.append(
                 OrderStatusUpdate(cid, "REJECTED", reason=result.code, final_event=True)
             )
-            if result.code == POST_ONLY_WOULD_CROSS and order is not None:
+            if result.code == POST_ONLY_WOULD_CROSS:
                 # D23: our book is behind the venue's; hold that side, do not count it.
-                outcome.crossed.append(order.side)
+                # The venue may publish the REJECTED event before it answers 422: then
+                # the event already held the side and took the order (bench_crosses
+                # found it counted toward REJECT_STORM: every symbol halted).
+                if order is not None:
+                    outcome.crossed.append(order.side)
                 return
             # Each counted reject is logged with the venue's code: a REJECT_STORM kill
             # must be explainable from the log alone (at most the storm's count of lines).

@@ -6,7 +6,6 @@ import itertools
 from dataclasses import replace
 from decimal import Decimal
 
-import pytest
 from sqlalchemy.exc import OperationalError
 
 from mmsvc.adapters.order_service.client import (
@@ -200,11 +199,6 @@ def test_post_only_crosses_hold_their_side_and_never_make_a_reject_storm() -> No
     assert t.rejects.in_window(clock()) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect found by bench_crosses: _on_place counts a cross whose REJECTED event "
-    "arrived first (the order already left trader.orders), so crosses still make a storm",
-)
 def test_a_cross_whose_rejected_event_arrived_before_its_422_is_no_storm_either() -> None:
     # The simulator, like a venue, publishes the REJECTED engine event before it answers
     # 422; the worker applies that event (trader.on_order_event: the order is finished,

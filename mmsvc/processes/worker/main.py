@@ -61,6 +61,7 @@ from mmsvc.domain.trader import (
 )
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
+from mmsvc.processes.worker.cadence import Keepalive, StatusCadence, sleep_ms, status_key
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
@@ -73,10 +74,8 @@ from mmsvc.processes.worker.store import FencedSessions, WorkerStore
 
 log = logging.getLogger("mmsvc.worker")
 
-HEARTBEAT_S = 0.5
-STATUS_S = 0.25
-FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
+STATUS_TTL_S = 10.0  # a status not rewritten for this long reads as absent
 LEASE_WAIT_S = 30.0
 # D31, D32: a place unanswered for its budget plus this long never came alive.
 VENUE_HOLD_MAX_S = 5.0
@@ -117,6 +116,9 @@ class Worker:
         self.codec = AvroCodec(settings.schema_registry_url)
         # Written off the quoting loop: a hung Redis never holds a quote (D25).
         self.status = StatusPublisher(StatusStore(settings.redis_url, settings.redis_prefix))
+        # Issue 13: an idle worker writes its status and heartbeat only when due.
+        self.status_cadence = StatusCadence()
+        self.keepalive = Keepalive()
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
@@ -260,6 +262,7 @@ class Worker:
 
     def send(self, message: protocol.Message) -> None:
         self.control.send(protocol.encode(message))
+        self.keepalive.sent()  # any frame tells the supervisor we live
 
     # ------------------------------------------------------------------ loop
 
@@ -268,7 +271,6 @@ class Worker:
         poller = zmq.Poller()
         poller.register(self.data, zmq.POLLIN)
         poller.register(self.control, zmq.POLLIN)
-        next_beat = next_status = next_fence = 0.0
         while self.running:
             events = dict(poller.poll(self._poll_timeout_ms()))
             if self.control in events:
@@ -278,25 +280,21 @@ class Worker:
             with self.outage.guard():
                 self._after_io()
             mono = time.monotonic()
-            if mono >= next_beat:
+            self._check_supervisor(mono)
+            if self.keepalive.due():
                 self.send(protocol.Heartbeat())
-                next_beat = mono + HEARTBEAT_S
-                self._check_supervisor(mono)
-            if mono >= next_status:
+            if self.status_cadence.due(status_key(self.trader)):
                 self.publish_status()
-                next_status = mono + STATUS_S
             if self.outage.active:
                 self.outage.retry(self._recover)  # the lease is re-taken there (D25)
                 continue
             with self.outage.guard():
-                if mono >= next_fence:
-                    next_fence = mono + FENCE_CHECK_S
-                    self._check_fence()
-                self.edge.poll(mono)
+                self._check_fence()  # about every second (D26, D30, D31)
                 if self.metadata_unavailable and mono >= self.metadata_retry_at:
                     self._load_instrument()
 
     def _poll_timeout_ms(self) -> int:
+        """Sleep until the next decision or timer is due (issue 13), 1 ms while orders fly."""
         busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
         if busy:
             return 1
@@ -304,7 +302,10 @@ class Worker:
         due = self.last_decision_ms + interval
         if self.market_dirty:
             due = min(due, self.last_action_ms + interval)
-        return max(1, min(50, due - now))
+        timers = min(self.keepalive.next_due(), self.status_cadence.next_due())
+        if not self.outage.active:  # during an outage the lease waits for the outage's retry
+            timers = min(timers, self.keeper.next_renewal)
+        return max(1, min(due - now, sleep_ms(time.monotonic(), timers)))
 
     def _drain_data(self) -> None:
         acks: list[tuple[str, int, int]] = []
@@ -592,6 +593,7 @@ class Worker:
             self.fence_lost(fenced)
             return
         self._adopt_recorded(renewal)
+        self.edge.on_renewal(renewal.dead_letters, renewal.replays_pending)  # D31's hold
 
     def _adopt_recorded(self, renewal: Renewal) -> None:
         """Take up a kill recorded straight in PostgreSQL (admin, supervisor: D30), and,
@@ -638,6 +640,7 @@ class Worker:
             # by the venue's listing (absent for VENUE_HOLD_MAX: never came alive, D31).
             self.trader.orders.setdefault(order.client_order_id, order)
         self._adopt_recorded(renewal)
+        self.edge.on_renewal(renewal.dead_letters, renewal.replays_pending)
         if self.execution is not None:
             self.execution.reconcile_now()  # D22: what rests at the venue now
 
@@ -671,7 +674,8 @@ class Worker:
     def publish_status(self) -> None:
         """Live status to Redis and the symbol's gauges (unchanged ones cost nothing)."""
         status = self.live_status()
-        self.status.publish(self.symbol, status, ttl_s=10.0)
+        self.status.publish(self.symbol, status, ttl_s=STATUS_TTL_S)
+        self.status_cadence.written(status_key(self.trader))
         quote = status["last_quote"]
         metrics.observe_worker(
             self.symbol,

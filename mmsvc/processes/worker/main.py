@@ -128,6 +128,9 @@ class Worker:
         self.last_action_ms = 0
         self.last_decision_ms = 0
         self.market_dirty = False
+        # Issue 13: the inputs of the last decision that had nothing to do; a decision
+        # on the same inputs would have nothing to do either, so it is skipped.
+        self.quiet_inputs: tuple[object, ...] | None = None
         self.metadata_unavailable = False
         self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
@@ -259,6 +262,9 @@ class Worker:
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.connect(protocol.worker_control_endpoint(socket_dir))
         self.send(protocol.Hello(os.getpid()))
+        # The silence rule counts from HELLO: a start-up slowed by load (lease, config,
+        # Metadata) is no silence of the supervisor, which cannot talk to us before.
+        self.supervisor_seen = time.monotonic()
 
     def send(self, message: protocol.Message) -> None:
         self.control.send(protocol.encode(message))
@@ -514,6 +520,10 @@ class Worker:
 
     def _requote(self, now: int) -> None:
         self.last_decision_ms, self.market_dirty = now, False
+        inputs = self.trader.decision_inputs(now)
+        if inputs is not None and inputs == self.quiet_inputs:
+            return  # nothing a decision reads has changed since one with nothing to do
+        self.quiet_inputs = None
         with tick_span(self.symbol), span("mm.quote"):
             started = time.perf_counter()
             decision = self.trader.decide(now)
@@ -533,6 +543,8 @@ class Worker:
         if self.execution is None or self.execution.busy or self.execution.flattening:
             self.market_dirty = True  # decide again once the batch in flight is answered
             return
+        if not (decision.cancel or decision.place or decision.stale):
+            self.quiet_inputs = inputs  # its quote rests as wanted, or nothing is to rest
         top = self.trader.book.top()
         places, held = self.trader.holds.allowed(
             decision.place, None if top is None else top.ts_ms, now

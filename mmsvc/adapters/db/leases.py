@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mmsvc.adapters.db.engine import database_down
+from mmsvc.adapters.db.engine import database_down, unpinged
 from mmsvc.adapters.db.records import KillFlag, RiskTrigger, StateRecord, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.domain.lease import LeaseDeadline
@@ -366,10 +367,7 @@ class LeaseKeeper:
                 with self._sessions.begin() as session:
                     renewal = self._renew_or_resume(session, epoch)
             else:
-                with self._sessions() as session:
-                    # One statement, its own transaction: no BEGIN or COMMIT round trip.
-                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                    renewal = renew(session, self.symbol, epoch, self._lease_s)
+                renewal = self._renew_in_one_round_trip(epoch)
         except Fenced:
             self.lost()
             raise
@@ -379,6 +377,22 @@ class LeaseKeeper:
         self.in_doubt = False
         self._held(epoch, sent_at)
         return renewal
+
+    def _renew_in_one_round_trip(self, epoch: int) -> Renewal:
+        """One statement, its own transaction (no BEGIN, COMMIT or pre-ping round trip).
+
+        The statement is its own ping: a pooled connection found dead (PgBouncer
+        or PostgreSQL restarted) is replaced and the renewal sent once more.
+        """
+        for attempt in (1, 2):
+            try:
+                with unpinged(), self._sessions() as session:
+                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    return renew(session, self.symbol, epoch, self._lease_s)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     def _renew_or_resume(self, session: Session, epoch: int) -> Renewal:
         if self.in_doubt:  # after an outage the lease is re-taken first (D25)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
-from mmsvc.adapters.db.engine import make_session_factory
+from mmsvc.adapters.db.engine import make_session_factory, make_worker_engine
 from mmsvc.adapters.db.leases import Fenced, LeaseHeld
 from mmsvc.adapters.db.models import MMDeadLetter, MMLease, MMOrder
 from mmsvc.adapters.db.orders import OrderRepository
@@ -240,6 +240,38 @@ def test_the_keepers_renewal_is_committed_on_its_own(db_engine, symbol):
         OrderRepository(session).insert_pending(new_order(symbol))
         session.rollback()
     assert orders_of(db_engine, symbol) == 0
+
+
+def test_a_renewal_and_a_write_survive_a_pooled_connection_that_died(
+    db_engine, database_url, symbol
+):
+    """The renewal is its own ping (no pre-ping round trip); every other checkout is pinged."""
+    name = f"lease-ping-{symbol}"
+    engine = make_worker_engine(database_url, application_name=name)
+    try:
+        worker = leases.LeaseKeeper(make_session_factory(engine), symbol, "host-a/100")
+        worker.take()
+        terminate(db_engine, name)  # as a PgBouncer or PostgreSQL restart would
+        worker.renew()
+        terminate(db_engine, name)
+        with worker.transaction() as session:
+            OrderRepository(session).insert_pending(new_order(symbol))
+        assert orders_of(db_engine, symbol) == 1
+    finally:
+        engine.dispose()
+
+
+def terminate(engine: Engine, application_name: str) -> None:
+    """End the server side of every connection of `application_name`, as a restart would."""
+    with engine.connect() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :name"
+            ),
+            {"name": application_name},
+        ).scalar_one()
+    assert ended == 1
 
 
 def lease_end(engine: Engine, symbol: str) -> datetime:

@@ -54,10 +54,7 @@ BATCH = 1000
 POLL_S = 0.002
 HOUSEKEEPING_S = 0.25
 COMMIT_S = 1.0
-HEARTBEAT_S = 0.5  # the supervisor's Redis heartbeat (and the kill flag's copy, D25)
-# To each worker, whose silence rule (SUPERVISOR_SILENT_S, 5 s) is five beats; each
-# beat wakes every worker, so an idle host does not beat more often (issue 13).
-WORKER_BEAT_S = 1.0
+HEARTBEAT_S = 0.5
 WORKER_SILENT_S = 10.0
 GLOBAL_TRIGGERS = frozenset({RiskTrigger.KAFKA_LAG, RiskTrigger.MANUAL})
 
@@ -149,7 +146,7 @@ class Supervisor(AdminCommands, Membership):
         """Consume, route and keep house until SIGTERM."""
         if self.consumer is None:
             raise RuntimeError("the supervisor was not started")
-        next_housekeeping = next_commit = next_heartbeat = next_worker_beat = 0.0
+        next_housekeeping = next_commit = next_heartbeat = 0.0
         while self.running:
             self._consume_batch()
             self._drain_workers()
@@ -161,9 +158,6 @@ class Supervisor(AdminCommands, Membership):
             if now >= next_heartbeat:
                 self._heartbeat()
                 next_heartbeat = now + HEARTBEAT_S
-            if now >= next_worker_beat:
-                self._beat_workers()
-                next_worker_beat = now + WORKER_BEAT_S
             if now >= next_commit:
                 self._commit()
                 next_commit = now + COMMIT_S
@@ -279,12 +273,10 @@ class Supervisor(AdminCommands, Membership):
             self.last_seen[symbol] = now
 
     def _heartbeat(self) -> None:
-        self._refill_kill_flag_copy(self.status.heartbeat("supervisor"))
-
-    def _beat_workers(self) -> None:
         beat = protocol.encode(protocol.Heartbeat())
         for symbol in self.pool.workers:
             self.workers_ctl.send_multipart([symbol.encode(), beat])
+        self._refill_kill_flag_copy(self.status.heartbeat("supervisor"))
 
     def _refill_kill_flag_copy(self, beat: Beat) -> None:
         """A Redis that did not answer, or came back without our heartbeat, may have

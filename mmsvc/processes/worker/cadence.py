@@ -12,7 +12,9 @@ reason is spaced out. Each rule here keeps what it guards:
 * The heartbeat to the supervisor is a keepalive: any frame the worker sends
   (an ack, a reply) tells the supervisor it lives, so a heartbeat goes only
   after ``HEARTBEAT_S`` without one. The supervisor's silence rule
-  (``WORKER_SILENT_S``, 10 s) is five keepalives.
+  (``WORKER_SILENT_S``, 10 s) is ten keepalives: a worker paused past its lease
+  (a stopped process, a long GC) must still wake up before it and find itself
+  fenced out (D26), as it did with a heartbeat every 0.5 s.
 * Nothing else waits on a timer of its own: the lease renewal is due about
   every second (D26: it also carries the kill flag, D30, and the dead-letter
   hold, D31), decisions every ``quote_interval_ms`` (staleness fires on that
@@ -32,7 +34,7 @@ from mmsvc.domain.trader import SymbolTrader
 
 STATUS_MIN_S: Final = 0.25
 STATUS_KEEPALIVE_S: Final = 1.0
-HEARTBEAT_S: Final = 2.0
+HEARTBEAT_S: Final = 1.0
 # The loop's longest sleep: what has no deadline of its own (answers of the
 # Order Service's background requests, chases, reconciliation, outage retries)
 # is looked at this often at least.

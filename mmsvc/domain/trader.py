@@ -36,6 +36,7 @@ from mmsvc.domain.model import (
     Side,
     SymbolState,
 )
+from mmsvc.domain.risk import stale_reason
 from mmsvc.domain.state import Transition
 from mmsvc.domain.volatility import VolatilityEstimator
 
@@ -307,16 +308,45 @@ class SymbolTrader:
             self.limits.market_data_staleness_ms,
         )
 
-    def decide(self, now_ms: int) -> QuoteDecision | None:
-        """The core's decision now; None while the instrument is unknown (D4)."""
-        if self.instrument is None or self.inventory is None:
-            return None
-        market = MarketInputs(
+    def _market(self, now_ms: int) -> MarketInputs:
+        return MarketInputs(
             self.book.top(),
             self.valuation(now_ms),
             self.volatility.multiplier if self.config.volatility_multiplier else Decimal(1),
             halt_is_history=self.halt_is_history,
         )
+
+    def decision_inputs(self, now_ms: int) -> tuple[object, ...] | None:
+        """All that `decide` reads at `now_ms`; None while it would answer None.
+
+        The clock enters only through the book's freshness (STALE_DATA) and the
+        valuation (a mark's freshness), both part of the answer, so two equal
+        answers give the same decision but for its quote's timestamp. The worker
+        skips a decision whose inputs equal those of one that had nothing to do
+        (issue 13: the CPU of an idle symbol).
+        """
+        if self.instrument is None or self.inventory is None:
+            return None
+        market = self._market(now_ms)
+        inventory = self.inventory
+        return (
+            self.state,
+            self.config,
+            self.limits,
+            self.instrument,
+            market,
+            stale_reason(market.top, now_ms, self.config, self.limits) is None,
+            inventory,  # by identity: a rebuilt inventory is new
+            inventory.quantity,  # every fill moves it
+            inventory.realized_pnl,
+            tuple(self.orders.values()),
+        )
+
+    def decide(self, now_ms: int) -> QuoteDecision | None:
+        """The core's decision now; None while the instrument is unknown (D4)."""
+        if self.instrument is None or self.inventory is None:
+            return None
+        market = self._market(now_ms)
         decision = decide(
             self.config,
             self.instrument,

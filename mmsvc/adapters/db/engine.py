@@ -25,10 +25,13 @@ enforce a server-side timeout at all; only a new connection then fails fast
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine, NullPool, create_engine, event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 DRIVER = "postgresql+psycopg"
@@ -39,6 +42,9 @@ WORKER_POOL_SIZE = 1
 CONNECT_TIMEOUT_S = 2
 # D25: the default of POSTGRES_STATEMENT_TIMEOUT (mmsvc.config); see the module docstring.
 STATEMENT_TIMEOUT_S = 5.0
+# A worker's checkouts are pinged first (a pooled connection may have died with
+# PgBouncer or PostgreSQL), but for one whose single statement is its own ping.
+_PRE_PING: ContextVar[bool] = ContextVar("mmsvc_pre_ping", default=True)
 
 
 def database_down(exc: BaseException) -> bool:
@@ -64,6 +70,7 @@ def make_engine(
     pool_size: int = 2,
     max_overflow: int = 2,
     statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine on psycopg 3 that works through a transaction-mode pooler (D27, D32).
 
@@ -87,7 +94,7 @@ def make_engine(
         sqlalchemy_url(url),
         # A process lives for hours; a dead server connection must fail the
         # ping, not the first statement after a PostgreSQL restart.
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
         **pooling,
     )
@@ -103,7 +110,12 @@ def limit_statements(engine: Engine, timeout_s: float) -> None:
     def _limit(connection: Connection) -> None:
         # On the driver's cursor: psycopg opens the transaction with this statement,
         # and SQLAlchemy's own statements follow in it (no event re-entered).
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is None or dbapi_connection.autocommit:
+            # One autocommit statement (the lease renewal, issue 13) has no transaction
+            # for SET LOCAL to live in; it is its own ping and is retried once instead.
+            return
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(statement)
         finally:
@@ -119,13 +131,47 @@ def make_worker_engine(
     client connection a worker keeps costs PgBouncer a socket, not PostgreSQL
     a backend; a server connection is only held for a transaction's duration.
     """
-    return make_engine(
+    engine = make_engine(
         url,
         application_name=application_name,
         pool_size=WORKER_POOL_SIZE,
         max_overflow=0,
         statement_timeout_s=statement_timeout_s,
+        pre_ping=False,  # done by _ping_on_checkout, which `unpinged` can skip
     )
+    event.listen(engine, "checkout", _ping_on_checkout(engine))
+    return engine
+
+
+def _ping_on_checkout(engine: Engine) -> Any:
+    """The pool's pre-ping, skippable: a dead connection is replaced before it is used."""
+    dialect = engine.dialect
+
+    def ping(dbapi_connection: Any, *_: Any) -> None:  # (dbapi_connection, record, proxy)
+        if not _PRE_PING.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out a new one.
+            raise DisconnectionError(f"pre-ping failed: {exc}") from exc
+
+    return ping
+
+
+@contextmanager
+def unpinged() -> Iterator[None]:
+    """Check out of a worker's engine without the pre-ping's round trip.
+
+    For a caller whose one statement is its own ping: it must retry once when
+    that statement finds the connection dead (``connection_invalidated``), as
+    the pre-ping would have (issue 13: the lease renewal, about every second).
+    """
+    token = _PRE_PING.set(False)
+    try:
+        yield
+    finally:
+        _PRE_PING.reset(token)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

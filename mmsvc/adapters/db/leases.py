@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mmsvc.adapters.db.engine import database_down
-from mmsvc.adapters.db.records import KillFlag, StateRecord
+from mmsvc.adapters.db.engine import database_down, unpinged
+from mmsvc.adapters.db.records import KillFlag, RiskTrigger, StateRecord, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
 from mmsvc.domain.lease import LeaseDeadline
 
@@ -75,6 +76,38 @@ _RELEASE = text(
     " lease_expires_at = least(lease_expires_at, clock_timestamp())"
     " WHERE symbol = :symbol AND epoch = :epoch AND released_at IS NULL"
     " RETURNING epoch"
+)
+
+
+# D26, D30: a renewal is one statement, so one round trip (autocommit: no BEGIN or
+# COMMIT of its own). It locks the lease row, reads the server's clock after the
+# lock (as _LOCK_WITH_CLOCK), extends the lease only when it is still this epoch's
+# and live, and returns with it what the worker must learn within about a second:
+# the kill flag, the symbol's recorded state and its dead-letter hold (D31). The
+# row as locked is returned too, so a refusal names why (the same words as `fence`).
+_RENEW = text(
+    "WITH locked AS ("
+    " SELECT symbol, owner, epoch, lease_expires_at, released_at"
+    " FROM mm_leases WHERE symbol = :symbol FOR UPDATE"
+    "), seen AS (SELECT locked.*, clock_timestamp() AS db_now FROM locked"
+    "), extended AS ("
+    " UPDATE mm_leases SET lease_expires_at = clock_timestamp() + make_interval(secs => :lease_s)"
+    " FROM seen WHERE mm_leases.symbol = seen.symbol AND seen.epoch = :epoch"
+    " AND seen.released_at IS NULL AND seen.lease_expires_at > seen.db_now"
+    " RETURNING mm_leases.lease_expires_at"
+    ") SELECT seen.owner, seen.epoch, seen.lease_expires_at, seen.released_at, seen.db_now,"
+    " (SELECT lease_expires_at FROM extended) AS extended_to,"
+    " k.active AS kill_active, k.trigger AS kill_trigger, k.reason AS kill_reason,"
+    " k.actor AS kill_actor, k.updated_at AS kill_updated_at,"
+    " s.state, s.trigger, s.trigger_detail, s.reason, s.actor, s.updated_at,"
+    " (SELECT count(*) FROM mm_dead_letters d"
+    "  WHERE d.symbol = :symbol AND d.cleared_at IS NULL) AS dead_letters,"
+    " EXISTS (SELECT 1 FROM mm_dead_letters d WHERE d.symbol = :symbol"
+    "  AND d.cleared_how = 'replay' AND d.replayed_at IS NULL) AS replays_pending"
+    " FROM (VALUES (1)) AS one (x)"
+    " LEFT JOIN seen ON true"
+    " LEFT JOIN mm_kill_switch k ON k.id = 1"
+    " LEFT JOIN mm_states s ON s.symbol = :symbol"
 )
 
 
@@ -135,12 +168,19 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Renewal:
-    """A renewal's answer: the new expiry plus the kill flag and the symbol's state (D30)."""
+    """A renewal's answer: the new expiry plus the kill flag and the symbol's state (D30).
+
+    A plain renewal also carries the symbol's dead-letter hold (D31): how many
+    uncleared dead letters it has and whether a cleared one awaits its replay.
+    None when not read (a re-take after an outage): the next renewal says.
+    """
 
     epoch: int
     expires_at: datetime
     kill: KillFlag
     state: StateRecord | None
+    dead_letters: int | None = None
+    replays_pending: bool = False
 
 
 def take(
@@ -167,12 +207,44 @@ def take(
 
 
 def renew(session: Session, symbol: str, epoch: int, lease_s: float) -> Renewal:
-    """Extend a live lease of `epoch` by `lease_s` from now; Fenced when it is gone (D26, D30)."""
-    fence(session, symbol, epoch)
-    expires_at = session.execute(_EXTEND, {"symbol": symbol, "lease_s": lease_s}).scalar_one()
-    kill = KillFlagRepository(session).get()
-    state = StateRepository(session).get(symbol)
-    return Renewal(epoch, expires_at, kill, state)
+    """Extend a live lease of `epoch` by `lease_s` from now; Fenced when it is gone (D26, D30).
+
+    One statement (`_RENEW`): in autocommit it is its own transaction, so a
+    worker's renewal about every second costs one round trip.
+    """
+    row = session.execute(_RENEW, {"symbol": symbol, "epoch": epoch, "lease_s": lease_s}).one()
+    if row.extended_to is None:
+        why = _refusal(None if row.epoch is None else row, symbol, epoch)
+        raise Fenced(why or f"{symbol}: lease of epoch {epoch} not renewed")
+    return Renewal(
+        epoch,
+        row.extended_to,
+        _kill_flag(row),
+        _state(symbol, row),
+        dead_letters=int(row.dead_letters),
+        replays_pending=bool(row.replays_pending),
+    )
+
+
+def _kill_flag(row: Row[tuple[object, ...]]) -> KillFlag:
+    if row.kill_active is None:  # the row was never written: inactive (as KillFlagRepository)
+        return KillFlag(active=False, trigger=None, reason="", actor="system", updated_at=None)
+    trigger = None if row.kill_trigger is None else RiskTrigger(row.kill_trigger)
+    return KillFlag(row.kill_active, trigger, row.kill_reason, row.kill_actor, row.kill_updated_at)
+
+
+def _state(symbol: str, row: Row[tuple[object, ...]]) -> StateRecord | None:
+    if row.state is None:
+        return None
+    return StateRecord(
+        symbol=symbol,
+        state=SymbolState(row.state),
+        trigger=None if row.trigger is None else RiskTrigger(row.trigger),
+        trigger_detail=row.trigger_detail,
+        reason=row.reason,
+        actor=row.actor,
+        updated_at=row.updated_at,
+    )
 
 
 def resume(session: Session, symbol: str, owner: str, epoch: int, lease_s: float) -> Renewal:
@@ -207,16 +279,23 @@ def fence(session: Session, symbol: str, epoch: int) -> None:
     committed, no transaction of the old epoch gets past this check. Kill
     writes (HALTED, the kill flag) skip it: a kill is never refused (D30).
     """
-    row = _lock(session, symbol)
+    refusal = _refusal(_lock(session, symbol), symbol, epoch)
+    if refusal is not None:
+        raise Fenced(refusal)
+
+
+def _refusal(row: Row[tuple[object, ...]] | None, symbol: str, epoch: int) -> str | None:
+    """Why `row` (locked, with ``db_now``) does not let `epoch` write; None when it does."""
     if row is None:
-        raise Fenced(f"{symbol}: no lease (epoch {epoch} never took it)")
+        return f"{symbol}: no lease (epoch {epoch} never took it)"
     if row.epoch != epoch:
-        raise Fenced(f"{symbol}: lease taken over by {row.owner} (epoch {row.epoch} > {epoch})")
+        return f"{symbol}: lease taken over by {row.owner} (epoch {row.epoch} > {epoch})"
     if row.released_at is not None:
-        raise Fenced(f"{symbol}: lease of epoch {epoch} was released")
+        return f"{symbol}: lease of epoch {epoch} was released"
     if not _live(row):
         late = (row.db_now - row.lease_expires_at).total_seconds()
-        raise Fenced(f"{symbol}: lease of epoch {epoch} expired {late:.3f}s ago")
+        return f"{symbol}: lease of epoch {epoch} expired {late:.3f}s ago"
+    return None
 
 
 def _lock(session: Session, symbol: str) -> Row[tuple[object, ...]] | None:
@@ -284,14 +363,22 @@ class LeaseKeeper:
         """True when the next renewal is due (about every `renew_every_s`)."""
         return self.epoch is not None and self._clock() >= self._next_renewal
 
+    @property
+    def next_renewal(self) -> float:
+        """When the next renewal is due on the keeper's clock; infinity with no lease held."""
+        return self._next_renewal if self.epoch is not None else float("inf")
+
     def renew(self) -> Renewal:
         """Renew now; Fenced (and no place from then on) when the lease is gone."""
         epoch = self._epoch()
         sent_at = self._clock()
         self.in_doubt = self.in_doubt or self._lapsed(sent_at)
         try:
-            with self._sessions.begin() as session:
-                renewal = self._renew_or_resume(session, epoch)
+            if self.in_doubt:
+                with self._sessions.begin() as session:
+                    renewal = self._renew_or_resume(session, epoch)
+            else:
+                renewal = self._renew_in_one_round_trip(epoch)
         except Fenced:
             self.lost()
             raise
@@ -301,6 +388,22 @@ class LeaseKeeper:
         self.in_doubt = False
         self._held(epoch, sent_at)
         return renewal
+
+    def _renew_in_one_round_trip(self, epoch: int) -> Renewal:
+        """One statement, its own transaction (no BEGIN, COMMIT or pre-ping round trip).
+
+        The statement is its own ping: a pooled connection found dead (PgBouncer
+        or PostgreSQL restarted) is replaced and the renewal sent once more.
+        """
+        for attempt in (1, 2):
+            try:
+                with unpinged(), self._sessions() as session:
+                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    return renew(session, self.symbol, epoch, self._lease_s)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     def _renew_or_resume(self, session: Session, epoch: int) -> Renewal:
         if self.in_doubt:  # after an outage the lease is re-taken first (D25)

@@ -7,8 +7,9 @@ until the next snapshot (quotes pulled by the core). A must-deliver message
 to mm_dead_letters and is then acknowledged by the caller so the partition
 moves on; the symbol's quotes are pulled (PAUSED) and enable/resume are
 refused while any dead letter of the symbol is uncleared. The hold is the
-table, so it survives restarts; this module polls it every second to learn
-of clears and of replays to perform (a replay re-applies the stored bytes
+table, so it survives restarts; the worker's lease renewal reads it about
+every second in its one statement (D26, D30) and hands it here, to learn of
+clears and of replays to perform (a replay re-applies the stored bytes
 through the worker's own decode-and-apply path). Its writes are fenced by the
 worker's lease (D26). A failure of PostgreSQL itself, or a write the fence
 refused, propagates: such a message is retried, never dead-lettered (D31).
@@ -17,7 +18,6 @@ refused, propagates: such a message is retried, never dead-lettered (D31).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -33,7 +33,6 @@ log = logging.getLogger("mmsvc.worker.edge")
 
 BOOK_TOPICS: Final = frozenset({topics.ORDERBOOK_SNAPSHOT, topics.ORDERBOOK_DELTA})
 MUST_DELIVER: Final = topics.INSTRUMENT_LIFECYCLE | {topics.ENGINE_EVENTS}
-HOLD_POLL_S: Final = 1.0
 
 
 class Edge:
@@ -58,7 +57,6 @@ class Edge:
         self._pause = pause  # records PAUSED and flattens, as an operator's pause
         self._reapply = reapply  # the worker's own decode-and-apply path
         self.held = 0  # uncleared dead letters of the symbol, as last read
-        self._next_poll = 0.0
 
     # ------------------------------------------------------------------ admit
 
@@ -139,19 +137,24 @@ class Edge:
         metrics.set_dead_letters(self.symbol, self.held)
         return self.held > 0
 
-    def poll(self, mono: float | None = None) -> None:
-        """About every second: refresh the hold, pull quotes if held, perform pending replays."""
-        mono = time.monotonic() if mono is None else mono
-        if mono < self._next_poll:
-            return
-        self._next_poll = mono + HOLD_POLL_S
-        with self._sessions() as session:
-            repo = DeadLetterRepository(session)
-            self.held = repo.uncleared_count(self.symbol)
-            replays = repo.pending_replays(self.symbol)
-        metrics.set_dead_letters(self.symbol, self.held)
+    def on_renewal(self, held: int | None, replays_pending: bool) -> None:
+        """The hold as the lease renewal read it (about every second): pull quotes while
+        held, perform pending replays. ``held`` None: not read this time (kept as it was)."""
+        if held is not None:
+            self.held = held
+            metrics.set_dead_letters(self.symbol, held)
         if self.held:
             self._pull("dead letter")
+        if replays_pending:
+            self.replay()
+
+    def replay(self) -> None:
+        """Re-apply the dead letters cleared by a replay, oldest first, each marked replayed."""
+        with self._sessions() as session:
+            repo = DeadLetterRepository(session)
+            replays = repo.pending_replays(self.symbol)
+            self.held = repo.uncleared_count(self.symbol)
+        metrics.set_dead_letters(self.symbol, self.held)
         for row in replays:
             log.info(
                 "replaying a cleared dead letter",

@@ -64,6 +64,7 @@ from mmsvc.domain.trader import (
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.db_wait import StoppedWaitingError, until_database_answers
+from mmsvc.processes.worker.cadence import Keepalive, StatusCadence, sleep_ms, status_key
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.edge import Edge
 from mmsvc.processes.worker.execution import POST_ONLY_WOULD_CROSS, OrderExecution
@@ -78,13 +79,13 @@ log = logging.getLogger("mmsvc.worker")
 
 T = TypeVar("T")
 
-HEARTBEAT_S = 0.5
-STATUS_S = 0.25
-FENCE_CHECK_S = 1.0
 SUPERVISOR_SILENT_S = 5.0
-# The supervisor check runs every HEARTBEAT_S; a longer gap means this worker did
+# The supervisor check runs about every second; a longer gap means this worker did
 # not run (stopped with its host, or blocked): not the supervisor's silence.
 OWN_GAP_S = 2.0
+STATUS_TTL_S = 10.0  # a status not rewritten for this long reads as absent
+# While waiting for PostgreSQL at start (D25): a heartbeat and a supervisor check this often.
+WAITING_BEAT_S = 0.5
 LEASE_WAIT_S = 30.0
 # D31, D32: a place unanswered for its budget plus this long never came alive.
 VENUE_HOLD_MAX_S = 5.0
@@ -133,6 +134,9 @@ class Worker:
                 socket_timeout_s=settings.redis_socket_timeout_s,
             )
         )
+        # Issue 13: an idle worker writes its status and heartbeat only when due.
+        self.status_cadence = StatusCadence()
+        self.keepalive = Keepalive()
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.running = True
@@ -142,6 +146,9 @@ class Worker:
         self.last_action_ms = 0
         self.last_decision_ms = 0
         self.market_dirty = False
+        # Issue 13: the inputs of the last decision that had nothing to do; a decision
+        # on the same inputs would have nothing to do either, so it is skipped.
+        self.quiet_inputs: tuple[object, ...] | None = None
         self.metadata_unavailable = False
         self.metadata_retry_at = 0.0
         self.supervisor_seen = time.monotonic()
@@ -233,7 +240,7 @@ class Worker:
                 break
             if mono >= next_beat:
                 self.send(protocol.Heartbeat())
-                next_beat = mono + HEARTBEAT_S
+                next_beat = mono + WAITING_BEAT_S
                 self._check_supervisor(mono)
             wait_ms = max(1, int(1000 * min(ends, next_beat) - 1000 * mono))
             if self.control.poll(wait_ms):
@@ -337,9 +344,13 @@ class Worker:
         self.data.setsockopt(zmq.LINGER, 0)
         self.data.connect(protocol.data_endpoint(self.settings.worker_endpoint_dir, self.symbol))
         self.send(protocol.Hello(os.getpid()))
+        # The silence rule counts from HELLO: a start-up slowed by load (lease, config,
+        # Metadata) is no silence of the supervisor, which cannot talk to us before.
+        self.supervisor_seen = time.monotonic()
 
     def send(self, message: protocol.Message) -> None:
         self.control.send(protocol.encode(message))
+        self.keepalive.sent()  # any frame tells the supervisor we live
 
     # ------------------------------------------------------------------ loop
 
@@ -348,7 +359,6 @@ class Worker:
         poller = zmq.Poller()
         poller.register(self.data, zmq.POLLIN)
         poller.register(self.control, zmq.POLLIN)
-        next_beat = next_status = next_fence = 0.0
         while self.running:
             events = dict(poller.poll(self._poll_timeout_ms()))
             if self.control in events:
@@ -358,25 +368,21 @@ class Worker:
             with self.outage.guard():
                 self._after_io()
             mono = time.monotonic()
-            if mono >= next_beat:
+            self._check_supervisor(mono)
+            if self.keepalive.due():
                 self.send(protocol.Heartbeat())
-                next_beat = mono + HEARTBEAT_S
-                self._check_supervisor(mono)
-            if mono >= next_status:
+            if self.status_cadence.due(status_key(self.trader)):
                 self.publish_status()
-                next_status = mono + STATUS_S
             if self.outage.active:
                 self.outage.retry(self._recover)  # the lease is re-taken there (D25)
                 continue
             with self.outage.guard():
-                if mono >= next_fence:
-                    next_fence = mono + FENCE_CHECK_S
-                    self._check_fence()
-                self.edge.poll(mono)
+                self._check_fence()  # about every second (D26, D30, D31)
                 if self.metadata_unavailable and mono >= self.metadata_retry_at:
                     self._load_instrument()
 
     def _poll_timeout_ms(self) -> int:
+        """Sleep until the next decision or timer is due (issue 13), 1 ms while orders fly."""
         busy = self.execution is not None and (self.execution.busy or self.execution.flattening)
         if busy:
             return 1
@@ -384,7 +390,10 @@ class Worker:
         due = self.last_decision_ms + interval
         if self.market_dirty:
             due = min(due, self.last_action_ms + interval)
-        return max(1, min(50, due - now))
+        timers = min(self.keepalive.next_due(), self.status_cadence.next_due())
+        if not self.outage.active:  # during an outage the lease waits for the outage's retry
+            timers = min(timers, self.keeper.next_renewal)
+        return max(1, min(due - now, sleep_ms(time.monotonic(), timers)))
 
     def _drain_data(self) -> None:
         acks: list[tuple[str, int, int]] = []
@@ -593,6 +602,10 @@ class Worker:
 
     def _requote(self, now: int) -> None:
         self.last_decision_ms, self.market_dirty = now, False
+        inputs = self.trader.decision_inputs(now)
+        if inputs is not None and inputs == self.quiet_inputs:
+            return  # nothing a decision reads has changed since one with nothing to do
+        self.quiet_inputs = None
         with tick_span(self.symbol), span("mm.quote"):
             started = time.perf_counter()
             decision = self.trader.decide(now)
@@ -612,6 +625,8 @@ class Worker:
         if self.execution is None or self.execution.busy or self.execution.flattening:
             self.market_dirty = True  # decide again once the batch in flight is answered
             return
+        if not (decision.cancel or decision.place or decision.stale):
+            self.quiet_inputs = inputs  # its quote rests as wanted, or nothing is to rest
         top = self.trader.book.top()
         places, held = self.trader.holds.allowed(
             decision.place, None if top is None else top.ts_ms, now
@@ -674,6 +689,7 @@ class Worker:
             self.fence_lost(fenced)
             return
         self._adopt_recorded(renewal)
+        self.edge.on_renewal(renewal.dead_letters, renewal.replays_pending)  # D31's hold
 
     def _adopt_recorded(self, renewal: Renewal) -> None:
         """Take up a kill recorded straight in PostgreSQL (admin, supervisor: D30), and,
@@ -720,6 +736,7 @@ class Worker:
             # by the venue's listing (absent for VENUE_HOLD_MAX: never came alive, D31).
             self.trader.orders.setdefault(order.client_order_id, order)
         self._adopt_recorded(renewal)
+        self.edge.on_renewal(renewal.dead_letters, renewal.replays_pending)
         if self.execution is not None:
             self.execution.reconcile_now()  # D22: what rests at the venue now
 
@@ -753,7 +770,8 @@ class Worker:
     def publish_status(self) -> None:
         """Live status to Redis and the symbol's gauges (unchanged ones cost nothing)."""
         status = self.live_status()
-        self.status.publish(self.symbol, status, ttl_s=10.0)
+        self.status.publish(self.symbol, status, ttl_s=STATUS_TTL_S)
+        self.status_cadence.written(status_key(self.trader))
         quote = status["last_quote"]
         metrics.observe_worker(
             self.symbol,

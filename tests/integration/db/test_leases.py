@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -16,9 +17,10 @@ from sqlalchemy import Engine, delete, text
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db import leases
-from mmsvc.adapters.db.engine import make_session_factory
+from mmsvc.adapters.db.dead_letters import DeadLetterRepository
+from mmsvc.adapters.db.engine import make_session_factory, make_worker_engine
 from mmsvc.adapters.db.leases import Fenced, LeaseHeld
-from mmsvc.adapters.db.models import MMLease, MMOrder
+from mmsvc.adapters.db.models import MMDeadLetter, MMLease, MMOrder
 from mmsvc.adapters.db.orders import OrderRepository
 from mmsvc.adapters.db.records import RiskTrigger, SymbolState
 from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
@@ -185,10 +187,98 @@ def test_renewal_returns_a_kill_written_straight_to_postgres_and_the_state(
         assert told.kill.trigger is RiskTrigger.MANUAL
         assert told.state is not None
         assert told.state.state is SymbolState.HALTED
+        assert told.state.trigger is RiskTrigger.MANUAL
+        assert told.state.trigger_detail == "drill"
     finally:
         with Session(db_engine) as session, session.begin():
             KillFlagRepository(session).clear(reason="drill over", actor="ops")
             session.execute(delete(MMLease).where(MMLease.symbol == committed_symbol))
+
+
+def test_renewal_returns_the_symbols_dead_letter_hold_and_its_pending_replays(db_engine, symbol):
+    """D31's hold rides on the renewal (issue 13): no query of its own every second."""
+    lease = take(db_engine, symbol, "host-a/100")
+    try:
+        quiet = renew(db_engine, symbol, lease.epoch)
+        assert (quiet.dead_letters, quiet.replays_pending) == (0, False)
+        with Session(db_engine) as session, session.begin():
+            row_id = DeadLetterRepository(session).add(
+                symbol=symbol,
+                topic="engine.event.v1",
+                partition=0,
+                offset=1,
+                key=symbol,
+                value=b"bad",
+                reason="apply_error",
+                detail="test",
+            )
+        assert row_id is not None
+        held = renew(db_engine, symbol, lease.epoch)
+        assert (held.dead_letters, held.replays_pending) == (1, False)
+        with Session(db_engine) as session, session.begin():
+            DeadLetterRepository(session).clear(row_id, how="replay", actor="ops", reason="fixed")
+        cleared = renew(db_engine, symbol, lease.epoch)
+        assert (cleared.dead_letters, cleared.replays_pending) == (0, True)
+        with Session(db_engine) as session, session.begin():
+            DeadLetterRepository(session).mark_replayed(row_id)
+        replayed = renew(db_engine, symbol, lease.epoch)
+        assert (replayed.dead_letters, replayed.replays_pending) == (0, False)
+    finally:
+        with Session(db_engine) as session, session.begin():
+            session.execute(delete(MMDeadLetter).where(MMDeadLetter.symbol == symbol))
+
+
+def test_the_keepers_renewal_is_committed_on_its_own(db_engine, symbol):
+    """One statement in autocommit (issue 13): the extension is there for everyone to see."""
+    worker = keeper(db_engine, symbol, "host-a/100", FakeClock())
+    worker.take()
+    before = lease_end(db_engine, symbol)
+    renewal = worker.renew()
+    assert renewal.expires_at > before
+    assert lease_end(db_engine, symbol) == renewal.expires_at
+    with worker.transaction() as session:  # the connection is back to transactions
+        OrderRepository(session).insert_pending(new_order(symbol))
+        session.rollback()
+    assert orders_of(db_engine, symbol) == 0
+
+
+def test_a_renewal_and_a_write_survive_a_pooled_connection_that_died(
+    db_engine, database_url, symbol
+):
+    """The renewal is its own ping (no pre-ping round trip); every other checkout is pinged."""
+    name = f"lease-ping-{symbol}"
+    engine = make_worker_engine(database_url, application_name=name)
+    try:
+        worker = leases.LeaseKeeper(make_session_factory(engine), symbol, "host-a/100")
+        worker.take()
+        terminate(db_engine, name)  # as a PgBouncer or PostgreSQL restart would
+        worker.renew()
+        terminate(db_engine, name)
+        with worker.transaction() as session:
+            OrderRepository(session).insert_pending(new_order(symbol))
+        assert orders_of(db_engine, symbol) == 1
+    finally:
+        engine.dispose()
+
+
+def terminate(engine: Engine, application_name: str) -> None:
+    """End the server side of every connection of `application_name`, as a restart would."""
+    with engine.connect() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :name"
+            ),
+            {"name": application_name},
+        ).scalar_one()
+    assert ended == 1
+
+
+def lease_end(engine: Engine, symbol: str) -> datetime:
+    with Session(engine) as session:
+        lease = session.get(MMLease, symbol, populate_existing=True)
+        assert lease is not None
+        return lease.lease_expires_at
 
 
 def test_a_fenced_out_owner_may_still_write_halted_without_the_fence(db_engine, committed_symbol):

@@ -333,7 +333,9 @@ def test_a_replayed_dead_letter_is_applied_once_cleared(worker, db_engine):
     assert worker.trader.inventory is not None
     position = worker.trader.inventory.quantity
 
-    worker.edge.poll(mono=10**9)
+    renewal = worker.keeper.renew()  # the loop's renewal reads the hold (D26, D31)
+    assert renewal.replays_pending
+    worker.edge.on_renewal(renewal.dead_letters, renewal.replays_pending)
 
     assert worker.trader.inventory.quantity == position + Decimal("0.01")
     assert worker.edge.held == 0

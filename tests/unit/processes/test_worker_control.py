@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mmsvc.adapters.zmq import protocol
 from mmsvc.domain.state import Command
+from mmsvc.processes.worker.cadence import Keepalive
 from mmsvc.processes.worker.main import Worker
 
 
@@ -45,6 +46,7 @@ def worker() -> Iterator[tuple[Worker, zmq.Socket[bytes], zmq.Socket[bytes]]]:
     w = Worker.__new__(Worker)
     w.symbol = "BTCUSDT"
     w.supervisor_seen = 0.0
+    w.keepalive = Keepalive()
     w.commands = StubCommands()  # type: ignore[assignment]
     w.control = ctx.socket(zmq.DEALER)
     w.control.setsockopt(zmq.IDENTITY, b"BTCUSDT")

@@ -110,7 +110,9 @@ class Keepalive:
 
 def sleep_ms(now: float, due: float, *, cap_ms: int = MAX_SLEEP_MS) -> int:
     """Milliseconds to sleep from `now` until `due` (monotonic seconds), within [1, cap_ms]."""
-    left_s = due - now  # infinite when nothing is due
+    left_s = due - now  # +inf when nothing is due, -inf when due since forever
     if left_s >= cap_ms / 1000:
         return cap_ms
+    if left_s <= 0:
+        return 1  # overdue; -inf has no int (a shadow worker crash-looped on it)
     return max(1, int(left_s * 1000) + 1)  # + 1: never wake just before the timer

@@ -123,3 +123,9 @@ def test_the_loop_sleeps_until_the_next_timer_within_its_bounds():
     assert sleep_ms(10.0, 9.0) == 1, "an overdue timer: poll, do not block"
     assert sleep_ms(10.0, 20.0) == MAX_SLEEP_MS
     assert sleep_ms(10.0, float("inf")) == MAX_SLEEP_MS
+
+
+def test_a_timer_due_since_forever_is_overdue_not_a_crash():
+    """A keepalive that never sent anything is due at -inf (a shadow worker crash-looped)."""
+    assert sleep_ms(10.0, float("-inf")) == 1
+    assert sleep_ms(10.0, Keepalive(clock=lambda: 10.0).next_due()) == 1

@@ -139,6 +139,7 @@ class Worker:
         self.keepalive = Keepalive()
         self.fenced = False
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._control_connected = False
         self.running = True
         self.exit_code = 0
         # D13: quote_interval_ms spaces requotes that act (send orders) and is the
@@ -174,7 +175,6 @@ class Worker:
         (a crash loop is for bugs, D25): quoting nothing, heard by its supervisor,
         its live status saying what it waits for; then it carries on as any start.
         """
-        self._connect_control()  # heard by the supervisor while it waits (D25, D27)
         try:
             lease = self._until_database(lambda: take_lease(self.keeper, LEASE_WAIT_S), "lease")
         except LeaseHeld as held:  # refused, never crash-looped (D27)
@@ -231,6 +231,7 @@ class Worker:
         heartbeats keep the supervisor's silence rule from killing a worker that
         is only waiting, and the live status in Redis says what it waits for.
         """
+        self._connect_control()  # heard by the supervisor while it waits (D25, D27)
         self.status.publish(self.symbol, self._waiting_status(), ttl_s=10.0)
         ends = time.monotonic() + seconds
         next_beat = 0.0
@@ -332,6 +333,18 @@ class Worker:
             self.trader.inventory = inventory
 
     def _connect_control(self) -> None:
+        """The control socket, under the symbol's identity, once.
+
+        Connected only when needed (a wait for PostgreSQL at start, or HELLO): the
+        supervisor's ROUTER hands the identity over to the newest connection
+        (ROUTER_HANDOVER, so that a restarted worker is reached at once), and a
+        duplicate started by hand that connected before being refused its lease
+        would take the real worker's heartbeats away: it then exited "supervisor
+        lost" (found by a fresh-clone run of test_ownership).
+        """
+        if self._control_connected:
+            return
+        self._control_connected = True
         self.control = self.ctx.socket(zmq.DEALER)
         self.control.setsockopt(zmq.IDENTITY, self.symbol.encode())
         self.control.setsockopt(zmq.LINGER, 0)
@@ -339,6 +352,7 @@ class Worker:
 
     def _connect(self) -> None:
         """The data socket, then HELLO: the supervisor sends data and commands from now on."""
+        self._connect_control()
         self.data = self.ctx.socket(zmq.PULL)
         self.data.setsockopt(zmq.RCVHWM, 1000)
         self.data.setsockopt(zmq.LINGER, 0)

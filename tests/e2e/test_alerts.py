@@ -130,6 +130,7 @@ def test_an_active_symbol_without_orders_fires_not_quoting_and_fresh_data_clears
     assert len(service.open_orders(SYMBOL)) == 2
 
 
+@pytest.mark.long  # make test-long: promtool tests the rule; the kill alert runs end to end
 def test_rejected_orders_fire_the_reject_rate_alert_then_the_reject_storm_kill_alert(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:
@@ -147,6 +148,7 @@ def test_rejected_orders_fire_the_reject_rate_alert_then_the_reject_storm_kill_a
     assert service.state_name(SYMBOL) == "HALTED"
 
 
+@pytest.mark.long  # make test-long: promtool tests the rule; the kill alert runs end to end
 def test_an_undecodable_message_fires_the_decode_errors_alert(
     service_factory: ServiceFactory,
     prometheus_factory: Callable[[str], Prometheus],

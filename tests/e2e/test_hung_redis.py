@@ -56,6 +56,7 @@ def blackhole() -> Iterator[int]:
     listener.close()
 
 
+@pytest.mark.long  # make test-long: the beat thread is unit-tested (test_redis_beat.py)
 def test_a_hung_redis_never_delays_the_supervisors_answers(
     service_factory: ServiceFactory, blackhole: int
 ) -> None:

@@ -35,6 +35,7 @@ def active(api: str, symbol: str) -> bool:
     return status(api)[symbol]["state"] == "ACTIVE"
 
 
+@pytest.mark.long  # make test-long: the make-run demo; ownership across hosts is test_membership
 def test_two_local_hosts_share_a_stack_split_symbols_and_stop_together(
     tmp_path: Path,
 ) -> None:

@@ -112,6 +112,7 @@ def test_open_orders_gauge_agrees_with_the_exchange(running: Service) -> None:
     wait_for(agree, 30, "mm_open_orders == the simulator's open orders")
 
 
+@pytest.mark.long  # make test-long: a service of its own for one hygiene check
 def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Service) -> None:
     service = running
     pid = int(service.command(Command.STATUS, "BTCUSDT")[1]["pid"])
@@ -136,6 +137,7 @@ def test_a_killed_and_restarted_worker_leaves_one_series_per_symbol(running: Ser
     assert len(gauge(samples, "mm_state_gauge", symbol="BTCUSDT")) == 3
 
 
+@pytest.mark.long  # make test-long: the JSON log format is unit-tested too
 def test_log_lines_are_json_with_the_required_fields(running: Service) -> None:
     service = running
     service.command(Command.KILL, "BTCUSDT")

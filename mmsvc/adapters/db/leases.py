@@ -35,8 +35,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mmsvc.adapters.db.engine import database_down, unpinged
-from mmsvc.adapters.db.records import KillFlag, RiskTrigger, StateRecord, SymbolState
-from mmsvc.adapters.db.states import KillFlagRepository, StateRepository
+from mmsvc.adapters.db.records import KillFlag, RiskTrigger, StateRecord
+from mmsvc.adapters.db.states import KillFlagRepository, StateRepository, state_record
 from mmsvc.domain.lease import LeaseDeadline
 
 # D28: a lease that ended less than this long ago is a takeover (the symbol
@@ -234,17 +234,7 @@ def _kill_flag(row: Row[tuple[object, ...]]) -> KillFlag:
 
 
 def _state(symbol: str, row: Row[tuple[object, ...]]) -> StateRecord | None:
-    if row.state is None:
-        return None
-    return StateRecord(
-        symbol=symbol,
-        state=SymbolState(row.state),
-        trigger=None if row.trigger is None else RiskTrigger(row.trigger),
-        trigger_detail=row.trigger_detail,
-        reason=row.reason,
-        actor=row.actor,
-        updated_at=row.updated_at,
-    )
+    return None if row.state is None else state_record(symbol, row)
 
 
 def resume(session: Session, symbol: str, owner: str, epoch: int, lease_s: float) -> Renewal:

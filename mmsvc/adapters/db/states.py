@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -184,8 +186,13 @@ def _select(symbol: str) -> Select[MMState]:
 
 
 def _record(row: MMState) -> StateRecord:
+    return state_record(row.symbol, row)
+
+
+def state_record(symbol: str, row: Any) -> StateRecord:
+    """A state row's record: an ORM row, or the columns of a joined query (the lease renewal)."""
     return StateRecord(
-        symbol=row.symbol,
+        symbol=symbol,
         state=SymbolState(row.state),
         trigger=None if row.trigger is None else RiskTrigger(row.trigger),
         trigger_detail=row.trigger_detail,

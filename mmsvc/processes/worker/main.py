@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -261,15 +261,7 @@ class Worker:
 
     def _answer_while_waiting(self) -> None:
         """Heartbeats keep the supervisor seen; a command is answered 503 (no state yet)."""
-        while self.control.poll(0):
-            try:
-                message = protocol.parse_to_worker(
-                    protocol.single_frame(self.control.recv_multipart())
-                )
-            except protocol.ProtocolError as exc:  # D24: counted and skipped, never a crash
-                metrics.decode_error(f"zmq_control_{exc.reason}")
-                continue
-            self.supervisor_seen = time.monotonic()
+        for message in self._control_messages():
             if isinstance(message, protocol.WorkerCommand):
                 error = {"code": "DATABASE_UNAVAILABLE", "message": "waiting for PostgreSQL"}
                 self.send(protocol.Reply(message.id, 503, {"error": error}))
@@ -656,19 +648,25 @@ class Worker:
 
     # -------------------------------------------------------- health, status
 
-    def _drain_control(self) -> None:
+    def _control_messages(self) -> Iterator[protocol.ToWorker]:
+        """The control frames waiting now, parsed; any frame proves the supervisor lives.
+        A bad one is counted, logged and skipped, never a crash (D24)."""
         while self.control.poll(0):
             try:
                 message = protocol.parse_to_worker(
                     protocol.single_frame(self.control.recv_multipart())
                 )
-            except protocol.ProtocolError as exc:  # D24: counted and skipped, never a crash
+            except protocol.ProtocolError as exc:
                 metrics.decode_error(f"zmq_control_{exc.reason}")
                 log.warning(
                     "control frame refused", extra={"symbol": self.symbol, "reason": str(exc)}
                 )
                 continue
             self.supervisor_seen = time.monotonic()
+            yield message
+
+    def _drain_control(self) -> None:
+        for message in self._control_messages():
             if isinstance(message, protocol.WorkerCommand):
                 try:
                     status, body = self.commands.handle(message)

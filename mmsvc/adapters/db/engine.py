@@ -28,10 +28,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, NullPool, create_engine, event
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.engine.interfaces import DBAPIModule
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 DRIVER = "postgresql+psycopg"
@@ -118,8 +125,26 @@ def limit_statements(engine: Engine, timeout_s: float) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(statement)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(connection, statement, exc) from exc
         finally:
             cursor.close()
+
+
+def _wrapped(connection: Connection, statement: str, exc: DBAPIModule.Error) -> StatementError:
+    """The driver's error as SQLAlchemy's, as if SQLAlchemy had sent the statement.
+
+    An error raised in a ``begin`` event reaches the caller unwrapped: a server
+    gone at the first statement of a transaction would escape every ``except
+    OperationalError`` (a worker crashed on it when PostgreSQL shut down under
+    it). A lost connection is invalidated, so that the pool discards it.
+    """
+    dbapi = connection.dialect.loaded_dbapi
+    lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(exc)
+    cause = cast(Exception, exc)
+    return DBAPIError.instance(statement, None, cause, dbapi.Error, connection_invalidated=lost)
 
 
 def make_worker_engine(

@@ -22,15 +22,18 @@ __all__ = ["LoopGap"]
 class LoopGap:
     """Notices that the checks of a silence rule stopped running for longer than ``gap_s``."""
 
-    __slots__ = ("_checked_at", "_gap_s")
+    __slots__ = ("_checked_at", "_gap_s", "last_s")
 
     def __init__(self, gap_s: float) -> None:
         if gap_s <= 0:
             raise ValueError("gap_s must be positive")
         self._gap_s = gap_s
         self._checked_at: float | None = None
+        # Seconds between the last two checks: what a stall's log line reports.
+        self.last_s = 0.0
 
     def stalled(self, now: float) -> bool:
         """Record a check at monotonic ``now``; True if the previous one was over ``gap_s`` ago."""
         previous, self._checked_at = self._checked_at, now
-        return previous is not None and now - previous > self._gap_s
+        self.last_s = 0.0 if previous is None else now - previous
+        return self.last_s > self._gap_s

@@ -301,7 +301,10 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
 
     def _kill_hung_workers(self, now: float) -> None:
         if self._own_gap.stalled(now):  # our own stall is no worker's silence
-            log.warning("supervisor loop stalled; workers get a fresh silence window")
+            log.warning(
+                "supervisor loop stalled; workers get a fresh silence window",
+                extra={"stalled_s": round(self._own_gap.last_s, 3)},
+            )
             for symbol in self.pool.workers:
                 self.last_seen[symbol] = now
         for symbol, silent in self.pool.silent(now, self.last_seen, WORKER_SILENT_S):

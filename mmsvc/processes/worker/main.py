@@ -686,6 +686,11 @@ class Worker:
 
     def _check_supervisor(self, mono: float) -> None:
         if self._own_gap.stalled(mono):  # our own stall is not the supervisor's silence
+            # Named in the log: a stall this long also delays the lease's renewal (D26).
+            log.warning(
+                "worker loop stalled",
+                extra={"symbol": self.symbol, "stalled_s": round(self._own_gap.last_s, 3)},
+            )
             self.supervisor_seen = mono
         if mono - self.supervisor_seen > SUPERVISOR_SILENT_S:
             log.critical("supervisor lost; canceling and exiting", extra={"symbol": self.symbol})

@@ -16,6 +16,7 @@ def test_a_check_after_a_longer_gap_is_a_stall_once() -> None:
     gap = LoopGap(2.0)
     gap.stalled(0.0)
     assert gap.stalled(10.0)
+    assert gap.last_s == 10.0  # what the stall's log line reports
     assert not gap.stalled(10.5)
 
 

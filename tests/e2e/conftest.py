@@ -130,7 +130,10 @@ class Service:
             Decimal(0),
         )
 
-    def wait_ready(self, symbols: list[str]) -> None:
+    def wait_ready(self, symbols: list[str], *, instrument: bool = True) -> None:
+        """Every symbol's worker alive and answering; with ``instrument``, knowing its
+        instrument too (the Metadata answer), without which an enable is refused 409."""
+
         def ready() -> bool:
             try:
                 status, body = self.command(Command.PING)
@@ -141,10 +144,11 @@ class Service:
 
         wait_for(ready, 60, f"workers of {symbols}")
         for symbol in symbols:  # the worker answers once it loaded its state
-            wait_for(partial(self._answers_status, symbol), 30, f"{symbol} status")
+            wait_for(partial(self._answers_status, symbol, instrument), 30, f"{symbol} status")
 
-    def _answers_status(self, symbol: str) -> bool:
-        return self.command(Command.STATUS, symbol)[0] == 200
+    def _answers_status(self, symbol: str, instrument: bool = False) -> bool:
+        status, body = self.command(Command.STATUS, symbol)
+        return status == 200 and (not instrument or bool(body.get("instrument_known")))
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:

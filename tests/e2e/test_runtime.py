@@ -30,7 +30,7 @@ def status(service: Service, symbol: str) -> dict[str, Any]:
 def start(service: Service, symbols: list[str], enable: bool = True) -> None:
     service.start("supervisor")
     service.start("outbox")
-    service.wait_ready(symbols)
+    service.wait_ready(symbols, instrument=enable)  # a test may keep Metadata down
     for symbol in symbols if enable else []:
         code, body = service.command(Command.ENABLE, symbol)
         assert code == 200, body

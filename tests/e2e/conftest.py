@@ -131,8 +131,10 @@ class Service:
         )
 
     def wait_ready(self, symbols: list[str], *, instrument: bool = True) -> None:
-        """Every symbol's worker alive and answering; with ``instrument``, knowing its
-        instrument too (the Metadata answer), without which an enable is refused 409."""
+        """Every symbol's worker alive and answering; with ``instrument``, also knowing its
+        instrument as TRADING, without which an enable is refused 409: the Metadata answer,
+        and no halt of an earlier test that a new group's replay (D15) delivered before its
+        resume, which comes on another topic (D31: only a newer resume clears a halt)."""
 
         def ready() -> bool:
             try:
@@ -148,7 +150,7 @@ class Service:
 
     def _answers_status(self, symbol: str, instrument: bool = False) -> bool:
         status, body = self.command(Command.STATUS, symbol)
-        return status == 200 and (not instrument or bool(body.get("instrument_known")))
+        return status == 200 and (not instrument or body.get("instrument_status") == "TRADING")
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:

@@ -151,6 +151,9 @@ def _readable_file(value: Path) -> Path:
     return value
 
 
+# KAFKA_SESSION_TIMEOUT's default, also for consumers built without settings (tests, benches).
+KAFKA_SESSION_TIMEOUT_S = 6.0
+
 # The one duration validator: a Go-style text, bounds checked by Field(ge, le).
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 ResolvedPath = Annotated[Path, AfterValidator(Path.resolve)]
@@ -264,6 +267,17 @@ class Settings(BaseSettings):
 
     # Settings the spec leaves to us (ARCHITECTURE D4, D15, D18).
     kafka_group_id: str = _var("KAFKA_GROUP_ID", "a consumer group name", "mmsvc")
+    # D28, D32: how long the group waits for a silent member before giving its partitions
+    # to the others. 6s is Apache Kafka's smallest by default (group.min.session.timeout.ms):
+    # the takeover time of a dead host starts with it. The dev broker (Tansu) also holds a
+    # new group's first join for half of it, which is why the tests run with less.
+    kafka_session_timeout_s: Duration = _var(
+        "KAFKA_SESSION_TIMEOUT",
+        "a duration such as 6s",
+        f"{KAFKA_SESSION_TIMEOUT_S:g}s",
+        ge=1,
+        le=300,
+    )
     # D25: the longest any statement may run (a lock held elsewhere, a server that does
     # not answer), set per transaction so it works through PgBouncer (adapters/db/engine).
     postgres_statement_timeout_s: Duration = _var(

@@ -173,7 +173,9 @@ def test_adverse_move_breaches_the_loss_limit(
 def test_consumer_lag_kills_every_symbol(
     service_factory: ServiceFactory, risk_reader: TopicReader
 ) -> None:
-    service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s")
+    # Stopped 3.5 s: past the 2 s lag threshold, within the session (expelled, it would
+    # rightly judge no lag of partitions that moved: lag.py).
+    service = service_factory(KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s", KAFKA_SESSION_TIMEOUT="6s")
     add_config(service.sessions, SYMBOL)
     start_quoting(service)
 

@@ -259,6 +259,8 @@ def test_broker_paused_past_the_lag_threshold_kills_and_nothing_crashes(
         ORDER_SERVICE_URL=sim.order_service_url,
         METADATA_SERVICE_GRPC_URL=sim.metadata_grpc_url,
         KILL_SWITCH_KAFKA_LAG_THRESHOLD="2s",
+        # The lag kill comes before the client gives its session (and partitions) up.
+        KAFKA_SESSION_TIMEOUT="6s",
     )
     service.exchange = sim
     symbol = SYMBOLS[0]

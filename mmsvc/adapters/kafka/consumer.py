@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
 from mmsvc.adapters.kafka import topics
+from mmsvc.config import KAFKA_SESSION_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,24 @@ def broker_heard_at(stats_json: str, now: float) -> float | None:
 
 
 def consumer_config(
-    connection: Mapping[str, Any], group_id: str, **overrides: Any
+    connection: Mapping[str, Any],
+    group_id: str,
+    *,
+    session_timeout_s: float = KAFKA_SESSION_TIMEOUT_S,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """The consumer settings on ``connection`` (connection_config): manual commits,
-    earliest for a new group, fetches answered as soon as a message is there."""
+    earliest for a new group, fetches answered as soon as a message is there, and the
+    group's session timeout (KAFKA_SESSION_TIMEOUT) with heartbeats three times in it."""
+    session_ms = round(session_timeout_s * 1000)
     return {
         **connection,
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(1, session_ms // 3),
         "partition.assignment.strategy": "cooperative-sticky",  # D32
         "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "fetch.min.bytes": 1,

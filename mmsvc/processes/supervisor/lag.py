@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mmsvc.config import KAFKA_SESSION_TIMEOUT_S
 from mmsvc.processes.supervisor.delivery import TopicPartition
 
 # How long the broker may send nothing before the watermark counts as unknown.
@@ -48,8 +49,8 @@ BLIND_S = 1.0
 # measures on resume is its backlog of partitions it no longer holds, not the
 # deployment's lag: it starts again as after an assignment (armed once caught up).
 # Found by the chaos run (issue 15): a host resumed after a 10 s SIGSTOP raised a
-# global KAFKA_LAG kill that halted every symbol on every host.
-EXPELLED_AFTER_S = 6.0
+# global KAFKA_LAG kill that halted every symbol on every host. The supervisor passes
+# its KAFKA_SESSION_TIMEOUT as ``expelled_after_s``.
 
 
 @dataclass(slots=True)
@@ -88,6 +89,7 @@ class LagTracker:
 
     threshold_s: float
     silent_limit_s: float = BROKER_SILENT_S
+    expelled_after_s: float = KAFKA_SESSION_TIMEOUT_S
     _parts: dict[TopicPartition, _PartitionLag] = field(default_factory=dict)
     _broker_heard_at: float | None = None  # wall time of the last broker answer, when known
     _polled_at: float | None = None
@@ -98,12 +100,12 @@ class LagTracker:
         """The consume loop ran at ``now``; after a gap, cached watermarks are not evidence.
 
         After a gap past the session timeout the member was expelled: forget every
-        partition's history and disarm (EXPELLED_AFTER_S).
+        partition's history and disarm (``expelled_after_s``).
         """
         gap = 0.0 if self._polled_at is None else now - self._polled_at
         if gap > LOOP_GAP_S:
             self._blind_until = now + BLIND_S
-        if gap > EXPELLED_AFTER_S:
+        if gap > self.expelled_after_s:
             self._parts.clear()
             self.armed = False
         self._polled_at = now

@@ -95,7 +95,10 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         )
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = Router(settings.system_account_id, engine_event_account_id)
-        self.lag = LagTracker(settings.kill_switch_kafka_lag_threshold_s)
+        self.lag = LagTracker(
+            settings.kill_switch_kafka_lag_threshold_s,
+            expelled_after_s=settings.kafka_session_timeout_s,
+        )
         self.template = WorkerTemplate(os.environ, fresh_interpreter(self._worker_argv, os.environ))
         self.pool = WorkerPool(
             self._worker_argv,
@@ -141,7 +144,11 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         self.redis_beat.start()  # copies PostgreSQL's kill flag to Redis first
         self._start_listening()  # commands from other hosts' admins, the kill flag (D28)
         self.consumer = self._join_group(
-            consumer_config(connection_config(self.settings), self.settings.kafka_group_id)
+            consumer_config(
+                connection_config(self.settings),
+                self.settings.kafka_group_id,
+                session_timeout_s=self.settings.kafka_session_timeout_s,
+            )
         )
 
     def _read_kill_flag(self) -> KillFlag | None:

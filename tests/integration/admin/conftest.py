@@ -96,6 +96,7 @@ def admin_env(
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"mmsvc-admin-test:{uuid.uuid4().hex}:",
         "KAFKA_BROKERS": kafka_bootstrap,
+        "KAFKA_SESSION_TIMEOUT": "2s",  # a supervisor's first join: 1 s on Tansu, not 3 s
         "SCHEMA_REGISTRY_URL": registry_url,
         "AUTH_SERVICE_URL": exchange.auth_service_url,
         "ORDER_SERVICE_URL": exchange.order_service_url,

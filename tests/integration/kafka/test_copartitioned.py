@@ -45,7 +45,10 @@ def uneven_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def consumer(bootstrap: str) -> MarketConsumer:
-    return MarketConsumer(consumer_config({"bootstrap.servers": bootstrap}, uuid.uuid4().hex))
+    config = consumer_config(
+        {"bootstrap.servers": bootstrap}, uuid.uuid4().hex, session_timeout_s=2
+    )
+    return MarketConsumer(config)
 
 
 def test_unequal_partition_counts_refuse_start_up_with_one_line(

@@ -61,7 +61,11 @@ class SupervisorConsumer:
     def __init__(self, bootstrap: str) -> None:
         self.lag = LagTracker(THRESHOLD_S)
         self.consumer = MarketConsumer(
-            consumer_config({"bootstrap.servers": bootstrap}, f"lag-test-{uuid.uuid4().hex[:8]}"),
+            consumer_config(
+                {"bootstrap.servers": bootstrap},
+                f"lag-test-{uuid.uuid4().hex[:8]}",
+                session_timeout_s=2,  # Tansu holds a first join for half of it
+            ),
             on_broker_heard=self.lag.broker_heard,
         )
         self.router = Router("mm-account", engine_event_account_id)

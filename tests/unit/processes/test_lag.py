@@ -187,9 +187,18 @@ def test_a_member_stopped_past_its_session_timeout_judges_no_lag_of_partitions_i
     assert lag.breach(assigned=[TP], now=111.0) is None
 
 
-def test_the_expulsion_gap_is_the_consumers_session_timeout() -> None:
+def test_the_expulsion_gap_is_the_groups_session_timeout() -> None:
+    """The consumer's session.timeout.ms and the tracker's expulsion rule are one setting
+    (KAFKA_SESSION_TIMEOUT), with heartbeats three times within it."""
     from mmsvc.adapters.kafka.consumer import consumer_config  # noqa: PLC0415
-    from mmsvc.processes.supervisor.lag import EXPELLED_AFTER_S  # noqa: PLC0415
 
-    config = consumer_config({"bootstrap.servers": "127.0.0.1:9092"}, "g")
-    assert config["session.timeout.ms"] == EXPELLED_AFTER_S * 1000
+    config = consumer_config({"bootstrap.servers": "127.0.0.1:9092"}, "g", session_timeout_s=2)
+    assert config["session.timeout.ms"] == 2000
+    assert config["heartbeat.interval.ms"] == 666
+    lag = LagTracker(threshold_s=1, expelled_after_s=2)
+    caught_up(lag, offset=0, now=100.0)
+    assert lag.breach(assigned=[TP], now=100.0) is None  # armed
+    lag.polled(102.5)  # expelled: a 2.5 s gap past a 2 s session timeout
+    lag.consumed(TP, 1, 100_000, 102_400, now=102.5)  # waited 2.5 s: over 1 s if judged
+    lag.watermark(TP, high=2, now=102.5)
+    assert lag.breach(assigned=[TP], now=102.6) is None

@@ -41,6 +41,10 @@ STATS_INTERVAL_MS = 1000
 # session's e2e tests missed fills; a quiet `make run` fired KAFKA_LAG after ~10
 # min); at 50 ms it used ~12% and answered in ~20 ms (measured, session 3 notes).
 FETCH_WAIT_MAX_MS = 50
+# D28: a surviving member learns of a rebalance (a host died) on its next heartbeat.
+# librdkafka's default (3 s) made a takeover wait up to 3 s more after the dead
+# member's session expired; a heartbeat a second costs the broker next to nothing.
+HEARTBEAT_MAX_MS = 1000
 
 
 def broker_heard_at(stats_json: str, now: float) -> float | None:
@@ -70,7 +74,8 @@ def consumer_config(
 ) -> dict[str, Any]:
     """The consumer settings on ``connection`` (connection_config): manual commits,
     earliest for a new group, fetches answered as soon as a message is there, and the
-    group's session timeout (KAFKA_SESSION_TIMEOUT) with heartbeats three times in it."""
+    group's session timeout (KAFKA_SESSION_TIMEOUT) with heartbeats at least three times
+    in it and at least every second (HEARTBEAT_MAX_MS)."""
     session_ms = round(session_timeout_s * 1000)
     return {
         **connection,
@@ -79,7 +84,7 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": session_ms,
-        "heartbeat.interval.ms": max(1, session_ms // 3),
+        "heartbeat.interval.ms": min(HEARTBEAT_MAX_MS, max(1, session_ms // 3)),
         "partition.assignment.strategy": "cooperative-sticky",  # D32
         "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         "fetch.min.bytes": 1,

@@ -195,6 +195,8 @@ def test_the_expulsion_gap_is_the_groups_session_timeout() -> None:
     config = consumer_config({"bootstrap.servers": "127.0.0.1:9092"}, "g", session_timeout_s=2)
     assert config["session.timeout.ms"] == 2000
     assert config["heartbeat.interval.ms"] == 666
+    default = consumer_config({"bootstrap.servers": "127.0.0.1:9092"}, "g")
+    assert (default["session.timeout.ms"], default["heartbeat.interval.ms"]) == (6000, 1000)
     lag = LagTracker(threshold_s=1, expelled_after_s=2)
     caught_up(lag, offset=0, now=100.0)
     assert lag.breach(assigned=[TP], now=100.0) is None  # armed

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmsvc.devstack import stack
+from mmsvc.devstack import prometheus, stack
 from mmsvc.devstack.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +152,12 @@ def start(
     keys = ["MMSVC_HOST_ID", "KAFKA_GROUP_ID"]
     run.write_service_env(directory, {**stack_env, **{k: env[k] for k in keys}}, env)
     run.start_supervisord(directory, env, host.conf)
+    prometheus.scrape(run_dir, _metrics_target(host), {"host": host.name})
     return host
+
+
+def _metrics_target(host: Host) -> str:
+    return f"127.0.0.1:{host.metrics_port}"
 
 
 def load(run_dir: Path) -> list[Host]:
@@ -203,6 +208,8 @@ def stop(hosts: list[Host], grace: float = stack.SERVICE_GRACE_S) -> list[str]:
     together, no host takes over what another is draining for long.
     """
     running = {h.name: pid for h in hosts if (pid := supervisord_pid(h)) is not None}
+    for host in hosts:  # gone on purpose: not a metrics endpoint down (MMMetricsDown)
+        prometheus.unscrape(host.run_dir.parents[1], _metrics_target(host))
     for pid in running.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

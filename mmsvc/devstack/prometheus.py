@@ -6,6 +6,11 @@ prometheus`` installs it), started on a free port with a config generated into
 multiprocess metric files live in ``<run_dir>/prometheus``, a different thing).
 Scrape and rule evaluation run every second so that an alert is seen quickly;
 the rule files are loaded exactly as shipped, ``for:`` durations included.
+
+What it scrapes is a file (``targets.json``, Prometheus' file-based discovery):
+the one-host service's METRICS_PORT at first, then each local host of ``make
+run HOSTS=N`` or a chaos run as it starts (`scrape`, labelled with its host),
+without a restart of Prometheus.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import shutil
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -49,8 +54,9 @@ def binary() -> str:
     return found
 
 
-def config(targets: Sequence[str], interval: str = DEV_INTERVAL) -> str:
-    """prometheus.yml scraping ``targets`` as job mmsvc with the shipped rules (JSON is YAML)."""
+def config(targets_file: Path, interval: str = DEV_INTERVAL) -> str:
+    """prometheus.yml scraping the targets listed in ``targets_file`` as job mmsvc, with
+    the shipped rules (JSON is YAML)."""
     document = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in RULE_FILES],
@@ -59,19 +65,55 @@ def config(targets: Sequence[str], interval: str = DEV_INTERVAL) -> str:
                 "job_name": JOB,
                 "scrape_interval": interval,
                 "scrape_timeout": interval,
-                "static_configs": [{"targets": list(targets)}],
+                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": interval}],
             }
         ],
     }
     return json.dumps(document, indent=2) + "\n"
 
 
+def targets_file(run_dir: Path) -> Path:
+    """The file listing what the stack's Prometheus scrapes."""
+    return run_dir / "prometheus-server" / "targets.json"
+
+
+def scrape(run_dir: Path, target: str, labels: Mapping[str, str] | None = None) -> None:
+    """Scrape ``target`` (host:port) too, with ``labels`` (a host's name, say); idempotent."""
+    listed = _listed(run_dir)
+    listed[target] = dict(labels or {})
+    _write_targets(run_dir, listed)
+
+
+def unscrape(run_dir: Path, target: str) -> None:
+    """Stop scraping ``target`` (a no-op when it is not listed)."""
+    listed = _listed(run_dir)
+    if listed.pop(target, None) is not None:
+        _write_targets(run_dir, listed)
+
+
+def _listed(run_dir: Path) -> dict[str, dict[str, str]]:
+    path = targets_file(run_dir)
+    groups = json.loads(path.read_text()) if path.exists() else []
+    return {target: group.get("labels", {}) for group in groups for target in group["targets"]}
+
+
+def _write_targets(run_dir: Path, listed: Mapping[str, Mapping[str, str]]) -> None:
+    """Replace the file in one rename: Prometheus never reads half of it."""
+    groups = [{"targets": [t], "labels": dict(labels)} for t, labels in sorted(listed.items())]
+    path = targets_file(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(groups, indent=2) + "\n")
+    partial.replace(path)
+
+
 def start(run_dir: Path, targets: Sequence[str], timeout: float = 30) -> str:
     """Start Prometheus on a free port scraping ``targets``; return its base URL once ready."""
     home = run_dir / "prometheus-server"
     (home / "data").mkdir(parents=True, exist_ok=True)
+    _write_targets(run_dir, {target: {} for target in targets})
     config_file = home / "prometheus.yml"
-    config_file.write_text(config(targets))
+    config_file.write_text(config(targets_file(run_dir)))
     port = processes.free_port()
     argv = [
         binary(),

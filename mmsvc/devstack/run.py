@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = service_env(run_dir, stack_env)
         write_service_env(run_dir, stack_env, env)
         start_supervisord(run_dir, env)
+        prometheus.scrape(run_dir, f"127.0.0.1:{env['METRICS_PORT']}")  # again after HOSTS=N
         api = f"http://127.0.0.1:{env['HTTP_PORT']}"
         wait_http(f"{api}/readyz", "the admin API and the supervisor")
         enable_demo(api)
@@ -173,6 +174,8 @@ def start_hosts(
     running = stack.running_pids(run_dir)
     stack_env = stack.read_env(run_dir) if running else stack.up(run_dir, database)
     migrate(stack_env["POSTGRES_URL"])
+    # The one-host service's endpoint is not served here: each host's is (hosts.start).
+    prometheus.unscrape(run_dir, f"127.0.0.1:{stack_env['METRICS_PORT']}")
     started = [
         hosts.start(run_dir, stack_env, i, autorestart_supervisor=autorestart_supervisor)
         for i in range(1, count + 1)
@@ -253,7 +256,7 @@ def _hosts_banner(
         "  Owners     curl -s -H 'Authorization: Bearer dev-read-token' "
         f"localhost:{started[0].http_port}/v1/mm/status   (owner: host/pid, epoch)",
         f"  Exchange   {stack_env.get('EXCHANGE_ADMIN_URL', '?')}   (simulator admin)",
-        f"  Prometheus {stack_env.get('PROMETHEUS_URL', '?')}   (scrapes METRICS_PORT only)",
+        f"  Prometheus {stack_env.get('PROMETHEUS_URL', '?')}   (scrapes every host, label host)",
         f"  Stack logs {run_dir}/logs/",
         "",
         "Stop every host (orders canceled first) and the stack with: make stop",

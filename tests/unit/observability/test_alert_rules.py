@@ -64,8 +64,9 @@ def test_every_alert_rule_has_a_unit_test_that_makes_it_fire() -> None:
 def test_the_dev_stack_prometheus_config_passes_promtool_with_the_shipped_rules(
     tmp_path: Path,
 ) -> None:
+    prometheus.scrape(tmp_path, "127.0.0.1:9090")
     config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus.config(["127.0.0.1:9090"]))
+    config.write_text(prometheus.config(prometheus.targets_file(tmp_path)))
 
     result = promtool("check", "config", str(config))
 

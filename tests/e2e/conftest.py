@@ -11,7 +11,9 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,13 +146,30 @@ class Service:
             workers = body.get("workers", {})
             return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
 
+        began = time.monotonic()
         wait_for(ready, 60, f"workers of {symbols}")
+        _say_if_slow(began, f"workers of {symbols} alive")
         for symbol in symbols:  # the worker answers once it loaded its state
-            wait_for(partial(self._answers_status, symbol, instrument), 30, f"{symbol} status")
+            began, seen = time.monotonic(), list[Any]()
+            answers = partial(self._answers_status, symbol, instrument, seen)
+            wait_for(answers, 30, f"{symbol} status")
+            _say_if_slow(began, f"{symbol} answering (last answers: {seen[-2:]})")
 
-    def _answers_status(self, symbol: str, instrument: bool = False) -> bool:
+    def _answers_status(
+        self, symbol: str, instrument: bool = False, seen: list[Any] | None = None
+    ) -> bool:
         status, body = self.command(Command.STATUS, symbol)
+        if seen is not None:
+            seen.append((status, body.get("state"), body.get("instrument_status")))
         return status == 200 and (not instrument or body.get("instrument_status") == "TRADING")
+
+
+def _say_if_slow(began: float, what: str, after_s: float = 10.0) -> None:
+    """A readiness that took long is a warning in the test summary: a fresh run had one
+    wait of about 30 s (a passing test, 41 s instead of 10) that left no other trace."""
+    took = time.monotonic() - began
+    if took > after_s:
+        warnings.warn(f"slow readiness: {what} after {took:.1f}s", stacklevel=3)
 
 
 def add_config(sessions: sessionmaker[Session], symbol: str, **fields: Any) -> None:

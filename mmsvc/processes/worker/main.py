@@ -79,7 +79,14 @@ log = logging.getLogger("mmsvc.worker")
 
 T = TypeVar("T")
 
-SUPERVISOR_SILENT_S = 5.0
+# D17, D27: how long a worker hears nothing from its supervisor before it cancels and
+# exits. A dead supervisor is noticed at once (the parent-death signal); this is for a
+# hung one. 5 s made a kill loop at 200 symbols on 2 cores (issue 13's scale bench at
+# load 92: supervisor loops stalled 2-12 s, 360 workers quit "supervisor lost" and their
+# restarts fed the load). A hung supervisor's worker is not blind meanwhile: kills reach
+# it through its lease renewal every second (D30), and market data stops, so quotes
+# are pulled once the book goes stale.
+SUPERVISOR_SILENT_S = 15.0
 # The supervisor check runs about every second; a longer gap means this worker did
 # not run (stopped with its host, or blocked): not the supervisor's silence.
 OWN_GAP_S = 2.0

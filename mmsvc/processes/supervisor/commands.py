@@ -230,14 +230,15 @@ class AdminCommands:
                 identity, request.id, _error(400, "BAD_REQUEST", "config_created needs a symbol")
             )
             return
-        if symbol in self.pool.workers:
+        if symbol in self.connected:
             self._answer(identity, request.id, (200, {"symbol": symbol, "already_running": True}))
             return
         joined = self.consumer is not None and self.consumer.joined
         if joined and not self.holds(symbol):  # D28: the member holding its partition starts it
             self._answer(identity, request.id, self.config_held_elsewhere(symbol))
             return
-        if len(self.pool.workers) >= self.settings.max_symbols:
+        launched = symbol in self.pool.workers
+        if not launched and len(self.pool.workers) >= self.settings.max_symbols:
             self._answer(
                 identity,
                 request.id,
@@ -252,7 +253,10 @@ class AdminCommands:
             time.monotonic() + SPAWN_DEADLINE_S,
             single,
         )
-        if joined:  # else the first assignment starts it, or answers it is held elsewhere
+        # Already launched by an assignment an instant ago (its row was there): answered,
+        # as any create, at the worker's HELLO; else started now, or by the first
+        # assignment, which answers it held elsewhere when it is not ours.
+        if joined and not launched:
             self._spawn(symbol)
 
     def retire(self, symbol: str) -> None:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -386,3 +387,22 @@ def test_a_kill_raised_on_another_host_halts_every_worker_here_once(
     monkeypatch.setattr(StubFlags, "flag", raised)
     sup._follow_kill_flag()
     assert [c.cmd for c in _commands_sent(sup, worker)] == [Command.KILL]
+
+
+def test_a_config_created_as_its_worker_starts_is_answered_at_its_hello(supervisor: Any) -> None:
+    """An assignment an instant earlier started the new symbol's worker (its config row was
+    there): the create must still wait for the worker's HELLO, not answer "already running"
+    at once, or the operator's enable right after finds no worker (503; a fresh run saw it
+    when the group join became faster than the worker template's imports)."""
+    sup, _, admin = supervisor
+    sup.consumer = SimpleNamespace(joined=True, numbers=list(range(6)))  # holds every number
+    sup.partition_count = 6
+    sup.connected.discard("BTCUSDT")  # launched (in the pool), no HELLO yet
+    request = {"id": "r-9", "cmd": Command.CONFIG_CREATED.value, "symbol": "BTCUSDT"}
+    _deliver(admin, [json.dumps(request).encode()], sup.admin)
+    sup._drain_admin()
+    assert not admin.poll(50)  # no answer before the worker runs
+    sup._on_worker_frames([b"BTCUSDT", protocol.encode(protocol.Hello(1))])
+    assert admin.poll(1000)
+    reply = protocol.parse_reply(admin.recv())
+    assert (reply.id, reply.status) == ("r-9", 201)

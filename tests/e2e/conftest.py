@@ -286,3 +286,24 @@ def service_factory(
             service._control.close()
     exchange.clear_faults()
     services.drop_database(pg_admin_url, name)
+
+
+# The demo symbols the end-to-end tests quote.
+CALM_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+@pytest.fixture
+def calm_markets(exchange: Exchange) -> Iterator[None]:
+    """No random walk and no jumps: no requote happens by chance, to meet an outage, or to
+    leave no bid resting when a test's deliberate move arrives (then nothing fills: a fresh
+    run timed out waiting for a position after a move that way)."""
+    calm = {"volatility_bps": 0.0, "jump_probability": 0.0}
+    before = {s: exchange.market(s)["params"] for s in CALM_SYMBOLS}
+    for symbol in CALM_SYMBOLS:
+        exchange.admin("PATCH", f"/v1/markets/{symbol}", calm).raise_for_status()
+    try:
+        yield
+    finally:
+        for symbol in CALM_SYMBOLS:
+            restore = {k: before[symbol][k] for k in calm}
+            exchange.admin("PATCH", f"/v1/markets/{symbol}", restore).raise_for_status()

@@ -191,21 +191,6 @@ def test_worker_started_while_postgres_is_down_waits_instead_of_crash_looping(
     assert_settled(service, flat=False, symbol=symbol)
 
 
-@pytest.fixture
-def calm_markets(exchange: Exchange) -> Iterator[None]:
-    """No random walk and no jumps: no requote happens to meet the outage by chance."""
-    calm = {"volatility_bps": 0.0, "jump_probability": 0.0}
-    before = {s: exchange.market(s)["params"] for s in SYMBOLS}
-    for symbol in SYMBOLS:
-        exchange.admin("PATCH", f"/v1/markets/{symbol}", calm).raise_for_status()
-    try:
-        yield
-    finally:
-        for symbol in SYMBOLS:
-            restore = {k: before[symbol][k] for k in calm}
-            exchange.admin("PATCH", f"/v1/markets/{symbol}", restore).raise_for_status()
-
-
 @pytest.mark.usefixtures("calm_markets")
 def test_order_service_unavailable_pulls_quotes_and_resumes(
     service_factory: ServiceFactory, exchange: Exchange

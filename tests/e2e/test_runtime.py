@@ -18,7 +18,12 @@ from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.kafka import ReaderFactory
 from tests.fixtures.waiting import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+# Calm markets: a deliberate move must find our quotes resting (no requote under way).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.integration,
+    pytest.mark.usefixtures("calm_markets"),
+]
 
 
 def status(service: Service, symbol: str) -> dict[str, Any]:

@@ -1,7 +1,17 @@
-"""The order book of one symbol, kept from snapshots and deltas (ARCHITECTURE D12)."""
+"""The order book of one symbol, kept from snapshots and deltas (ARCHITECTURE D12).
+
+Snapshots and deltas come on two topics, so a delta may arrive before the
+snapshot it follows: after a takeover or a start the supervisor replays the
+last seconds of both (D15 as amended in adapters/kafka/consumer.py), and the two
+partitions are read side by side. Deltas that arrive while the book is unknown
+wait (deltas of one symbol come in sequence order, one partition), and a
+snapshot applies those that follow it, so the book is known at the first
+snapshot instead of the one after it.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,6 +20,8 @@ from enum import StrEnum
 from mmsvc.domain.model import ZERO
 
 _TWO = Decimal(2)
+# Deltas kept while the book waits for a snapshot: a worker's queue (the spec's 1000).
+WAITING_DELTAS_MAX = 1000
 
 
 class BookSide(StrEnum):
@@ -101,6 +113,7 @@ class OrderBook:
         self._ts_ms: int | None = None
         self._synced = False
         self._last_mid: Decimal | None = None
+        self._waiting: deque[tuple[int, list[BookChange], int]] = deque(maxlen=WAITING_DELTAS_MAX)
         self.unknown_reason: str | None = "no snapshot yet"
 
     @property
@@ -135,17 +148,43 @@ class OrderBook:
         self._asks.replace(asks)
         self._sequence, self._ts_ms = sequence, ts_ms
         self._synced, self.unknown_reason = True, None
+        self._apply_waiting()
         return True
 
     def apply_delta(self, sequence: int, changes: Iterable[BookChange], ts_ms: int) -> bool:
-        """Apply a delta that follows the last one; a gap makes the book unknown (D12)."""
+        """Apply a delta that follows the last one; a gap makes the book unknown (D12).
+
+        While the book is unknown the delta waits for the snapshot it follows.
+        """
         last = self._sequence
-        if not self._synced or last is None or sequence <= last:
-            return False  # unknown books wait for a snapshot; older deltas are duplicates
+        if not self._synced:
+            self._waiting.append((sequence, list(changes), ts_ms))
+            return False
+        if last is None or sequence <= last:
+            return False  # older deltas are duplicates
         if sequence != last + 1:
             self.mark_unknown(f"sequence gap: expected {last + 1}, got {sequence}")
+            self._waiting.append((sequence, list(changes), ts_ms))
             return False
-        changes = list(changes)
+        return self._apply_changes(sequence, list(changes), ts_ms)
+
+    def _apply_waiting(self) -> None:
+        """Apply the waiting deltas that follow the snapshot just applied; drop older ones."""
+        waiting = list(self._waiting)
+        self._waiting.clear()
+        for index, (sequence, changes, ts_ms) in enumerate(waiting):
+            last = self._sequence
+            if last is None or sequence <= last:
+                continue  # the snapshot already holds it
+            if sequence != last + 1:
+                # A delta after the snapshot went missing: the book is behind (D12).
+                self.mark_unknown(f"sequence gap: expected {last + 1}, got {sequence}")
+                self._waiting.extend(waiting[index:])
+                return
+            if not self._apply_changes(sequence, changes, ts_ms):
+                return  # crossed: unknown again, until a newer snapshot
+
+    def _apply_changes(self, sequence: int, changes: list[BookChange], ts_ms: int) -> bool:
         bid = self._bids.best_after(changes, BookSide.BID)
         ask = self._asks.best_after(changes, BookSide.ASK)
         if bid is not None and ask is not None and bid >= ask:

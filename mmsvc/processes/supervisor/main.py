@@ -175,7 +175,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         push.setsockopt(zmq.SNDHWM, QUEUE_HWM)
         push.setsockopt(zmq.LINGER, 0)
         push.bind(protocol.data_endpoint(self.settings.worker_endpoint_dir, symbol))
-        self.router.attach(WorkerLink(symbol, push))
+        self.router.attach(WorkerLink(symbol, push, warming=True))
         self.pool.start(symbol)
         self.last_seen[symbol] = time.monotonic()
 
@@ -241,10 +241,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         elif isinstance(message, protocol.Hello):
             self.connected.add(symbol)
             self.pool.hello(symbol)
-            link = self.router.links.get(symbol.encode())
-            if link is not None:
-                link.resend_unacked()
-                link.flush()
+            self.router.greeted(symbol)
             self._reply_pending(symbol, f"spawn:{symbol}", 201, {"symbol": symbol})
         elif isinstance(message, protocol.Reply) and message.id is not None:
             self._reply_pending(symbol, message.id, message.status, message.body)
@@ -261,6 +258,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         """D2: cancel the symbol's orders at once; the pool restarts the worker."""
         log.error("worker died", extra={"symbol": symbol, "exit_code": code})
         self.connected.discard(symbol)
+        self.router.restarting(symbol)  # its successor gets the market data at HELLO
         metrics.worker_restarted(symbol)
         kill = next(
             (p for p in self.pending.values() if p.command is Command.KILL and symbol in p.waiting),

@@ -15,6 +15,14 @@ messages (the spec's per-worker queue). When it is full:
 
 Engine events of other accounts are dropped after reading only the leading
 fields of the Avro body, which costs far less than decoding it (D14).
+
+A worker that has not said HELLO yet (just started, or restarted) cannot take
+messages: its queue would refuse them and the book data would be shed. Its
+market data is held instead, the last ``WARMUP_MAX`` messages in Kafka order,
+and sent at HELLO: with the seconds the consumer replays at an assignment (D15
+as amended in adapters/kafka/consumer.py) that is the latest snapshot and the
+deltas after it, so a worker taking a symbol over quotes at once instead of
+waiting up to a snapshot interval (issue 15's takeover time).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from mmsvc.processes.supervisor.delivery import DeliveryId, DeliveryTracker
 from mmsvc.processes.supervisor.lag import LagTracker
 
 MARKET, MONEY, LIFECYCLE = "market", "money", "lifecycle"
+# Market data held for a worker until its HELLO: a worker's queue (the spec's 1000).
+WARMUP_MAX = 1000
 _KIND = {
     **{t: MARKET for t in topics.MARKET_DATA},
     topics.ENGINE_EVENTS: MONEY,
@@ -68,6 +78,9 @@ class WorkerLink:
     push: PushSocket
     pending: deque[DeliveryId] = field(default_factory=deque)
     unacked: dict[DeliveryId, list[bytes]] = field(default_factory=dict)
+    # True from a worker's (re)start until its HELLO: market data waits in ``warmup``.
+    warming: bool = False
+    warmup: deque[list[bytes]] = field(default_factory=lambda: deque(maxlen=WARMUP_MAX))
 
     def flush(self) -> bool:
         """Send buffered must-deliver messages while the queue takes them; True when empty."""
@@ -85,6 +98,24 @@ class WorkerLink:
     def resend_unacked(self) -> None:
         """Queue every unacknowledged message again, in Kafka order, for a new worker."""
         self.pending = deque(sorted(self.unacked))
+
+    def restarting(self) -> None:
+        """The worker died or is about to start: hold its market data until HELLO."""
+        self.warming = True
+        self.warmup.clear()
+
+    def greeted(self) -> tuple[int, int]:
+        """The worker said HELLO: send what waited for it; (sent, did not fit)."""
+        self.warming = False
+        held, self.warmup = self.warmup, deque(maxlen=WARMUP_MAX)
+        sent = 0
+        for frames in held:
+            try:
+                send_frames(self.push, frames)
+            except zmq.Again:
+                return sent, len(held) - sent
+            sent += 1
+        return sent, 0
 
 
 @dataclass(slots=True)
@@ -153,10 +184,15 @@ class Router:
         if link is None:
             self.stats["dropped_no_worker"] += 1
             return
+        frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
+        if link.warming:
+            if len(link.warmup) == WARMUP_MAX:
+                self.stats["shed_before_hello"] += 1  # the oldest goes
+            link.warmup.append(frames)
+            return
         if link.pending and not link.flush():
             self.stats["shed_queue_full"] += 1
             return
-        frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
         try:
             send_frames(link.push, frames)
         except zmq.Again:
@@ -184,6 +220,24 @@ class Router:
         for (topic, partition), (offset, first_ts, last_ts) in spans.items():
             consumed(DeliveryId(topic, partition, offset), must_deliver=False)
             lag.consumed((topic, partition), offset, first_ts, last_ts, now)
+
+    def restarting(self, symbol: str) -> None:
+        """A worker died: hold its market data for its successor's HELLO."""
+        link = self.links.get(symbol.encode())
+        if link is not None:
+            link.restarting()
+
+    def greeted(self, symbol: str) -> None:
+        """A worker said HELLO: its unacknowledged messages again, then its held market data."""
+        link = self.links.get(symbol.encode())
+        if link is None:
+            return
+        link.resend_unacked()
+        link.flush()
+        sent, shed = link.greeted()
+        self.stats["routed"] += sent
+        if shed:
+            self.stats["shed_queue_full"] += shed
 
     def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
         """A worker processed these must-deliver messages (a fill: its row is committed)."""

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmsvc.domain.book import BookChange, BookSide, OrderBook, TopOfBook
+from mmsvc.domain.book import WAITING_DELTAS_MAX, BookChange, BookSide, OrderBook, TopOfBook
 
 D = Decimal
 BID, ASK = BookSide.BID, BookSide.ASK
@@ -210,3 +210,54 @@ def test_deltas_in_sequence_keep_the_same_levels_as_a_plain_dict(
             None if best_bid is None or best_ask is None else TopOfBook(best_bid, best_ask, seq)
         )
         assert book.top() == expected
+
+
+def test_deltas_that_arrive_before_their_snapshot_are_applied_by_it() -> None:
+    """Snapshot and delta topics are read side by side (a replay at takeover, D15)."""
+    book = OrderBook("BTCUSDT")
+    assert not book.apply_delta(10, [change(BID, "99.98", "1")], 900)  # older than the snapshot
+    assert not book.apply_delta(11, [change(BID, "100.01", "1")], 1_100)
+    assert not book.apply_delta(12, [change(ASK, "100.02", "0")], 1_200)
+    assert book.apply_snapshot(
+        10, levels(("100.00", "1")), levels(("100.02", "1"), ("100.03", "2")), 1_000
+    )
+    assert book.top() == TopOfBook(D("100.01"), D("100.03"), 1_200)
+    assert book.sequence == 12
+    assert book.apply_delta(13, [change(BID, "100.02", "1")], 1_300)
+
+
+def test_a_missing_delta_after_the_snapshot_leaves_the_book_unknown() -> None:
+    book = OrderBook("BTCUSDT")
+    book.apply_delta(11, [change(BID, "100.01", "1")], 1_100)
+    book.apply_delta(13, [change(BID, "100.01", "0")], 1_300)  # 12 was shed
+    book.apply_snapshot(10, levels(("100.00", "1")), levels(("100.02", "1")), 1_000)
+    assert book.top() is None
+    assert "gap" in (book.unknown_reason or "")
+    # The next snapshot takes the book back, with what waited after it.
+    book.apply_delta(14, [change(ASK, "100.05", "1")], 1_400)
+    assert book.apply_snapshot(13, levels(("100.00", "1")), levels(("100.06", "1")), 1_350)
+    assert book.top() == TopOfBook(D("100.00"), D("100.05"), 1_400)
+
+
+def test_after_a_gap_the_deltas_that_follow_wait_for_the_next_snapshot() -> None:
+    book = book_at(10)
+    book.apply_delta(12, [change(BID, "100.01", "1")], 1_100)  # gap: 11 missing
+    book.apply_delta(13, [change(ASK, "100.05", "1")], 1_200)
+    assert book.apply_snapshot(12, levels(("100.01", "1")), levels(("100.06", "1")), 1_150)
+    assert book.top() == TopOfBook(D("100.01"), D("100.05"), 1_200)
+    assert book.sequence == 13
+
+
+def test_waiting_deltas_are_bounded_and_the_oldest_go() -> None:
+    def replayed() -> OrderBook:
+        book = OrderBook("BTCUSDT")
+        for sequence in range(1, WAITING_DELTAS_MAX + 50):  # 1..1049: 1..49 no longer kept
+            book.apply_delta(sequence, [], sequence)
+        return book
+
+    too_old = replayed()
+    too_old.apply_snapshot(47, levels(("1", "1")), levels(("2", "1")), 47)
+    assert "expected 48, got 50" in (too_old.unknown_reason or "")
+    just_right = replayed()
+    assert just_right.apply_snapshot(49, levels(("1", "1")), levels(("2", "1")), 49)
+    assert just_right.sequence == WAITING_DELTAS_MAX + 49

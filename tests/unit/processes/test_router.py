@@ -14,7 +14,7 @@ from mmsvc.adapters.kafka.codec import engine_event_account_id
 from mmsvc.adapters.zmq.protocol import unpack_data
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
-from mmsvc.processes.supervisor.router import Router, WorkerLink
+from mmsvc.processes.supervisor.router import WARMUP_MAX, Router, WorkerLink
 
 OURS = "mm-account"
 FILLS, TRADES, HALT = "engine.event.v1", "md.trades.v1", "md.instrument.halt.v1"
@@ -153,6 +153,36 @@ def test_commit_waits_for_the_workers_ack_and_a_restarted_worker_gets_it_again(
     router.acknowledge("BTCUSDT", [DeliveryId(FILLS, 3, 10)])
     assert router.tracker.committable() == {(FILLS, 3): 11}
     assert router.links[b"BTCUSDT"].unacked == {}
+
+
+SNAP, DELTA = "md.orderbook.snap.v1", "md.orderbook.delta.v1"
+
+
+def test_a_worker_before_its_hello_gets_the_book_data_held_for_it_at_hello(ctx: Context) -> None:
+    """A taken-over symbol's replayed snapshot and deltas reach its new worker (D15, issue 15)."""
+    router, pull = make_router(ctx)
+    router.restarting("BTCUSDT")
+    router.route(SNAP, b"BTCUSDT", b"s", 1, 5, 0)
+    router.route(DELTA, b"BTCUSDT", b"d", 1, 9, 0)
+    router.route(FILLS, b"BTCUSDT", OURS.encode(), 1, 20, 0)
+    assert drain(pull) == [(FILLS, 20)]  # must-deliver messages never wait for this
+    router.greeted("BTCUSDT")
+    assert drain(pull) == [(FILLS, 20), (SNAP, 5), (DELTA, 9)]  # again, unacknowledged
+    router.route(DELTA, b"BTCUSDT", b"d", 1, 10, 0)
+    assert drain(pull) == [(DELTA, 10)]
+    assert router.stats["routed"] == 4
+
+
+def test_held_book_data_keeps_the_newest_messages(ctx: Context) -> None:
+    router, pull = make_router(ctx, hwm=WARMUP_MAX * 2)
+    router.restarting("BTCUSDT")
+    for offset in range(WARMUP_MAX + 3):
+        router.route(DELTA, b"BTCUSDT", b"d", 0, offset, 0)
+    assert router.stats["shed_before_hello"] == 3
+    router.greeted("BTCUSDT")
+    got = drain(pull)
+    assert len(got) == WARMUP_MAX
+    assert got[0] == (DELTA, 3)
 
 
 def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx: Context) -> None:

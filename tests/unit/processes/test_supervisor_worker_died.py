@@ -9,6 +9,7 @@ from typing import Any, cast
 from mmsvc.domain.state import Command
 from mmsvc.processes.supervisor.main import Supervisor
 from mmsvc.processes.supervisor.requests import PendingRequest, single
+from mmsvc.processes.supervisor.router import Router, WorkerLink
 
 
 class InlineExecutor:
@@ -37,6 +38,8 @@ class StubSupervisor:
         self.orders = StubOrders()
         self.cancels = InlineExecutor()
         self.halted: list[list[str]] = []
+        self.router = Router(account_id="mm", peek_account=lambda _value: None)
+        self.router.attach(WorkerLink("BTCUSDT", cast(Any, None)))
 
     def _halt_silent_workers(self, pending: PendingRequest, symbols: list[str]) -> None:
         assert pending.command is Command.KILL
@@ -65,3 +68,10 @@ def test_no_kill_pending_records_nothing() -> None:
     died(stub)
     assert stub.halted == []
     assert [s for s, _ in stub.orders.flattened] == ["BTCUSDT"]  # D2: flat at once
+
+
+def test_a_dead_worker_s_market_data_is_held_for_its_successor() -> None:
+    """Its successor cannot take messages before HELLO; the book data waits (D15, issue 15)."""
+    stub = StubSupervisor()
+    died(stub)
+    assert stub.router.links[b"BTCUSDT"].warming

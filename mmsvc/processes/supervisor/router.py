@@ -19,10 +19,10 @@ fields of the Avro body, which costs far less than decoding it (D14).
 A worker that has not said HELLO yet (just started, or restarted) cannot take
 messages: its queue would refuse them and the book data would be shed. Its
 market data is held instead, the last ``WARMUP_MAX`` messages in Kafka order,
-and sent at HELLO: with the seconds the consumer replays at an assignment (D15
-as amended in adapters/kafka/consumer.py) that is the latest snapshot and the
-deltas after it, so a worker taking a symbol over quotes at once instead of
-waiting up to a snapshot interval (issue 15's takeover time).
+and sent from HELLO on, before anything newer. With the seconds the consumer
+replays at an assignment (D15 as amended in adapters/kafka/consumer.py) that is
+the latest snapshot and the deltas after it, so a worker taking a symbol over
+quotes at once instead of waiting up to a snapshot interval (issue 15).
 """
 
 from __future__ import annotations
@@ -104,18 +104,29 @@ class WorkerLink:
         self.warming = True
         self.warmup.clear()
 
-    def greeted(self) -> tuple[int, int]:
-        """The worker said HELLO: send what waited for it; (sent, did not fit)."""
+    def greeted(self) -> int:
+        """The worker said HELLO: send what waited for it; how many went."""
         self.warming = False
-        held, self.warmup = self.warmup, deque(maxlen=WARMUP_MAX)
+        return self.flush_held()
+
+    def flush_held(self) -> int:
+        """Send held market data, in order, while the queue takes it; how many went.
+
+        A HELLO can arrive before the worker's data connection is accepted (both
+        are asynchronous): then nothing goes yet, and what is held keeps waiting,
+        in order, for the next message or the housekeeping tick.
+        """
+        if self.warming:
+            return 0
         sent = 0
-        for frames in held:
+        while self.warmup:
             try:
-                send_frames(self.push, frames)
+                send_frames(self.push, self.warmup[0])
             except zmq.Again:
-                return sent, len(held) - sent
+                break
+            self.warmup.popleft()
             sent += 1
-        return sent, 0
+        return sent
 
 
 @dataclass(slots=True)
@@ -185,9 +196,11 @@ class Router:
             self.stats["dropped_no_worker"] += 1
             return
         frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
-        if link.warming:
+        if link.warmup and not link.warming:
+            self.stats["routed"] += link.flush_held()
+        if link.warming or link.warmup:  # held until the worker takes it, in order
             if len(link.warmup) == WARMUP_MAX:
-                self.stats["shed_before_hello"] += 1  # the oldest goes
+                self.stats["shed_held"] += 1  # the oldest goes
             link.warmup.append(frames)
             return
         if link.pending and not link.flush():
@@ -234,10 +247,7 @@ class Router:
             return
         link.resend_unacked()
         link.flush()
-        sent, shed = link.greeted()
-        self.stats["routed"] += sent
-        if shed:
-            self.stats["shed_queue_full"] += shed
+        self.stats["routed"] += link.greeted()
 
     def acknowledge(self, symbol: str, deliveries: Iterable[DeliveryId]) -> None:
         """A worker processed these must-deliver messages (a fill: its row is committed)."""
@@ -248,10 +258,12 @@ class Router:
                 link.unacked.pop(delivery, None)
 
     def flush_all(self) -> None:
-        """Retry every worker's buffered must-deliver messages."""
+        """Retry every worker's buffered must-deliver messages, then its held market data."""
         for link in self.links.values():
             if link.pending:
                 link.flush()
+            if link.warmup and not link.pending:
+                self.stats["routed"] += link.flush_held()
 
     def buffered(self) -> int:
         return sum(len(link.pending) for link in self.links.values())

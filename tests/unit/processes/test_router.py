@@ -15,6 +15,7 @@ from mmsvc.adapters.zmq.protocol import unpack_data
 from mmsvc.processes.supervisor.delivery import DeliveryId
 from mmsvc.processes.supervisor.lag import LagTracker
 from mmsvc.processes.supervisor.router import WARMUP_MAX, Router, WorkerLink
+from tests.fixtures.waiting import wait_for
 
 OURS = "mm-account"
 FILLS, TRADES, HALT = "engine.event.v1", "md.trades.v1", "md.instrument.halt.v1"
@@ -178,11 +179,38 @@ def test_held_book_data_keeps_the_newest_messages(ctx: Context) -> None:
     router.restarting("BTCUSDT")
     for offset in range(WARMUP_MAX + 3):
         router.route(DELTA, b"BTCUSDT", b"d", 0, offset, 0)
-    assert router.stats["shed_before_hello"] == 3
+    assert router.stats["shed_held"] == 3
     router.greeted("BTCUSDT")
     got = drain(pull)
     assert len(got) == WARMUP_MAX
     assert got[0] == (DELTA, 3)
+
+
+def test_held_book_data_waits_for_a_data_connection_slower_than_the_hello(ctx: Context) -> None:
+    """HELLO and the data connection are both asynchronous: a queue with no peer yet
+    refuses, and the held messages keep their place before anything newer."""
+    router = Router(account_id=OURS, peek_account=lambda value: value.decode() or None)
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.bind("inproc://slow-worker")
+    router.attach(WorkerLink("BTCUSDT", push, warming=True))
+    router.route(SNAP, b"BTCUSDT", b"s", 1, 5, 0)
+    router.greeted("BTCUSDT")  # no peer connected: nothing can go yet
+    router.route(DELTA, b"BTCUSDT", b"d", 1, 9, 0)
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.connect("inproc://slow-worker")
+    link = router.links[b"BTCUSDT"]
+
+    def flushed() -> bool:
+        router.flush_all()  # the housekeeping tick (the connection lands asynchronously)
+        return not link.warmup
+
+    wait_for(flushed, 5, "the held messages sent once the worker is connected")
+    router.route(DELTA, b"BTCUSDT", b"d", 1, 10, 0)
+    assert drain(pull) == [(SNAP, 5), (DELTA, 9), (DELTA, 10)]
+    assert router.stats["routed"] == 3
+    assert router.stats["shed_queue_full"] == 0
 
 
 def test_an_engine_event_that_cannot_be_read_is_counted_as_undecodable(ctx: Context) -> None:

@@ -136,7 +136,12 @@ class Service:
         """Every symbol's worker alive and answering; with ``instrument``, also knowing its
         instrument as TRADING, without which an enable is refused 409: the Metadata answer,
         and no halt of an earlier test that a new group's replay (D15) delivered before its
-        resume, which comes on another topic (D31: only a newer resume clears a halt)."""
+        resume, which comes on another topic (D31: only a newer resume clears a halt).
+
+        With ``instrument`` the supervisor must first have caught up with every partition
+        (its lag trigger armed, D8): until then the replay of earlier tests' halts goes on,
+        and a TRADING seen before one of them arrives is not an answer (fresh8: enable 409
+        right after TRADING was seen)."""
 
         def ready() -> bool:
             try:
@@ -144,24 +149,34 @@ class Service:
             except SupervisorUnavailableError:
                 return False  # still starting
             workers = body.get("workers", {})
-            return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
+            replayed = not instrument or bool(body.get("lag_trigger_armed"))
+            return (
+                status == 200 and replayed and all(workers.get(s, {}).get("alive") for s in symbols)
+            )
 
         began = time.monotonic()
         wait_for(ready, 60, f"workers of {symbols}")
         _say_if_slow(began, f"workers of {symbols} alive")
         for symbol in symbols:  # the worker answers once it loaded its state
-            began, seen = time.monotonic(), list[Any]()
+            began, seen = time.monotonic(), list[Any]()  # one list per symbol: two in a row
             answers = partial(self._answers_status, symbol, instrument, seen)
             wait_for(answers, 30, f"{symbol} status")
             _say_if_slow(began, f"{symbol} answering (last answers: {seen[-2:]})")
 
-    def _answers_status(
-        self, symbol: str, instrument: bool = False, seen: list[Any] | None = None
-    ) -> bool:
+    def _answers_status(self, symbol: str, instrument: bool, seen: list[Any]) -> bool:
+        """The symbol's worker answers; with ``instrument``, TRADING twice in a row: the
+        worker answers a command before it reads the data that came in the same turn of
+        its loop, so only an answer asked for after a first one has read what was replayed
+        before that first one."""
         status, body = self.command(Command.STATUS, symbol)
-        if seen is not None:
-            seen.append((status, body.get("state"), body.get("instrument_status")))
-        return status == 200 and (not instrument or body.get("instrument_status") == "TRADING")
+        answer = (status, body.get("state"), body.get("instrument_status"))
+        seen.append(answer)
+        if status != 200:
+            return False
+        if not instrument:
+            return True
+        trading = [a[0] == 200 and a[2] == "TRADING" for a in seen[-2:]]
+        return len(trading) == 2 and all(trading)
 
 
 def _say_if_slow(began: float, what: str, after_s: float = 10.0) -> None:

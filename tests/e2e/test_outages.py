@@ -180,7 +180,7 @@ def test_worker_started_while_postgres_is_down_waits_instead_of_crash_looping(
     assert no_quotes(service, [symbol])
 
     postgres_server.start()
-    wait_for(partial(service._answers_status, symbol, True), RESUME_S, f"{symbol} answers")
+    wait_for(partial(service._answers_status, symbol, True, []), RESUME_S, f"{symbol} answers")
     assert service.state_name(symbol) == "PAUSED"
     assert worker_pids(service) == {symbol: new}
     assert restarts(service, symbol) == 1  # the one the test caused

@@ -311,5 +311,20 @@ class MarketConsumer:
             return None
         return None if high < 0 else int(high)
 
+    def positions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The next offset each partition will deliver (no broker round trip), where known.
+
+        Before its first message a partition resumed from a committed offset is at
+        that offset: the only way to know it is caught up when nothing new came (D8).
+        """
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        if not wanted:
+            return {}
+        try:
+            found = self._consumer.position(wanted)
+        except Exception:  # noqa: BLE001 - advisory: any failure reads as "unknown", never a crash
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
     def close(self) -> None:
         self._consumer.close()

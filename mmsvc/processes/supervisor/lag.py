@@ -130,17 +130,31 @@ class LagTracker:
         self._broker_heard_at = at
 
     def watermark(
-        self, tp: TopicPartition, high: int, now: float, *, from_end: bool = False
+        self,
+        tp: TopicPartition,
+        high: int,
+        now: float,
+        *,
+        from_end: bool = False,
+        position: int | None = None,
     ) -> None:
         """Record the partition's high watermark as last reported by the broker.
 
         ``from_end``: the partition was started at its end (market data, D15), so
         the first watermark seen is where consuming begins, not a backlog; a quiet
         partition with history would otherwise look stalled forever.
+        ``position``: the consumer's own next offset, where it knows it. A partition
+        resumed from a committed offset with nothing new after it delivers no
+        message, so only this says it is caught up; without it a supervisor restarted
+        beside a quiet engine.event partition never armed the lag trigger (found by
+        the e2e harness, which waits for the trigger to arm).
         """
         part = self._parts.setdefault(tp, _PartitionLag())
         if from_end and not part.high_known and part.position == 0:
             part.position = high
+            part.progress_at = now
+        if position is not None and position > part.position:
+            part.position = position
             part.progress_at = now
         part.high_known = True
         part.high = max(part.high, high)

@@ -283,11 +283,16 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         self.router.flush_all()
         self._kill_hung_workers(now)
         wall = time.time()
+        positions = self.consumer.positions(self.consumer.assignment)
         for topic, partition in self.consumer.assignment:
             high = self.consumer.high_watermark(topic, partition)
             if high is not None:
                 self.lag.watermark(
-                    (topic, partition), high, wall, from_end=topic in topics.MARKET_DATA
+                    (topic, partition),
+                    high,
+                    wall,
+                    from_end=topic in topics.MARKET_DATA,
+                    position=positions.get((topic, partition)),
                 )
         for topic, lag_s in self.lag.by_topic(wall).items():
             metrics.set_kafka_lag(topic, lag_s)

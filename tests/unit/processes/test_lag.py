@@ -206,3 +206,17 @@ def test_the_expulsion_gap_is_the_groups_session_timeout() -> None:
     lag.consumed(TP, 1, 100_000, 102_400, now=102.5)  # waited 2.5 s: over 1 s if judged
     lag.watermark(TP, high=2, now=102.5)
     assert lag.breach(assigned=[TP], now=102.6) is None
+
+
+def test_a_partition_resumed_at_its_end_from_a_commit_arms_the_trigger() -> None:
+    """Nothing new after the committed offset: no message ever says where the consumer
+    is, only its position does (a restarted supervisor beside a quiet partition)."""
+    lag = LagTracker(threshold_s=10)
+    lag.polled(100.0)
+    lag.watermark(TP, high=42, now=100.0)
+    assert lag.breach(assigned=[TP], now=100.0) is None
+    assert not lag.armed  # without the position: 42 messages behind, for ever
+    lag.watermark(TP, high=42, now=100.5, position=42)
+    lag.breach(assigned=[TP], now=100.5)
+    assert lag.armed
+    assert lag.lag_s(TP, 101.0) == 0.0

@@ -36,7 +36,7 @@ from mmsvc.devstack import services, stack
 from mmsvc.domain.state import Command
 from tests.fixtures.exchange import Exchange
 from tests.fixtures.stack import SESSION_TAG
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.waiting import WaitTimeoutError, wait_for
 
 
 @dataclass
@@ -138,24 +138,27 @@ class Service:
         and no halt of an earlier test that a new group's replay (D15) delivered before its
         resume, which comes on another topic (D31: only a newer resume clears a halt).
 
-        With ``instrument`` the supervisor must first have caught up with every partition
-        (its lag trigger armed, D8): until then the replay of earlier tests' halts goes on,
-        and a TRADING seen before one of them arrives is not an answer (fresh8: enable 409
-        right after TRADING was seen)."""
+        Not asked yet: that the supervisor's lag trigger is armed (caught up with a new
+        group's replay of earlier tests' halts: fresh8's enable 409). After a restart in
+        the full suite it stayed unarmed for 60 s (fresh9); PING's lag_trigger_waiting_for
+        says on what, and is shown when this wait times out."""
+
+        pings: list[Any] = []
 
         def ready() -> bool:
             try:
                 status, body = self.command(Command.PING)
             except SupervisorUnavailableError:
                 return False  # still starting
+            pings.append(body.get("lag_trigger_waiting_for"))
             workers = body.get("workers", {})
-            replayed = not instrument or bool(body.get("lag_trigger_armed"))
-            return (
-                status == 200 and replayed and all(workers.get(s, {}).get("alive") for s in symbols)
-            )
+            return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
 
         began = time.monotonic()
-        wait_for(ready, 60, f"workers of {symbols}")
+        try:
+            wait_for(ready, 60, f"workers of {symbols}")
+        except WaitTimeoutError as exc:
+            raise WaitTimeoutError(f"{exc}; the lag trigger waits for {pings[-1:]}") from exc
         _say_if_slow(began, f"workers of {symbols} alive")
         for symbol in symbols:  # the worker answers once it loaded its state
             began, seen = time.monotonic(), list[Any]()  # one list per symbol: two in a row

@@ -167,9 +167,15 @@ class AdminCommands:
             "kafka_lag_s": self.lag.by_topic(now),
             "kafka_lag_now_s": self.lag.worst_s(now),
             "lag_trigger_armed": self.lag.armed,  # D8: armed once caught up after start
+            "lag_trigger_waiting_for": [] if self.lag.armed else self._lag_waiting_for(),
             "router": dict(self.router.stats),
             "buffered": self.router.buffered(),
         }
+
+    def _lag_waiting_for(self, shown: int = 10) -> list[str]:
+        """The first partitions the lag trigger waits for (PING, for an operator or a test)."""
+        assigned = self.consumer.assignment if self.consumer is not None else []
+        return self.lag.waiting_for(assigned)[:shown]
 
     def _forward(
         self,

@@ -215,8 +215,18 @@ class LagTracker:
         return 0.0 if self._broker_heard_at is None else max(0.0, now - self._broker_heard_at)
 
     def _caught_up(self, assigned: list[TopicPartition]) -> bool:
-        parts = [self._parts.get(tp) for tp in assigned]
-        return bool(parts) and all(p is not None and p.high_known and not p.behind() for p in parts)
+        return bool(assigned) and not self.waiting_for(assigned)
+
+    def waiting_for(self, assigned: Iterable[TopicPartition]) -> list[str]:
+        """Why the trigger is not armed yet: each assigned partition not caught up, and how."""
+        waiting: list[str] = []
+        for tp in assigned:
+            part = self._parts.get(tp)
+            if part is None or not part.high_known:
+                waiting.append(f"{tp[0]}[{tp[1]}] no watermark")
+            elif part.behind():
+                waiting.append(f"{tp[0]}[{tp[1]}] at {part.position} of {part.high}")
+        return waiting
 
     def _clear_backlogs(self) -> None:
         for part in self._parts.values():

@@ -30,7 +30,7 @@ high watermark can trail the log, which under-reports lag, never over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mmsvc.config import KAFKA_SESSION_TIMEOUT_S
@@ -215,18 +215,25 @@ class LagTracker:
         return 0.0 if self._broker_heard_at is None else max(0.0, now - self._broker_heard_at)
 
     def _caught_up(self, assigned: list[TopicPartition]) -> bool:
-        return bool(assigned) and not self.waiting_for(assigned)
+        return bool(assigned) and next(self._not_caught_up(assigned), None) is None
+
+    def _not_caught_up(
+        self, assigned: Iterable[TopicPartition]
+    ) -> Iterator[tuple[TopicPartition, _PartitionLag | None]]:
+        """Each assigned partition without a known watermark, or behind it."""
+        for tp in assigned:
+            part = self._parts.get(tp)
+            if part is None or not part.high_known or part.behind():
+                yield tp, part
 
     def waiting_for(self, assigned: Iterable[TopicPartition]) -> list[str]:
         """Why the trigger is not armed yet: each assigned partition not caught up, and how."""
-        waiting: list[str] = []
-        for tp in assigned:
-            part = self._parts.get(tp)
-            if part is None or not part.high_known:
-                waiting.append(f"{tp[0]}[{tp[1]}] no watermark")
-            elif part.behind():
-                waiting.append(f"{tp[0]}[{tp[1]}] at {part.position} of {part.high}")
-        return waiting
+        return [
+            f"{tp[0]}[{tp[1]}] no watermark"
+            if part is None or not part.high_known
+            else f"{tp[0]}[{tp[1]}] at {part.position} of {part.high}"
+            for tp, part in self._not_caught_up(assigned)
+        ]
 
     def _clear_backlogs(self) -> None:
         for part in self._parts.values():

@@ -196,13 +196,13 @@ class Router:
             self.stats["dropped_no_worker"] += 1
             return
         frames = pack_data(self._encoded(topic), value, partition, offset, ts_ms, False)
-        if link.warmup and not link.warming:
-            self.stats["routed"] += link.flush_held()
-        if link.warming or link.warmup:  # held until the worker takes it, in order
-            if len(link.warmup) == WARMUP_MAX:
-                self.stats["shed_held"] += 1  # the oldest goes
-            link.warmup.append(frames)
-            return
+        if link.warming or link.warmup:  # one test on the hot path while nothing is held
+            self.stats["routed"] += link.flush_held()  # nothing goes while warming
+            if link.warming or link.warmup:  # held until the worker takes it, in order
+                if len(link.warmup) == WARMUP_MAX:
+                    self.stats["shed_held"] += 1  # the oldest goes
+                link.warmup.append(frames)
+                return
         if link.pending and not link.flush():
             self.stats["shed_queue_full"] += 1
             return
@@ -263,7 +263,7 @@ class Router:
             if link.pending:
                 link.flush()
             if link.warmup and not link.pending:
-                self.stats["routed"] += link.flush_held()
+                self.stats["routed"] += link.flush_held()  # nothing goes while warming
 
     def buffered(self) -> int:
         return sum(len(link.pending) for link in self.links.values())

@@ -31,6 +31,7 @@ from mmsvc.adapters.db.configs import ConfigRepository
 from mmsvc.adapters.db.engine import make_engine, make_session_factory
 from mmsvc.adapters.db.records import ConfigFields, StateRecord
 from mmsvc.adapters.db.states import StateRepository
+from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
 from mmsvc.domain.state import Command
@@ -138,10 +139,13 @@ class Service:
         and no halt of an earlier test that a new group's replay (D15) delivered before its
         resume, which comes on another topic (D31: only a newer resume clears a halt).
 
-        Not asked yet: that the supervisor's lag trigger is armed (caught up with a new
-        group's replay of earlier tests' halts: fresh8's enable 409). After a restart in
-        the full suite it stayed unarmed for 60 s (fresh9); PING's lag_trigger_waiting_for
-        says on what, and is shown when this wait times out."""
+        With ``instrument``, also that the supervisor has read the replayed topics (engine
+        events, instrument lifecycle) up to their end: a new group replays earlier tests'
+        halts and resumes, on two topics read in no set order, so TRADING can show before
+        an old halt arrives (fresh8's enable 409). Market data is not waited for: it starts
+        near the end (D15), and after a restart in the full suite the lag trigger, which
+        waits for every topic, stayed unarmed for 60 s (fresh9). PING's
+        lag_trigger_waiting_for says on what, and is shown when this wait times out."""
 
         pings: list[Any] = []
 
@@ -150,9 +154,11 @@ class Service:
                 status, body = self.command(Command.PING)
             except SupervisorUnavailableError:
                 return False  # still starting
-            pings.append(body.get("lag_trigger_waiting_for"))
+            waiting = body.get("lag_trigger_waiting_for") or []
+            pings.append(waiting)
             workers = body.get("workers", {})
-            return status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
+            alive = status == 200 and all(workers.get(s, {}).get("alive") for s in symbols)
+            return alive and not (instrument and _replaying(waiting))
 
         began = time.monotonic()
         try:
@@ -180,6 +186,12 @@ class Service:
             return True
         trading = [a[0] == 200 and a[2] == "TRADING" for a in seen[-2:]]
         return len(trading) == 2 and all(trading)
+
+
+def _replaying(waiting_for: list[str]) -> bool:
+    """Any topic a new group replays from the earliest offset still behind (PING's
+    lag_trigger_waiting_for names each partition as ``topic[n] ...``)."""
+    return any(entry.split("[", 1)[0] not in topics.MARKET_DATA for entry in waiting_for)
 
 
 def _say_if_slow(began: float, what: str, after_s: float = 10.0) -> None:

@@ -172,10 +172,11 @@ class AdminCommands:
             "buffered": self.router.buffered(),
         }
 
-    def _lag_waiting_for(self, shown: int = 10) -> list[str]:
-        """The first partitions the lag trigger waits for (PING, for an operator or a test)."""
+    def _lag_waiting_for(self) -> list[str]:
+        """Every partition the lag trigger waits for (PING, for an operator or a test):
+        at most one per partition of each consumed topic, a few dozen."""
         assigned = self.consumer.assignment if self.consumer is not None else []
-        return self.lag.waiting_for(assigned)[:shown]
+        return self.lag.waiting_for(assigned)
 
     def _forward(
         self,

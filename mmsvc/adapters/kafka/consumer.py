@@ -33,6 +33,7 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_END,
+    OFFSET_INVALID,
     Consumer,
     KafkaError,
     KafkaException,
@@ -169,6 +170,9 @@ class MarketConsumer:
         self._book_replay_s = book_replay_s
         self.assignment: list[tuple[str, int]] = []
         self.joined = False  # True from the group's first assignment to this member on
+        # Where each assigned partition started, where this member chose it (a commit,
+        # a replay's offset): its position until a message of it arrives.
+        self._starts: dict[tuple[str, int], int] = {}
         self._consumer.subscribe(
             [topics.ENGINE_EVENTS],
             on_assign=self._assigned,
@@ -225,15 +229,39 @@ class MarketConsumer:
             return False
         return bool(high - offset <= BOOK_REPLAY_MAX_MESSAGES)
 
+    @staticmethod
+    def _resume_committed(consumer: Consumer, whole: list[TopicPartition]) -> None:
+        """Start the partitions that resume from the group's commits at those offsets, explicitly.
+
+        librdkafka would look the commits up itself, but then nothing tells this member
+        where a partition resumed until a message arrives (``position()`` is the offset
+        after the last message delivered): resumed at its end, a partition says nothing,
+        and the lag trigger waited for it for ever after a supervisor restart (fresh11).
+        One lookup for all of them; on failure librdkafka resumes them as before.
+        """
+        resumed = [tp for tp in whole if tp.offset == OFFSET_INVALID]
+        if not resumed:
+            return
+        try:
+            found = consumer.committed(resumed, timeout=OFFSETS_LOOKUP_TIMEOUT_S)
+        except KafkaException as exc:
+            log.warning("committed offsets unknown at assignment", extra={"error": str(exc)})
+            return
+        offsets = {(f.topic, f.partition): f.offset for f in found if f.error is None}
+        for tp in resumed:
+            tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_INVALID)
+
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted(tp.partition for tp in partitions)
         self.joined = True
         if self._on_assigned is not None:
             self._on_assigned(numbers)  # even none: the member has joined
         whole = self._whole(partitions)
+        self._resume_committed(consumer, whole)
         self._replay_books(consumer, whole)
         consumer.incremental_assign(whole)
         self.assignment += [(tp.topic, tp.partition) for tp in whole]
+        self._starts.update({(tp.topic, tp.partition): tp.offset for tp in whole if tp.offset >= 0})
         log.info("partitions assigned", extra={"detail": f"numbers {numbers}, now {self.numbers}"})
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -246,6 +274,8 @@ class MarketConsumer:
             self._on_revoke(revoked)
         gone = set(revoked)
         self.assignment = [tp for tp in self.assignment if tp not in gone]
+        for tp in gone:
+            self._starts.pop(tp, None)
         consumer.incremental_unassign(whole)
         log.info("partitions revoked", extra={"detail": f"numbers {numbers}, now {self.numbers}"})
 
@@ -315,16 +345,19 @@ class MarketConsumer:
         """The next offset each partition will deliver (no broker round trip), where known.
 
         Before its first message a partition resumed from a committed offset is at
-        that offset: the only way to know it is caught up when nothing new came (D8).
+        that offset (``_resume_committed``): the only way to know it is caught up when
+        nothing new came (D8). librdkafka's own position counts delivered messages only.
         """
         wanted = [TopicPartition(t, p) for t, p in partitions]
         if not wanted:
             return {}
+        known = {tp: self._starts[tp] for tp in partitions if tp in self._starts}
         try:
             found = self._consumer.position(wanted)
         except Exception:  # noqa: BLE001 - advisory: any failure reads as "unknown", never a crash
-            return {}
-        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+            return known
+        known.update({(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0})
+        return known
 
     def close(self) -> None:
         self._consumer.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, OFFSET_INVALID, KafkaException, TopicPartition
 
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.consumer import (
@@ -21,9 +21,31 @@ RECENT = HIGH - 40  # the broker's answer for BOOK_REPLAY_S back
 class FakeConsumer:
     """What the rebalance callbacks call on librdkafka's consumer, recorded in order."""
 
-    def __init__(self, calls: list[tuple[str, Any]], recent: int | None = RECENT) -> None:
+    def __init__(
+        self,
+        calls: list[tuple[str, Any]],
+        recent: int | None = RECENT,
+        commits: dict[str, int] | None = None,
+        *,
+        commits_unknown: bool = False,  # the commits lookup fails
+    ) -> None:
         self.calls = calls
         self.recent = recent  # None: the lookup fails
+        self.commits = commits or {}
+        self.commits_unknown = commits_unknown
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        assert timeout > 0  # inside the rebalance callback: always bounded
+        if self.commits_unknown:
+            raise KafkaException("coordinator gone")
+        self.calls.append(("committed", sorted({tp.topic for tp in partitions})))
+        return [
+            TopicPartition(tp.topic, tp.partition, self.commits.get(tp.topic, OFFSET_INVALID))
+            for tp in partitions
+        ]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID) for tp in partitions]
 
     def offsets_for_times(
         self, partitions: list[TopicPartition], timeout: float
@@ -53,6 +75,7 @@ def member(calls: list[tuple[str, Any]]) -> MarketConsumer:
     consumer._on_revoking = lambda numbers: calls.append(("stopped", numbers))
     consumer._on_revoke = lambda gone: calls.append(("forgot", sorted(gone)))
     consumer.assignment = []
+    consumer._starts = {}
     consumer._book_replay_s = BOOK_REPLAY_S
     return consumer
 
@@ -111,3 +134,29 @@ def test_a_revoked_number_stops_its_workers_before_it_is_let_go() -> None:
     assert {(tp.topic, tp.partition) for tp in calls[2][1]} == {(t, 4) for t in topics.CONSUMED}
     assert consumer.numbers == [1]
     assert {p for _, p in consumer.assignment} == {1}
+
+
+def test_a_partition_resumed_from_a_commit_starts_there_and_knows_it_before_any_message() -> None:
+    """fresh11: resumed at its end, a partition delivers nothing, and librdkafka's position
+    counts delivered messages only, so the lag trigger waited for it for ever (D8)."""
+    fake = FakeConsumer([], commits={topics.ENGINE_EVENTS: 143, topics.INSTRUMENT_HALT: 7})
+    consumer = member(fake.calls)
+    consumer._consumer = fake  # type: ignore[assignment]
+    consumer._assigned(fake, [TopicPartition(topics.ENGINE_EVENTS, 4)])  # type: ignore[arg-type]
+    [lookup] = [arg for kind, arg in fake.calls if kind == "committed"]
+    assert set(lookup) == topics.CONSUMED - topics.MARKET_DATA  # one lookup, money and lifecycle
+    [assigned] = [arg for kind, arg in fake.calls if kind == "assign"]
+    offsets = {tp.topic: tp.offset for tp in assigned}
+    assert offsets[topics.ENGINE_EVENTS] == 143
+    assert offsets[topics.INSTRUMENT_HALT] == 7
+    assert offsets[topics.INSTRUMENT_RESUME] == OFFSET_INVALID  # never committed: earliest
+    known = consumer.positions(consumer.assignment)
+    assert known[(topics.ENGINE_EVENTS, 4)] == 143
+    assert known[(topics.INSTRUMENT_HALT, 4)] == 7
+    assert (topics.INSTRUMENT_RESUME, 4) not in known
+
+
+def test_a_failed_commit_lookup_leaves_the_resume_to_librdkafka() -> None:
+    offsets = starts(FakeConsumer([], commits_unknown=True))
+    for topic in topics.CONSUMED - topics.MARKET_DATA:
+        assert offsets[topic] == OFFSET_INVALID

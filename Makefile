@@ -14,12 +14,13 @@ PROTO_GEN := mmsvc/adapters/metadata/proto/metadata_pb2.py
 STACK_ENV := $(RUN_DIR)/stack.env
 # make run HOSTS=3: three local "hosts" (supervisords) in one consumer group on one dev stack.
 HOSTS ?= 1
+SOAK_MINUTES ?= 30
 # make chaos CHAOS_MINUTES=30: how long the chaos run disturbs the hosts.
 CHAOS_MINUTES ?= 10
 # make chaos CHAOS_ARGS="--kinds kill9,restart --seed 7": more options of the chaos run.
 CHAOS_ARGS ?=
 
-.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run chaos clean
+.PHONY: help venv proto prometheus pgbouncer services stop migrate lint test test-long test-unit bench run soak chaos clean
 
 help: ## List the targets with what each does
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -107,6 +108,9 @@ run: venv prometheus pgbouncer ## Start the dev stack and the service, enable th
 
 chaos: venv prometheus pgbouncer ## Three hosts, a dozen ACTIVE symbols, kills/stops/restarts/joins every 20-40 s, then the checks (CHAOS_MINUTES=10)
 	@$(PY) -m mmsvc.devstack.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
+
+soak: venv ## Watch the running demo (make run) for SOAK_MINUTES=30 with nothing provoked: lag maxima, any kill, restart or state change
+	@$(PY) -m mmsvc.devstack.soak --minutes $(SOAK_MINUTES)
 
 clean: stop ## Remove the venv, the run directory and caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results

@@ -77,6 +77,7 @@ def make_engine(
     pool_size: int = 2,
     max_overflow: int = 2,
     statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    idle_in_transaction_s: float | None = None,
     pre_ping: bool = True,
 ) -> Engine:
     """An engine on psycopg 3 that works through a transaction-mode pooler (D27, D32).
@@ -105,13 +106,23 @@ def make_engine(
         connect_args=connect_args,
         **pooling,
     )
-    limit_statements(engine, statement_timeout_s)
+    limit_statements(engine, statement_timeout_s, idle_in_transaction_s)
     return engine
 
 
-def limit_statements(engine: Engine, timeout_s: float) -> None:
-    """Every transaction of ``engine`` starts with ``SET LOCAL statement_timeout`` (D25)."""
-    statement = f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}"
+def limit_statements(engine: Engine, timeout_s: float, idle_s: float | None = None) -> None:
+    """Every transaction of ``engine`` starts with ``SET LOCAL statement_timeout`` (D25).
+
+    ``idle_s``: also ``idle_in_transaction_session_timeout``, for the lease holders
+    (``make_worker_engine``): PostgreSQL ends a transaction whose client stopped
+    sending for that long, and with it the row locks it held.
+    """
+    statement = f"SET LOCAL statement_timeout = {_ms(timeout_s)}"
+    if idle_s is not None:  # one round trip for both (set_config(..., true) is SET LOCAL)
+        statement = (
+            f"SELECT set_config('statement_timeout', '{_ms(timeout_s)}', true),"
+            f" set_config('idle_in_transaction_session_timeout', '{_ms(idle_s)}', true)"
+        )
 
     @event.listens_for(engine, "begin")
     def _limit(connection: Connection) -> None:
@@ -131,6 +142,10 @@ def limit_statements(engine: Engine, timeout_s: float) -> None:
             cursor.close()
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 def _wrapped(connection: Connection, statement: str, exc: DBAPIModule.Error) -> StatementError:
     """The driver's error as SQLAlchemy's, as if SQLAlchemy had sent the statement.
 
@@ -148,13 +163,25 @@ def _wrapped(connection: Connection, statement: str, exc: DBAPIModule.Error) -> 
 
 
 def make_worker_engine(
-    url: str, *, application_name: str, statement_timeout_s: float = STATEMENT_TIMEOUT_S
+    url: str,
+    *,
+    application_name: str,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    idle_in_transaction_s: float | None = None,
 ) -> Engine:
     """A worker's engine: at most one connection, borrowed by one transaction at a time (D27).
 
     Point `url` at the pooler (POSTGRES_POOL_URL in the dev stack): the one
     client connection a worker keeps costs PgBouncer a socket, not PostgreSQL
     a backend; a server connection is only held for a transaction's duration.
+
+    ``idle_in_transaction_s``: the worker passes its lease's length (D26). Every
+    write transaction of a worker starts by locking its lease row (``leases.fence``);
+    a worker frozen inside one (SIGSTOP, a host cut off) kept that lock, so its
+    successor's take waited behind it past the lease's expiry, for as long as the
+    frozen process lived (found by fresh12: the take failed on its statement
+    timeout). A worker that does not run for a lease's length has lost the lease
+    anyway, so ending its transaction then costs nothing it still had.
     """
     engine = make_engine(
         url,
@@ -162,6 +189,7 @@ def make_worker_engine(
         pool_size=WORKER_POOL_SIZE,
         max_overflow=0,
         statement_timeout_s=statement_timeout_s,
+        idle_in_transaction_s=idle_in_transaction_s,
         pre_ping=False,  # done by _ping_on_checkout, which `unpinged` can skip
     )
     event.listen(engine, "checkout", _ping_on_checkout(engine))

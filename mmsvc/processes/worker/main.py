@@ -31,7 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from mmsvc.adapters import metrics
 from mmsvc.adapters.db import records as db
 from mmsvc.adapters.db.engine import database_down, make_session_factory, make_worker_engine
-from mmsvc.adapters.db.leases import Fenced, LeaseHeld, LeaseKeeper, Renewal
+from mmsvc.adapters.db.leases import LEASE_S, Fenced, LeaseHeld, LeaseKeeper, Renewal
 from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.kafka.codec import AvroCodec, DecodeError
 from mmsvc.adapters.kafka.connection import connection_config
@@ -126,6 +126,7 @@ class Worker:
             settings.postgres_pool_url or settings.postgres_url,
             application_name=f"mmsvc-{symbol}",
             statement_timeout_s=settings.postgres_statement_timeout_s,
+            idle_in_transaction_s=LEASE_S,  # a frozen worker's lock ends with its lease
         )
         sessions = make_session_factory(self.engine)
         owner = owner_name(settings.host_id, os.getpid())

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, delete, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mmsvc.adapters.db import leases
 from mmsvc.adapters.db.dead_letters import DeadLetterRepository
-from mmsvc.adapters.db.engine import make_session_factory, make_worker_engine
+from mmsvc.adapters.db.engine import database_down, make_session_factory, make_worker_engine
 from mmsvc.adapters.db.leases import Fenced, LeaseHeld
 from mmsvc.adapters.db.models import MMDeadLetter, MMLease, MMOrder
 from mmsvc.adapters.db.orders import OrderRepository
@@ -561,3 +563,31 @@ def test_a_keeper_that_did_not_run_stands_down_when_another_owner_took_the_symbo
         worker.renew()
     assert worker.epoch is None
     assert not worker.may_place()
+
+
+def test_a_holder_frozen_inside_a_write_transaction_does_not_keep_its_lease_row(
+    db_engine: Engine, database_url: str, symbol: str
+) -> None:
+    """fresh12: every write transaction of a worker starts by locking its lease row; a
+    worker frozen inside one kept the lock, and its successor's take waited behind it
+    past the lease's expiry until its statement timeout. PostgreSQL now ends a worker's
+    transaction idle for a lease's length (make_worker_engine), and the lock with it."""
+    lease_s = 1.0
+    engine = make_worker_engine(
+        database_url, application_name="lease-frozen", idle_in_transaction_s=lease_s
+    )
+    frozen = Session(engine)
+    try:
+        lease = take(engine, symbol, "host-a/100", lease_s=lease_s)
+        frozen.begin()
+        leases.fence(frozen, symbol, lease.epoch)  # the row locked, then the process stops
+        time.sleep(lease_s * 1.5)  # deliberate: frozen past its lease and the idle limit
+        successor = take(db_engine, symbol, "host-b/200")
+        assert successor.epoch == lease.epoch + 1
+        with pytest.raises(DBAPIError) as woke:  # the frozen one wakes up: nothing lands
+            OrderRepository(frozen).insert_pending(new_order(symbol))
+        assert database_down(woke.value)  # an outage to the worker (D25): re-take, fenced
+        assert orders_of(db_engine, symbol) == 0
+    finally:
+        frozen.close()
+        engine.dispose()

@@ -58,7 +58,7 @@ def test_a_member_resumed_at_its_committed_end_knows_its_position(kafka_bootstra
 
     second = _member(kafka_bootstrap, group)
     try:
-        delivered: list[Message] = []  # of the partition: nothing new came after the commit
+        delivered: list[Message] = []  # of the partition, after the commit
 
         def assigned() -> bool:
             batch = second.poll(500, 0.1)
@@ -66,7 +66,9 @@ def test_a_member_resumed_at_its_committed_end_knows_its_position(kafka_bootstra
             return tp in second.assignment
 
         wait_for(assigned, 30, "the second member's assignment")
-        assert second.positions([tp]) == {tp: last + 1}  # known, though nothing was delivered
-        assert delivered == []
+        # Known though nothing was delivered. Another test's service may still send an
+        # event to this partition meanwhile (fresh12): then the position is past it.
+        resumed_at = last + 1 if not delivered else (delivered[-1].offset() or 0) + 1
+        assert second.positions([tp]) == {tp: resumed_at}
     finally:
         second.close()

@@ -27,7 +27,7 @@ from tests.integration.db.conftest import new_order
 pytestmark = pytest.mark.integration
 
 CLIENTS = 200
-ROUNDS = 6
+ROUNDS = 3  # each round is two transactions of every client at once
 # The pool's server connections, plus the test session's own direct ones.
 BUDGET = TEST_MAX_DB_CONNECTIONS + 6
 

@@ -50,6 +50,7 @@ class Soak:
     started: str
     minutes: float
     scrapes: int = 0
+    watched_s: float = 0.0  # less than `minutes` when an event ended the run early
     lag_max_s: dict[str, float] = field(default_factory=dict)
     lag_max_at: dict[str, str] = field(default_factory=dict)
     load_max: float = 0.0
@@ -110,12 +111,14 @@ def watch(url: str, minutes: float, every_s: float = SCRAPE_EVERY_S) -> Soak:
     soak = Soak(started=datetime.now(UTC).isoformat(timespec="seconds"), minutes=minutes)
     last = scrape(url)
     soak.states_at_start = dict(last.states)
-    end = time.monotonic() + minutes * 60
+    began = time.monotonic()
+    end = began + minutes * 60
     while time.monotonic() < end:
         time.sleep(every_s)
         now = scrape(url)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         soak.scrapes += 1
+        soak.watched_s = time.monotonic() - began
         soak.load_max = max(soak.load_max, os.getloadavg()[0])
         for topic, lag in now.lag_s.items():
             if lag > soak.lag_max_s.get(topic, -1.0):
@@ -128,7 +131,8 @@ def watch(url: str, minutes: float, every_s: float = SCRAPE_EVERY_S) -> Soak:
 
 
 def report(soak: Soak) -> str:
-    lines = [f"soak from {soak.started}: {soak.scrapes} scrapes over {soak.minutes:g} min"]
+    watched = f"{soak.watched_s / 60:.1f} of {soak.minutes:g} min"
+    lines = [f"soak from {soak.started}: {soak.scrapes} scrapes over {watched}"]
     lines.append(f"  symbols at the start: {soak.states_at_start or 'none (is the demo running?)'}")
     for topic in sorted(soak.lag_max_s):
         lag, at = soak.lag_max_s[topic], soak.lag_max_at[topic]

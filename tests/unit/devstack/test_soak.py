@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmsvc.devstack.soak import Soak, changes, parse
+from mmsvc.devstack.soak import Soak, changes, parse, report
 
 TEXT = """\
 # HELP mm_kafka_lag_seconds Kafka consumer lag (ARCHITECTURE D8).
@@ -42,3 +42,9 @@ def test_a_kill_from_nothing_is_an_event_and_fails_the_soak() -> None:
     assert not soak.passed()
     assert Soak(started="now", minutes=1, states_at_start=before.states).passed()
     assert not Soak(started="now", minutes=1).passed()  # no demo symbol seen: nothing watched
+
+
+def test_a_soak_ended_early_by_an_event_says_how_long_it_watched() -> None:
+    """It stops at the first event: the report says 4.7 of 30 min, not 30 (session 8)."""
+    soak = Soak(started="now", minutes=30, scrapes=56, watched_s=282.0, events=["kill"])
+    assert report(soak).splitlines()[0] == "soak from now: 56 scrapes over 4.7 of 30 min"

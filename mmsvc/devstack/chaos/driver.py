@@ -323,10 +323,45 @@ class Chaos:
                 os.killpg(pid, signal.SIGCONT)
 
     def restart(self, host: Host) -> None:
-        """A graceful restart: the supervisor drains (orders canceled, leases released)."""
+        """A graceful restart: the supervisor drains (orders canceled, leases released).
+
+        A symbol the restarted supervisor takes back itself comes back PAUSED: a
+        process start pauses its symbols, only a move between hosts keeps ACTIVE
+        (D29). The operator enables those again after a restart, and so does the
+        run (recorded as ``enabled_again``): they are paused on purpose, and the
+        rest of the run should still disrupt quoting symbols.
+        """
         owned = self.owned(host.name)
+        active = {s for s, state in self.states().items() if state == "ACTIVE" and s in owned}
         self.record("restart", host, now_ms(), owned)
         hosts.supervisorctl(host, "restart", hosts.SUPERVISOR)
+        self.enable_again(owned, active)
+
+    def enable_again(self, owned: dict[str, int], active: set[str]) -> None:
+        """Enable the symbols of ``active`` that a restart left PAUSED under a new epoch."""
+        deadline = time.monotonic() + RESTART_AFTER_S
+        while time.monotonic() < deadline and not self._retaken(owned):
+            time.sleep(0.5)
+        states = self.states()
+        paused = sorted(s for s in active if states.get(s) == "PAUSED")
+        for symbol in paused:
+            with contextlib.suppress(stack.StackError):
+                run.enable_symbol(self.running(), symbol)
+        if paused:
+            self.recorder.append("enabled_again", {"at_ms": now_ms(), "symbols": paused})
+            self.say(f"chaos: enabled again after the restart (D29): {', '.join(paused)}")
+
+    def _retaken(self, owned: dict[str, int]) -> bool:
+        """Every symbol of ``owned`` has a newer live epoch (any owner)."""
+        with self.database().connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT symbol, epoch FROM mm_leases WHERE released_at IS NULL"
+                    " AND lease_expires_at > clock_timestamp()"
+                )
+            ).all()
+        now = {str(r.symbol): int(r.epoch) for r in rows}
+        return all(now.get(s, 0) > e for s, e in owned.items())
 
     def join_or_leave(self) -> None:
         """A fourth host joins, or (when it runs) leaves by a drain."""

@@ -339,8 +339,13 @@ class Chaos:
 
     def enable_again(self, owned: dict[str, int], active: set[str]) -> None:
         """Enable the symbols of ``active`` that a restart left PAUSED under a new epoch."""
+        # The new owner writes the state after it took the lease: wait for each to
+        # be PAUSED or quoting, or an ACTIVE row read too early is taken for settled.
         deadline = time.monotonic() + RESTART_AFTER_S
-        while time.monotonic() < deadline and not self._retaken(owned):
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if self._settled(owned, active):
+                    break
             time.sleep(0.5)
         states = self.states()
         paused = sorted(s for s in active if states.get(s) == "PAUSED")
@@ -350,6 +355,16 @@ class Chaos:
         if paused:
             self.recorder.append("enabled_again", {"at_ms": now_ms(), "symbols": paused})
             self.say(f"chaos: enabled again after the restart (D29): {', '.join(paused)}")
+
+    def _settled(self, owned: dict[str, int], active: set[str]) -> bool:
+        """Every symbol of ``owned`` retaken, and each of ``active`` PAUSED or quoting."""
+        if not self._retaken(owned):
+            return False
+        states, resting = self.states(), self.venue_open()
+        return all(
+            states.get(s) == "PAUSED" or (states.get(s) == "ACTIVE" and resting.get(s, 0) > 0)
+            for s in active
+        )
 
     def _retaken(self, owned: dict[str, int]) -> bool:
         """Every symbol of ``owned`` has a newer live epoch (any owner)."""

@@ -208,6 +208,10 @@ class Chaos:
 
     def owned(self, host: str) -> dict[str, int]:
         """symbol -> epoch of every live lease ``host`` holds now."""
+        return {s: epoch for s, (owner, epoch) in self.live_leases().items() if owner == host}
+
+    def live_leases(self) -> dict[str, tuple[str, int]]:
+        """symbol -> (owning host, epoch) of every live lease of the run's symbols."""
         if self.engine is None:
             return {}
         with self.engine.connect() as conn:
@@ -218,9 +222,9 @@ class Chaos:
                 )
             ).all()
         return {
-            str(r.symbol): int(r.epoch)
+            str(r.symbol): (str(r.owner).rpartition("/")[0], int(r.epoch))
             for r in rows
-            if str(r.owner).rpartition("/")[0] == host and str(r.symbol) in self.symbols
+            if str(r.symbol) in self.symbols
         }
 
     def venue_open(self) -> dict[str, int]:
@@ -368,15 +372,8 @@ class Chaos:
 
     def _retaken(self, owned: dict[str, int]) -> bool:
         """Every symbol of ``owned`` has a newer live epoch (any owner)."""
-        with self.database().connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT symbol, epoch FROM mm_leases WHERE released_at IS NULL"
-                    " AND lease_expires_at > clock_timestamp()"
-                )
-            ).all()
-        now = {str(r.symbol): int(r.epoch) for r in rows}
-        return all(now.get(s, 0) > e for s, e in owned.items())
+        live = self.live_leases()
+        return all(s in live and live[s][1] > e for s, e in owned.items())
 
     def join_or_leave(self) -> None:
         """A fourth host joins, or (when it runs) leaves by a drain."""

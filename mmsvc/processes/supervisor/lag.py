@@ -51,6 +51,10 @@ BLIND_S = 1.0
 # Found by the chaos run (issue 15): a host resumed after a 10 s SIGSTOP raised a
 # global KAFKA_LAG kill that halted every symbol on every host. The supervisor passes
 # its KAFKA_SESSION_TIMEOUT as ``expelled_after_s``.
+# After any gap, "caught up" needs evidence from after the resume: a broker answer
+# heard since then. The third chaos run's woken host read its cached watermark with the
+# broker last heard before the stop, took that as "caught up 10 s ago" for partitions it
+# had just forgotten, armed, and judged the first fresh watermark a 10.3 s lag.
 
 
 @dataclass(slots=True)
@@ -94,6 +98,7 @@ class LagTracker:
     _broker_heard_at: float | None = None  # wall time of the last broker answer, when known
     _polled_at: float | None = None
     _blind_until: float = 0.0
+    _resumed_at: float = 0.0  # the end of the last loop gap: older evidence proves nothing
     armed: bool = False
 
     def polled(self, now: float) -> None:
@@ -105,6 +110,7 @@ class LagTracker:
         gap = 0.0 if self._polled_at is None else now - self._polled_at
         if gap > LOOP_GAP_S:
             self._blind_until = now + BLIND_S
+            self._resumed_at = now
         if gap > self.expelled_after_s:
             self._parts.clear()
             self.armed = False
@@ -163,10 +169,12 @@ class LagTracker:
                 part.behind_since = now
             return
         part.behind_since = None
-        if now < self._blind_until and part.caught_up_at is not None:
-            return
+        if now < self._blind_until:
+            return  # a cached watermark, as old as the loop's gap
         # The watermark is only as fresh as the broker's last answer.
         heard = now if self._broker_heard_at is None else min(now, self._broker_heard_at)
+        if heard < self._resumed_at:
+            return  # the broker has not answered since the gap: no news of the log
         part.caught_up_at = max(heard, part.caught_up_at or 0.0)
 
     def lag_s(self, tp: TopicPartition, now: float) -> float:

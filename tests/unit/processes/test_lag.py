@@ -220,3 +220,52 @@ def test_a_partition_resumed_at_its_end_from_a_commit_arms_the_trigger() -> None
     lag.breach(assigned=[TP], now=100.5)
     assert lag.armed
     assert lag.lag_s(TP, 101.0) == 0.0
+
+
+def test_a_member_woken_past_its_session_timeout_takes_no_stale_evidence_as_caught_up() -> None:
+    """The chaos run's third 10-minute run (issue 15): h2 SIGSTOPped for 10 s, and on
+    SIGCONT its housekeeping read the cached watermark (the position was at it before
+    the stop) with the broker last heard before the stop too. The tracker had
+    forgotten the partitions (expelled) but took that stale pair as "caught up 10 s
+    ago", armed, and the first fresh watermark made a lag of "10.3s > 10s": a global
+    KAFKA_LAG kill of every symbol on every host. Evidence older than the resume is
+    not evidence of being caught up."""
+    lag = LagTracker(threshold_s=10)
+    lag.broker_heard(100.0)
+    caught_up(lag, offset=0, now=100.0)
+    assert lag.breach(assigned=[TP], now=100.0) is None  # armed
+    lag.polled(110.3)  # woken: an empty batch, 10.3 s after the last poll
+    lag.watermark(TP, high=1, now=110.3, position=1)  # cached high, stats not fresh
+    assert lag.breach(assigned=[TP], now=110.3) is None
+    lag.polled(110.4)  # the first fetch after the stop brings the backlog
+    lag.consumed(TP, 5, 100_010, 110_300, now=110.4)
+    lag.watermark(TP, high=9, now=110.5, position=6)
+    assert lag.breach(assigned=[TP], now=110.5) is None
+    lag.broker_heard(110.5)
+    lag.polled(110.6)
+    lag.consumed(TP, 8, 110_350, 110_500, now=110.6)
+    lag.watermark(TP, high=9, now=110.7, position=9)
+    assert lag.breach(assigned=[TP], now=110.7) is None
+    assert lag.breach(assigned=[TP], now=111.0) is None
+
+
+def test_after_a_wake_a_fresh_lag_is_still_caught() -> None:
+    """The rule above must not blind the tracker: once the broker has answered since the
+    resume and the partition was caught up, a partition that stops advancing counts."""
+    lag = LagTracker(threshold_s=2)
+    lag.broker_heard(100.0)
+    caught_up(lag, offset=0, now=100.0)
+    lag.polled(110.0)  # expelled and woken
+    lag.broker_heard(110.1)
+    lag.polled(110.2)
+    lag.consumed(TP, 1, 110_000, 110_100, now=110.2)
+    lag.watermark(TP, high=2, now=111.5, position=2)  # past BLIND_S, broker fresh
+    assert lag.breach(assigned=[TP], now=111.5) is None  # arms
+    lag.broker_heard(114.0)
+    lag.polled(114.0)
+    lag.watermark(TP, high=50, now=114.0, position=2)  # stuck at 2 since 111.5
+    lag.watermark(TP, high=50, now=116.0, position=2)
+    lag.broker_heard(116.0)
+    found = lag.breach(assigned=[TP], now=116.0)
+    assert found is not None
+    assert found[1] > 2

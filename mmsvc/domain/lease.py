@@ -59,14 +59,23 @@ def owner_host(owner: str) -> str:
     return host if sep else owner
 
 
-def moved_here(takeover: bool, previous_owner: str | None, host: str) -> bool:
-    """True when the symbol moved to ``host`` from another host within TAKEOVER_WINDOW.
+def moved_here(
+    takeover: bool, previous_owner: str | None, host: str, *, handed_back: bool = False
+) -> bool:
+    """True when the symbol moved here within TAKEOVER_WINDOW: from another host, or
+    handed back to the supervisor that handed it over (``handed_back``).
 
     D28, D29: only such a symbol carries on in its recorded state (an ACTIVE
-    one quotes again). A lease last held on this same host means a restart of
-    our own worker or supervisor, and any restart gives PAUSED (D3); a lease
-    that ended longer ago (``takeover`` False) is a cold start.
+    one quotes again). A lease last held on this same host otherwise means a
+    restart of our own worker or supervisor, and any restart gives PAUSED (D3);
+    a lease that ended longer ago (``takeover`` False) is a cold start.
+
+    ``handed_back``: this host's supervisor stopped the symbol's worker because the
+    group revoked its partition, and the group gave it back, with no process
+    restarted in between (the supervisor says so when it starts the worker). The
+    chaos run found a survivor whose consumer lost its whole assignment and got it
+    back 4 s later; read as a restart, that paused seven symbols nobody touched.
     """
     if not takeover or previous_owner is None:
         return False
-    return owner_host(previous_owner) != host
+    return handed_back or owner_host(previous_owner) != host

@@ -17,16 +17,22 @@ equal to the database's.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 import uuid
 from functools import partial
+from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 from sqlalchemy import text
 
 from mmsvc.adapters.db.orders import OrderRepository
+from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq.control_client import SupervisorUnavailableError
+from mmsvc.domain.partitioning import partition_of
 from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.fixtures.waiting import wait_for
@@ -41,6 +47,9 @@ HOSTS = ("host-a", "host-b")
 # new workers' start-up: generous bounds for a loaded 2-core box.
 JOINED_S = 60
 TAKEOVER_S = 60
+FROZEN_S = 5.0  # a partitioned host: past the e2e session timeout (2 s) and a 3 s lag rule
+WATCHED_S = 15.0
+MEMBER_TRIES = 5
 
 
 def lease_owners(service: Service) -> dict[str, tuple[str, int, bool]]:
@@ -98,11 +107,11 @@ def venue_open_ids(service: Service) -> set[str]:
 
 
 def two_hosts_quoting(
-    service_factory: ServiceFactory,
+    service_factory: ServiceFactory, **settings: str
 ) -> tuple[dict[str, Service], dict[str, str]]:
     """Two supervisors of one group, every symbol ACTIVE and quoting; (hosts, owner of each)."""
-    first = service_factory(MMSVC_HOST_ID=HOSTS[0])
-    second = service_factory(host_of=first, MMSVC_HOST_ID=HOSTS[1])
+    first = service_factory(None, MMSVC_HOST_ID=HOSTS[0], **settings)
+    second = service_factory(host_of=first, MMSVC_HOST_ID=HOSTS[1], **settings)
     hosts = {HOSTS[0]: first, HOSTS[1]: second}
     for symbol in SYMBOLS:
         add_config(first.sessions, symbol)
@@ -204,6 +213,127 @@ def test_a_drained_host_hands_its_symbols_over_without_a_kill_or_a_pause(
         assert first.state_name(symbol) == "ACTIVE"
     wait_for(
         lambda: venue_open_ids(first) == db_open_ids(first),
+        30,
+        "the venue's open orders of our account equal the database's",
+    )
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (the template and the workers it forked, D27)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def test_a_host_frozen_past_its_session_and_the_lag_threshold_kills_nothing(
+    service_factory: ServiceFactory,
+) -> None:
+    """The chaos run's partitioned host (issue 15): frozen past the session timeout it was
+    expelled and its partitions moved; woken, it must not judge as lag the time it did
+    not run. Its cached watermark and its last broker answer, both from before the stop,
+    read as "caught up 10 s ago" and it raised a global KAFKA_LAG kill of every symbol."""
+    hosts, owner_of = two_hosts_quoting(service_factory, KILL_SWITCH_KAFKA_LAG_THRESHOLD="3s")
+    first = hosts[HOSTS[0]]
+    frozen, _, _ = the_busier(owner_of)
+    pids = process_tree(hosts[frozen].procs["supervisor"].pid)
+    for pid in pids:  # the host cut off: its supervisor and its workers
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(FROZEN_S)  # past the 2 s session timeout and the 3 s lag threshold
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+    def halted() -> list[str]:
+        return [s for s in SYMBOLS if first.state_name(s) == "HALTED"]
+
+    deadline = time.monotonic() + WATCHED_S  # the woken host's first checks are what failed
+    while time.monotonic() < deadline:
+        assert halted() == [], f"halted after the wake: {halted()}"
+        time.sleep(0.25)
+    for symbol in SYMBOLS:
+        wait_for(partial(first.quotes, symbol), TAKEOVER_S, f"{symbol} quoting after the wake")
+    assert halted() == []
+    wait_for(
+        lambda: venue_open_ids(first) == db_open_ids(first),
+        30,
+        "the venue's open orders of our account equal the database's",
+    )
+
+
+def revoked(service: Service, symbols: set[str]) -> bool:
+    return not symbols & workers(service)
+
+
+class PassingMember:
+    """A member of the service's group that takes partitions and runs no worker: a host
+    that joins and leaves before starting anything (a failed deploy, a flapping node)."""
+
+    def __init__(self, service: Service) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": service.env["KAFKA_BROKERS"],
+                "group.id": service.env["KAFKA_GROUP_ID"],
+                "partition.assignment.strategy": "cooperative-sticky",  # D32, as the service
+                "session.timeout.ms": 2000,
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe([topics.ENGINE_EVENTS])
+
+    def partition_count(self) -> int:
+        listing = self._consumer.list_topics(topics.ENGINE_EVENTS, timeout=10)
+        return len(listing.topics[topics.ENGINE_EVENTS].partitions)
+
+    def numbers(self) -> set[int]:
+        self._consumer.poll(0.1)
+        return {tp.partition for tp in self._consumer.assignment()}
+
+    def leave(self) -> None:
+        self._consumer.close()
+
+
+def test_symbols_handed_back_to_their_supervisor_carry_on_active(
+    service_factory: ServiceFactory,
+) -> None:
+    """D28, D29: a symbol that went away through the group and came back to the same
+    supervisor, with no process restarted, keeps its recorded state. The chaos run found a
+    survivor whose consumer lost its whole assignment and was given it back 4 s later:
+    its new workers took the leases from its own previous ones and came up PAUSED, seven
+    symbols paused that no restart and no operator touched."""
+    service = service_factory(MMSVC_HOST_ID=HOSTS[0])
+    for symbol in SYMBOLS:
+        add_config(service.sessions, symbol)
+    service.start("supervisor")
+    wait_for(lambda: workers(service) == set(SYMBOLS), JOINED_S, "every symbol's worker")
+    service.wait_ready(SYMBOLS)
+    for symbol in SYMBOLS:
+        assert service.command(Command.ENABLE, symbol)[0] == 200
+    for symbol in SYMBOLS:
+        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quotes")
+    moved: list[str] = []
+    for _ in range(MEMBER_TRIES):  # the assignor decides which numbers go: until one of ours
+        member = PassingMember(service)
+        wait_for(member.numbers, JOINED_S, "the passing member holds partitions")
+        count = member.partition_count()
+        moved = [s for s in SYMBOLS if partition_of(s, count) in member.numbers()]
+        if moved:
+            gone = partial(revoked, service, set(moved))
+            wait_for(gone, JOINED_S, f"{moved} revoked")
+        member.leave()
+        if moved:
+            break
+    assert moved, f"no symbol's partition went to the passing member in {MEMBER_TRIES} joins"
+
+    wait_for(lambda: workers(service) == set(SYMBOLS), TAKEOVER_S, f"{moved} handed back")
+    for symbol in SYMBOLS:
+        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting after the hand-back")
+        assert service.state_name(symbol) == "ACTIVE"
+    wait_for(
+        lambda: venue_open_ids(service) == db_open_ids(service),
         30,
         "the venue's open orders of our account equal the database's",
     )

@@ -120,6 +120,7 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         self.admin = self._bind(zmq.ROUTER, settings.control_endpoint, settings.control_curve_dir)
         self.consumer: MarketConsumer | None = None
         self.retired_at: dict[str, float] = {}
+        self.handed_over: set[str] = set()
 
     def _bind(self, kind: int, endpoint: str, curve_dir: Path | None = None) -> zmq.Socket[bytes]:
         sock = self.ctx.socket(kind)
@@ -170,13 +171,13 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         if stale:  # a write of the flag to Redis failed: the beat copies it again
             self.redis_beat.mark_stale()
 
-    def _spawn(self, symbol: str) -> None:
+    def _spawn(self, symbol: str, *, handed_back: bool = False) -> None:
         push = self.ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.SNDHWM, QUEUE_HWM)
         push.setsockopt(zmq.LINGER, 0)
         push.bind(protocol.data_endpoint(self.settings.worker_endpoint_dir, symbol))
         self.router.attach(WorkerLink(symbol, push, warming=True))
-        self.pool.start(symbol)
+        self.pool.start(symbol, handed_back=handed_back)
         self.last_seen[symbol] = time.monotonic()
 
     # --------------------------------------------------------------------- loop

@@ -13,7 +13,8 @@ and every key is partitioned with murmur2, so a symbol's partition number
 * Assignment starts the workers of the configured symbols in the gained
   numbers; each worker takes its lease (waiting for a live one to end) and
   comes up PAUSED, or in its recorded state when it moved here from another
-  host within TAKEOVER_WINDOW (`mmsvc.domain.lease.moved_here`).
+  host, or was handed back to this supervisor after a revocation, within
+  TAKEOVER_WINDOW (`mmsvc.domain.lease.moved_here`).
 * Revocation (or a lost session) stops those workers inside the callback,
   before the partitions move: each cancels its orders and releases its lease;
   then the offsets they acknowledged are committed and the numbers let go.
@@ -83,8 +84,9 @@ class Membership:
     partition_count: int = 0
     _next_follow: float = 0.0
     retired_at: dict[str, float]  # symbol -> monotonic time its config's deletion stopped it
+    handed_over: set[str]  # symbols whose worker a revocation stopped (D28, D29)
 
-    _spawn: Callable[[str], None]  # the Supervisor's: binds the data socket, starts the process
+    _spawn: Callable[..., None]  # the Supervisor's: binds the data socket, starts the process
     _commit: Callable[[], None]  # the Supervisor's: commits what workers acknowledged
     _answer: Callable[[bytes, str | None, tuple[int, dict[str, Any]]], None]  # AdminCommands'
     retire: Callable[[str], None]  # AdminCommands': stops a deleted symbol's worker for good
@@ -125,8 +127,20 @@ class Membership:
         )
         for symbol in symbols:
             if symbol not in self.pool.workers:
-                self._spawn(symbol)
+                self._spawn_held(symbol)
         self._answer_early_creates()
+
+    def _spawn_held(self, symbol: str) -> None:
+        """Start the worker of a symbol in our partitions.
+
+        When a revocation of this same supervisor stopped its last worker, the symbol is
+        handed back, not restarted: it went away through the group and came back with
+        no process started in between, and it keeps its recorded state if its lease
+        ended within TAKEOVER_WINDOW (D28, D29; ``mmsvc.domain.lease.moved_here``).
+        """
+        handed_back = symbol in self.handed_over
+        self.handed_over.discard(symbol)
+        self._spawn(symbol, handed_back=handed_back)
 
     def _answer_early_creates(self) -> None:
         """Configs created before the first assignment: started above, or held elsewhere."""
@@ -173,7 +187,7 @@ class Membership:
             if now - self.retired_at.get(symbol, -RETIRED_S) < RETIRED_S:
                 continue  # being deleted: its row goes once the worker stopped
             log.info("config found in our partitions: starting it", extra={"symbol": symbol})
-            self._spawn(symbol)
+            self._spawn_held(symbol)
 
     def _numbers_revoking(self, numbers: list[int]) -> None:
         symbols = sorted(
@@ -185,6 +199,7 @@ class Membership:
         )
         # Each worker cancels its orders and releases its lease on SIGTERM (D28, D32).
         self.pool.stop_many(symbols, STOP_GRACE_S)
+        self.handed_over.update(symbols)
         for symbol in symbols:
             link = self.router.detach(symbol)
             if link is not None:

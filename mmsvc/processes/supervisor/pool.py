@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mmsvc.domain.ratelimit import TokenBucket
+from mmsvc.processes.worker import HANDED_BACK_ARG
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ class ChildProcess(Protocol):
 
 
 class Launcher(Protocol):
-    """Starts a symbol's worker process; None means "not now, keep it queued"."""
+    """Starts a symbol's worker process, with extra worker ``args``; None means "not now,
+    keep it queued"."""
 
-    def __call__(self, symbol: str) -> ChildProcess | None: ...
+    def __call__(self, symbol: str, args: Sequence[str] = ()) -> ChildProcess | None: ...
 
 
 @dataclass(slots=True)
@@ -81,6 +83,7 @@ class WorkerProcess:
     restarts: int = 0
     queued: bool = False
     greeted: bool = False  # said HELLO since this process started
+    handed_back: bool = False  # for the next launch only (HANDED_BACK_ARG)
 
     @property
     def pid(self) -> int | None:
@@ -92,12 +95,12 @@ class WorkerProcess:
 
 def fresh_interpreter(
     argv_for: Callable[[str], Sequence[str]], env: Mapping[str, str]
-) -> Callable[[str], ChildProcess]:
+) -> Callable[[str, Sequence[str]], ChildProcess]:
     """The plain launcher: a new Python interpreter per worker."""
     env = dict(env)
 
-    def launch(symbol: str) -> ChildProcess:
-        return subprocess.Popen(list(argv_for(symbol)), env=env)
+    def launch(symbol: str, args: Sequence[str] = ()) -> ChildProcess:
+        return subprocess.Popen([*argv_for(symbol), *args], env=env)
 
     return launch
 
@@ -127,11 +130,17 @@ class WorkerPool:
         self._queue: deque[str] = deque()
         self.workers: dict[str, WorkerProcess] = {}
 
-    def start(self, symbol: str) -> WorkerProcess:
-        """Queue the symbol's worker and launch what the rate allows (no-op when running)."""
+    def start(self, symbol: str, *, handed_back: bool = False) -> WorkerProcess:
+        """Queue the symbol's worker and launch what the rate allows (no-op when running).
+
+        ``handed_back``: the group gave the symbol back to this supervisor, which had
+        stopped its worker at the revocation (D28); told to that launch only, never to
+        a restart after a death (D29: a crash gives PAUSED).
+        """
         worker = self.workers.setdefault(symbol, WorkerProcess(symbol))
         if worker.alive() or worker.queued:
             return worker
+        worker.handed_back = handed_back
         worker.restart_at = None
         worker.queued = True
         self._queue.append(symbol)
@@ -233,10 +242,11 @@ class WorkerPool:
             if worker is None or worker.alive():
                 self._queue.popleft()
                 continue
-            proc = self._launch(symbol)
+            proc = self._launch(symbol, (HANDED_BACK_ARG,) if worker.handed_back else ())
             if proc is None:
                 return  # the launcher is not ready (the template is starting): keep the queue
             self._queue.popleft()
+            worker.handed_back = False
             worker.proc = proc
             worker.queued = False
             worker.greeted = False

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import requests
@@ -143,7 +143,7 @@ class WorkerTemplate:
     def __init__(
         self,
         env: Mapping[str, str],
-        fresh: Callable[[str], ChildProcess],
+        fresh: Callable[[str, Sequence[str]], ChildProcess],
         clock: Callable[[], float] = time.monotonic,
         module: str = WORKER_MODULE,
     ) -> None:
@@ -194,33 +194,35 @@ class WorkerTemplate:
         log.info("worker template starting", extra={"template_pid": self._proc.pid})
         return True
 
-    def __call__(self, symbol: str) -> ChildProcess | None:
-        """Fork the symbol's worker; None while the template imports; a fresh one if unusable."""
+    def __call__(self, symbol: str, args: Sequence[str] = ()) -> ChildProcess | None:
+        """Fork the symbol's worker (with the worker's extra ``args``); None while the
+        template imports; a fresh interpreter if it is unusable."""
         now = self._clock()
         if now < self._disabled_until or self._subreaper is False:
-            return self._fresh(symbol)
+            return self._fresh(symbol, args)
         if self._proc is not None and self._proc.poll() is not None:
             if not self._ready:
-                return self._give_up(symbol, f"template exited with {self._proc.returncode}")
+                why = f"template exited with {self._proc.returncode}"
+                return self._give_up(symbol, args, why)
             log.error(
                 "worker template died; starting it again",
                 extra={"exit_code": self._proc.returncode},
             )
             self.close()
         if self._proc is None:
-            return None if self.start() else self._fresh(symbol)
+            return None if self.start() else self._fresh(symbol, args)
         if not self._ready:
-            return self._await_ready(symbol, now)
-        return self._fork(symbol)
+            return self._await_ready(symbol, args, now)
+        return self._fork(symbol, args)
 
-    def _fork(self, symbol: str) -> ChildProcess:
+    def _fork(self, symbol: str, args: Sequence[str]) -> ChildProcess:
         try:
-            self._send({"fork": symbol})
+            self._send({"fork": symbol, "args": list(args)})
             reply = self._receive(FORK_REPLY_S)
         except OSError as exc:
-            return self._give_up(symbol, f"fork request failed: {exc}")
+            return self._give_up(symbol, args, f"fork request failed: {exc}")
         if reply is None or "pid" not in reply:
-            return self._give_up(symbol, f"fork refused: {reply}")
+            return self._give_up(symbol, args, f"fork refused: {reply}")
         return ForkedChild(int(reply["pid"]))
 
     def close(self) -> None:
@@ -235,36 +237,37 @@ class WorkerTemplate:
             self._proc = None
         self._ready = False
 
-    def _await_ready(self, symbol: str, now: float) -> ChildProcess | None:
+    def _await_ready(self, symbol: str, args: Sequence[str], now: float) -> ChildProcess | None:
         try:
             reply = self._receive(0.0)
         except OSError as exc:
-            return self._give_up(symbol, f"template lost while starting: {exc}")
+            return self._give_up(symbol, args, f"template lost while starting: {exc}")
         if reply is not None and reply.get("ready"):
             self._ready = True
             log.info(
                 "worker template ready",
                 extra={"template_pid": self.pid, "import_s": round(now - self._started_at, 2)},
             )
-            return self(symbol)
+            return self(symbol, args)
         if reply is not None:
-            return self._give_up(symbol, f"template unusable: {reply}")
+            return self._give_up(symbol, args, f"template unusable: {reply}")
         if now - self._started_at > TEMPLATE_READY_S:
-            return self._give_up(symbol, f"template not ready within {TEMPLATE_READY_S:g}s")
+            why = f"template not ready within {TEMPLATE_READY_S:g}s"
+            return self._give_up(symbol, args, why)
         return None
 
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
-    def _give_up(self, symbol: str, why: str) -> ChildProcess:
+    def _give_up(self, symbol: str, args: Sequence[str], why: str) -> ChildProcess:
         log.error(
             "worker template unusable; starting workers as fresh interpreters",
             extra={"reason": why, "retry_after_s": RETRY_AFTER_S},
         )
         self.close()
         self._disabled_until = self._clock() + RETRY_AFTER_S
-        return self._fresh(symbol)
+        return self._fresh(symbol, args)
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._sock is None:
@@ -313,9 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     _reply(channel, {"ready": True})
     with channel.makefile("rb") as requests:
         for line in requests:
-            symbol = str(json.loads(line)["fork"])
+            request = json.loads(line)
+            symbol, args = str(request["fork"]), [str(a) for a in request.get("args", [])]
             try:
-                pid = _fork_worker(symbol, supervisor_pid, channel, worker_main.main)
+                pid = _fork_worker(symbol, args, supervisor_pid, channel, worker_main.main)
             except OSError as exc:
                 _reply(channel, {"error": str(exc)})
             else:
@@ -359,6 +363,7 @@ def _reply(channel: socket.socket, message: dict[str, Any]) -> None:
 
 def _fork_worker(
     symbol: str,
+    args: list[str],
     supervisor_pid: int,
     channel: socket.socket,
     run: Callable[[list[str]], None],
@@ -373,7 +378,7 @@ def _fork_worker(
             pid = os.fork()
             if pid == 0:
                 os.close(write_end)
-                _become_worker(symbol, supervisor_pid, channel, run)
+                _become_worker(["--symbol", symbol, *args], supervisor_pid, channel, run)
             os.write(write_end, str(pid).encode())
             code = 0
         finally:
@@ -390,7 +395,7 @@ def _fork_worker(
 
 
 def _become_worker(
-    symbol: str,
+    argv: list[str],
     supervisor_pid: int,
     channel: socket.socket,
     run: Callable[[list[str]], None],
@@ -412,8 +417,8 @@ def _become_worker(
             os._exit(EXIT_NOT_ADOPTED)  # the supervisor died before the signal was armed
         random.seed()
         gc.enable()
-        sys.argv = ["mmsvc-worker", "--symbol", symbol]
-        run(["--symbol", symbol])
+        sys.argv = ["mmsvc-worker", *argv]
+        run(argv)
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

@@ -64,6 +64,7 @@ from mmsvc.domain.trader import (
 from mmsvc.observability.tracing import span, tick_span
 from mmsvc.processes.bootstrap import bootstrap
 from mmsvc.processes.db_wait import StoppedWaitingError, until_database_answers
+from mmsvc.processes.worker import HANDED_BACK_ARG
 from mmsvc.processes.worker.cadence import Keepalive, StatusCadence, sleep_ms, status_key
 from mmsvc.processes.worker.commands import CommandHandler
 from mmsvc.processes.worker.edge import Edge
@@ -117,9 +118,10 @@ def service_limits(settings: Settings) -> ServiceLimits:
 class Worker:
     """One symbol's loop: market data in, decisions out, commands answered."""
 
-    def __init__(self, settings: Settings, symbol: str) -> None:
+    def __init__(self, settings: Settings, symbol: str, *, handed_back: bool = False) -> None:
         self.settings = settings
         self.symbol = symbol
+        self.handed_back = handed_back  # told by the supervisor (HANDED_BACK_ARG, D28)
         self.shadow = settings.shadow_mode
         # D27, D32: one kept connection, to the pooler when there is one.
         self.engine = make_worker_engine(
@@ -188,8 +190,13 @@ class Worker:
         except LeaseHeld as held:  # refused, never crash-looped (D27)
             raise SystemExit(f"refusing to start: {held} (D26)") from None
         # D29: a process start gives PAUSED; a takeover keeps the recorded state
-        # only for a symbol moved here from another host (D28).
-        moved = moved_here(lease.takeover, lease.previous_owner, self.settings.host_id)
+        # only for a symbol moved here from another host, or handed back (D28).
+        moved = moved_here(
+            lease.takeover,
+            lease.previous_owner,
+            self.settings.host_id,
+            handed_back=self.handed_back,
+        )
         kind = "moved here" if moved else "takeover" if lease.takeover else "cold start"
         log.info(
             "lease taken",
@@ -883,10 +890,15 @@ def main(argv: list[str] | None = None) -> None:
     """Console script ``mmsvc-worker --symbol SYMBOL`` (started by the supervisor)."""
     parser = argparse.ArgumentParser(prog="mmsvc-worker")
     parser.add_argument("--symbol", required=True)
+    parser.add_argument(
+        HANDED_BACK_ARG,
+        action="store_true",
+        help="the group gave the symbol back to the supervisor that handed it over (D28)",
+    )
     args = parser.parse_args(argv)
     settings = bootstrap("worker", symbol=args.symbol)
     die_with_parent(signal.SIGTERM)
-    worker = Worker(settings, args.symbol)
+    worker = Worker(settings, args.symbol, handed_back=args.handed_back)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(0))
     signal.signal(signal.SIGINT, lambda *_: worker.stop(0))
     try:

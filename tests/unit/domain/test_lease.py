@@ -51,3 +51,17 @@ def test_a_lease_last_held_on_this_host_is_a_restart_not_a_move() -> None:
 def test_a_lease_ended_before_the_window_or_never_held_is_a_cold_start() -> None:
     assert not moved_here(False, owner_name("host-a", 41), "host-b")
     assert not moved_here(True, None, "host-b")
+
+
+def test_a_symbol_handed_back_to_the_supervisor_that_handed_it_over_is_a_move() -> None:
+    """The chaos run (issue 15): a surviving host's consumer lost its whole assignment and
+    was given the same partitions back 4 s later. Its supervisor never restarted, yet its
+    new workers took the leases from its own previous workers and came up PAUSED: seven
+    symbols paused that no restart and no operator touched. A symbol that went away
+    through the group and came back is a move (D28), not a process start (D29)."""
+    assert moved_here(True, owner_name("host-b", 41), "host-b", handed_back=True)
+
+
+def test_handed_back_keeps_nothing_outside_the_window() -> None:
+    assert not moved_here(False, owner_name("host-b", 41), "host-b", handed_back=True)
+    assert not moved_here(True, None, "host-b", handed_back=True)

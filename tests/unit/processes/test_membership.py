@@ -22,17 +22,31 @@ class Member(Membership):
     def __init__(self, numbers: list[int]) -> None:
         self.settings = cast(Any, SimpleNamespace(host_id="host-a", shadow_mode=False))
         self.sessions = cast(Any, None)
-        self.pool = cast(Any, SimpleNamespace(workers={}))
+        self.pool = cast(Any, SimpleNamespace(workers={}, stop_many=self._stop_many))
+        self.router = cast(Any, SimpleNamespace(detach=lambda _s: None))
         self.consumer = cast(Any, SimpleNamespace(numbers=numbers))
         self.partition_count = 6
         self.retired_at = {}
+        self.handed_over = set()
+        self.last_seen = {}
+        self.connected = set()
         self.pending = {}
         self.spawned: list[str] = []
+        self.handed_back: list[str] = []
         self.retired: list[str] = []
 
-    def _spawn(self, symbol: str) -> None:
+    def _spawn(self, symbol: str, *, handed_back: bool = False) -> None:
         self.spawned.append(symbol)
+        if handed_back:
+            self.handed_back.append(symbol)
         cast(Any, self.pool).workers[symbol] = object()
+
+    def _stop_many(self, symbols: list[str], _grace_s: float) -> None:
+        for symbol in symbols:
+            del self.pool.workers[symbol]
+
+    def _commit(self) -> None:
+        pass
 
     def retire(self, symbol: str) -> None:
         self.retired.append(symbol)
@@ -58,6 +72,26 @@ def test_assignment_starts_only_the_symbols_of_the_gained_numbers(
     member._numbers_assigned([2, 4])
     assert sorted(member.spawned) == ["BTCUSDT", "SOL-PERP"]
     assert all(partition_of(s, 6) in (2, 4) for s in member.spawned)
+
+
+def test_a_symbol_revoked_then_assigned_again_is_handed_back_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D28, D29: the group gave back what this supervisor handed over at a revocation;
+    its next worker is told so (it keeps the recorded state), a later start is not."""
+    configs(monkeypatch, SYMBOLS)
+    member = Member([2, 4])
+    member._numbers_assigned([2, 4])
+    assert member.handed_back == []  # a first assignment is a start
+    member._numbers_revoking([2])
+    assert "BTCUSDT" not in member.pool.workers
+    member._numbers_assigned([2])
+    assert member.handed_back == ["BTCUSDT"]
+    member._numbers_revoking([2])
+    member.retire("SOL-PERP")
+    member._numbers_assigned([2, 4])  # SOL-PERP was retired, not handed over
+    assert member.handed_back == ["BTCUSDT", "BTCUSDT"]
+    assert member.spawned.count("SOL-PERP") == 2
 
 
 def test_a_config_made_on_another_host_is_started_by_the_holder(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from mmsvc.processes.supervisor.pool import FIRST_BACKOFF_S, STARTUP_GRACE_S, WorkerPool
+from mmsvc.processes.worker import HANDED_BACK_ARG
 
 
 class FakeClock:
@@ -123,13 +125,15 @@ class FakeChild:
 class FakeLauncher:
     def __init__(self) -> None:
         self.launched: list[str] = []
+        self.args: list[tuple[str, ...]] = []
         self.children: dict[str, FakeChild] = {}
         self.ready = True
 
-    def __call__(self, symbol: str) -> FakeChild | None:
+    def __call__(self, symbol: str, args: Sequence[str] = ()) -> FakeChild | None:
         if not self.ready:
             return None
         self.launched.append(symbol)
+        self.args.append(tuple(args))
         child = FakeChild(1000 + len(self.launched))
         self.children[symbol] = child
         return child
@@ -251,3 +255,20 @@ def test_a_restart_after_death_goes_through_the_queue() -> None:
     pool.hello("ETHUSDT")
     pool.poll()
     assert launcher.launched == ["BTCUSDT", "ETHUSDT", "BTCUSDT"]
+
+
+def test_a_worker_handed_back_is_told_so_once_and_its_restart_is_not() -> None:
+    """D28, D29: a symbol the group gave back to the supervisor that handed it over keeps
+    its recorded state; a restart after that worker dies is a restart (PAUSED)."""
+    clock = FakeClock()
+    launcher = FakeLauncher()
+    pool = rated_pool(clock, launcher)
+    pool.start("BTCUSDT", handed_back=True)
+    pool.start("ETHUSDT")
+    launcher.children["BTCUSDT"].kill()
+    clock.now += FIRST_BACKOFF_S
+    pool.poll()
+    clock.now += FIRST_BACKOFF_S
+    pool.poll()
+    assert launcher.launched == ["BTCUSDT", "ETHUSDT", "BTCUSDT"]
+    assert launcher.args == [(HANDED_BACK_ARG,), (), ()]

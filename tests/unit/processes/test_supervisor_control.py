@@ -81,7 +81,7 @@ class StubPool(WorkerPool):
     """The real pool's bookkeeping (silence, hello, kill) over workers that launch nothing."""
 
     def __init__(self, symbols: tuple[str, ...]) -> None:
-        super().__init__(lambda _s: [], {}, lambda _s, _code: None, launcher=lambda _s: None)
+        super().__init__(lambda _s: [], {}, lambda _s, _code: None, launcher=lambda _s, _a=(): None)
         self.workers = {s: WorkerProcess(s) for s in symbols}
 
 

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from mmsvc.devstack.exchange import pauses
+
 log = logging.getLogger(__name__)
 
 
@@ -115,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", self.command, self.path)
             response = Response(500, error_body("INTERNAL", repr(exc)))
         self._send(response)
+        pauses.answered(self.command, request.path, received_ns)
 
     def _send(self, response: Response) -> None:
         payload = json.dumps(response.body, separators=(",", ":")).encode()

@@ -101,8 +101,14 @@ def _call(method: str, url: str, token: str, body: Any = None) -> requests.Respo
     )
 
 
-def enable_demo(api: str) -> None:
-    """Create the demo configs if missing and enable them, as an operator would."""
+def enable_demo(api: str) -> dict[str, str]:
+    """Create the demo configs if missing and enable them, as an operator would.
+
+    Returns the symbols the enable refused, with the refusal: a symbol left HALTED by
+    an earlier run stays HALTED (a halt is left only by a reset, D23), and the banner
+    must not claim it quotes (a `make run` after a halted soak said "enabled").
+    """
+    refused: dict[str, str] = {}
     for symbol, config in DEMO.items():
         if _call("GET", f"{api}/v1/mm-configs/{symbol}", ADMIN_TOKEN).status_code == 404:
             created = _call(
@@ -110,16 +116,27 @@ def enable_demo(api: str) -> None:
             )
             if created.status_code != 201:
                 raise stack.StackError(f"creating {symbol}: {created.status_code} {created.text}")
-        _enable(api, symbol)
+        refusal = _enable(api, symbol)
+        if refusal is not None:
+            refused[symbol] = refusal
+    return refused
 
 
-def _enable(api: str, symbol: str, timeout: float = 60) -> None:
-    """Enable once the symbol's worker is up (a 503 while it starts is retried)."""
+def _enable(api: str, symbol: str, timeout: float = 60) -> str | None:
+    """Enable once the symbol's worker is up (a 503 while it starts is retried).
+
+    None when it is ACTIVE now; the refusal's state and message when it is not.
+    """
     deadline = time.monotonic() + timeout
     while True:
         enabled = _call("POST", f"{api}/v1/mm-configs/{symbol}/enable", OPERATE_TOKEN)
-        if enabled.status_code in (200, 409):
-            return
+        if enabled.status_code == 200:
+            return None
+        if enabled.status_code == 409:
+            body = enabled.json()
+            if body.get("state") == "ACTIVE":
+                return None
+            return f"{body.get('state')}: {body.get('error', {}).get('message')}"
         if enabled.status_code != 503 or time.monotonic() > deadline:
             raise stack.StackError(f"enabling {symbol}: {enabled.status_code} {enabled.text}")
         time.sleep(0.5)
@@ -144,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prometheus.scrape(run_dir, f"127.0.0.1:{env['METRICS_PORT']}")  # again after HOSTS=N
         api = f"http://127.0.0.1:{env['HTTP_PORT']}"
         wait_http(f"{api}/readyz", "the admin API and the supervisor")
-        enable_demo(api)
+        refused = enable_demo(api)
     except (stack.StackError, KeyError, subprocess.CalledProcessError) as exc:
         print(f"make run: {exc}", file=sys.stderr)  # noqa: T201
         return 1
-    print(_banner(env, run_dir))  # noqa: T201
+    print(_banner(env, run_dir, refused))  # noqa: T201
     return 0
 
 
@@ -270,11 +287,24 @@ def _graphs(env: Mapping[str, str]) -> str:
     return prometheus.graph_url(base, list(DEMO)) if base else "? (Prometheus is not up)"
 
 
-def _banner(env: Mapping[str, str], run_dir: Path) -> str:
-    conf = REPO / "supervisord.conf"
-    return f"""
-mmsvc is making markets on the simulated exchange: {", ".join(DEMO)} (enabled over the API).
+def _refusals(env: Mapping[str, str], refused: Mapping[str, str]) -> str:
+    """What an earlier run left that an enable does not undo, and how to undo it."""
+    if not refused:
+        return ""
+    lines = [f"  NOT quoting {symbol}: {why}" for symbol, why in refused.items()]
+    reset = (
+        f"curl -s -X POST -H 'Authorization: Bearer {ADMIN_TOKEN}' -d '{{\"symbol\": \"SYMBOL\"}}'"
+        f" localhost:{env['HTTP_PORT']}/v1/mm/reset, then make run again"
+    )
+    return "\n".join([*lines, f"  (a halt is left only by a reset, D23: {reset})", ""])
 
+
+def _banner(env: Mapping[str, str], run_dir: Path, refused: Mapping[str, str]) -> str:
+    conf = REPO / "supervisord.conf"
+    quoting = ", ".join(s for s in DEMO if s not in refused) or "none"
+    return f"""
+mmsvc is making markets on the simulated exchange: {quoting} (enabled over the API).
+{_refusals(env, refused)}
   API        http://127.0.0.1:{env["HTTP_PORT"]}   (token: -H 'Authorization: Bearer {ADMIN_TOKEN}')
              curl -s -H 'Authorization: Bearer dev-read-token' \\
                   localhost:{env["HTTP_PORT"]}/v1/mm/status

@@ -95,8 +95,22 @@ class GcPauses:
             )
 
 
-def answered(method: str, path: str, received_ns: int) -> None:
-    """Log an answer slower than SLOW_ANSWER_MS, from its receipt to its last byte sent."""
+def answered(
+    method: str, path: str, received_ns: int, *, app_ns: int = 0, cpu_ns: int = 0
+) -> None:
+    """Log an answer slower than SLOW_ANSWER_MS, from its receipt to its last byte sent.
+
+    Split so the line says where the time went: ``app`` (the venue's work, its lock
+    included) and this thread's own CPU time; wall time far above the CPU time is
+    time spent waiting (the venue's lock, the GIL, or a CPU the box did not give).
+    """
     took_ms = (time.time_ns() - received_ns) / 1e6
     if took_ms >= SLOW_ANSWER_MS:
-        log.warning("slow answer: %s %s took %.1f ms", method, path, took_ms)
+        log.warning(
+            "slow answer: %s %s took %.1f ms (app %.1f ms, thread cpu %.1f ms)",
+            method,
+            path,
+            took_ms,
+            app_ns / 1e6,
+            cpu_ns / 1e6,
+        )

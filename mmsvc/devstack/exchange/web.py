@@ -109,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
             received_ns=received_ns,
         )
+        cpu_ns, app_began_ns = time.thread_time_ns(), time.time_ns()
         try:
             response = self.server.app(request)
         except HttpError as exc:
@@ -116,8 +117,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log.exception("%s %s failed", self.command, self.path)
             response = Response(500, error_body("INTERNAL", repr(exc)))
+        app_ns = time.time_ns() - app_began_ns
         self._send(response)
-        pauses.answered(self.command, request.path, received_ns)
+        pauses.answered(
+            self.command,
+            request.path,
+            received_ns,
+            app_ns=app_ns,
+            cpu_ns=time.thread_time_ns() - cpu_ns,
+        )
 
     def _send(self, response: Response) -> None:
         payload = json.dumps(response.body, separators=(",", ":")).encode()

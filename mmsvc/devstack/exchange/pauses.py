@@ -95,9 +95,7 @@ class GcPauses:
             )
 
 
-def answered(
-    method: str, path: str, received_ns: int, *, app_ns: int = 0, cpu_ns: int = 0
-) -> None:
+def answered(method: str, path: str, received_ns: int, *, app_ns: int = 0, cpu_ns: int = 0) -> None:
     """Log an answer slower than SLOW_ANSWER_MS, from its receipt to its last byte sent.
 
     Split so the line says where the time went: ``app`` (the venue's work, its lock

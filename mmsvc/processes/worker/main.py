@@ -95,6 +95,13 @@ STATUS_TTL_S = 10.0  # a status not rewritten for this long reads as absent
 # While waiting for PostgreSQL at start (D25): a heartbeat and a supervisor check this often.
 WAITING_BEAT_S = 0.5
 LEASE_WAIT_S = 30.0
+# The Order Service's answers are read by pool threads while the main thread works
+# through market data. At CPython's default 5 ms switch interval each socket read of
+# an answer waited up to 5 ms for the main thread to let go of the GIL, several times
+# per request: places took a median 5-10 ms against a bare client's 2.7 ms on the same
+# simulator, and the soak's RESPONSE_TIMEOUT kills (issue 12) were answers of 51-77 ms
+# whose simulator side took under 20 ms. 1 ms, as the dev simulator uses.
+GIL_SWITCH_S = 0.001
 # D31, D32: a place unanswered for its budget plus this long never came alive.
 VENUE_HOLD_MAX_S = 5.0
 METADATA_RETRY_S = 5.0
@@ -897,6 +904,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = bootstrap("worker", symbol=args.symbol)
+    sys.setswitchinterval(GIL_SWITCH_S)
     die_with_parent(signal.SIGTERM)
     worker = Worker(settings, args.symbol, handed_back=args.handed_back)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(0))

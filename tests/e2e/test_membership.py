@@ -47,8 +47,8 @@ HOSTS = ("host-a", "host-b")
 # new workers' start-up: generous bounds for a loaded 2-core box.
 JOINED_S = 60
 TAKEOVER_S = 60
-FROZEN_S = 5.0  # a partitioned host: past the e2e session timeout (2 s) and a 3 s lag rule
-WATCHED_S = 15.0
+FROZEN_S = 4.0  # a partitioned host: past the e2e session timeout (2 s) and a 3 s lag rule
+WATCHED_S = 6.0  # the woken host checks its lag within a second of SIGCONT
 MEMBER_TRIES = 5
 
 
@@ -104,6 +104,22 @@ def db_open_ids(service: Service) -> set[str]:
 
 def venue_open_ids(service: Service) -> set[str]:
     return {o["client_order_id"] for o in service.open_orders()}
+
+
+def venue_agrees(service: Service) -> None:
+    """Every run ends here: the venue's open orders of our account are the database's."""
+    wait_for(
+        lambda: venue_open_ids(service) == db_open_ids(service),
+        30,
+        "the venue's open orders of our account equal the database's",
+    )
+
+
+def all_quote_active(service: Service, after: str) -> None:
+    """Every symbol quotes and is ACTIVE (no kill, no pause) ``after`` something."""
+    for symbol in SYMBOLS:
+        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting {after}")
+        assert service.state_name(symbol) == "ACTIVE"
 
 
 def two_hosts_quoting(
@@ -188,11 +204,7 @@ def test_each_symbol_has_one_owner_and_moves_to_the_survivor_of_a_kill(
             30,
             f"{symbol}'s resting orders all of epoch {leases[symbol][1]}",
         )
-    wait_for(
-        lambda: venue_open_ids(first) == db_open_ids(first),
-        30,
-        "the venue's open orders of our account equal the database's",
-    )
+    venue_agrees(first)
 
 
 def test_a_drained_host_hands_its_symbols_over_without_a_kill_or_a_pause(
@@ -208,14 +220,8 @@ def test_a_drained_host_hands_its_symbols_over_without_a_kill_or_a_pause(
         TAKEOVER_S,
         f"{moved} handed over to {survivor}",
     )
-    for symbol in SYMBOLS:  # no kill, no pause: every symbol quotes on the survivor
-        wait_for(partial(first.quotes, symbol), 30, f"{symbol} quoting on {survivor}")
-        assert first.state_name(symbol) == "ACTIVE"
-    wait_for(
-        lambda: venue_open_ids(first) == db_open_ids(first),
-        30,
-        "the venue's open orders of our account equal the database's",
-    )
+    all_quote_active(first, f"on {survivor}")  # no kill, no pause
+    venue_agrees(first)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -257,11 +263,7 @@ def test_a_host_frozen_past_its_session_and_the_lag_threshold_kills_nothing(
     for symbol in SYMBOLS:
         wait_for(partial(first.quotes, symbol), TAKEOVER_S, f"{symbol} quoting after the wake")
     assert halted() == []
-    wait_for(
-        lambda: venue_open_ids(first) == db_open_ids(first),
-        30,
-        "the venue's open orders of our account equal the database's",
-    )
+    venue_agrees(first)
 
 
 def revoked(service: Service, symbols: set[str]) -> bool:
@@ -329,11 +331,5 @@ def test_symbols_handed_back_to_their_supervisor_carry_on_active(
     assert moved, f"no symbol's partition went to the passing member in {MEMBER_TRIES} joins"
 
     wait_for(lambda: workers(service) == set(SYMBOLS), TAKEOVER_S, f"{moved} handed back")
-    for symbol in SYMBOLS:
-        wait_for(partial(service.quotes, symbol), 30, f"{symbol} quoting after the hand-back")
-        assert service.state_name(symbol) == "ACTIVE"
-    wait_for(
-        lambda: venue_open_ids(service) == db_open_ids(service),
-        30,
-        "the venue's open orders of our account equal the database's",
-    )
+    all_quote_active(service, "after the hand-back")
+    venue_agrees(service)

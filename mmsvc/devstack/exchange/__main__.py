@@ -24,7 +24,7 @@ from mmsvc.devstack.exchange.config import (
     check_generated,
     load_config,
 )
-from mmsvc.devstack.exchange.pauses import GcPauses, freeze_interval_s
+from mmsvc.devstack.exchange.pauses import GcPauses
 from mmsvc.devstack.exchange.simulator import Ports, Simulator
 
 log = logging.getLogger("mmsvc.devstack.exchange")
@@ -110,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    gc_pauses = GcPauses(freeze_interval_s())
+    gc_pauses = GcPauses()
     try:
         simulator.start()
-        gc_pauses.install()  # after start-up: what it built is frozen first
+        gc_pauses.install()
         stopping.wait()
     finally:
         gc_pauses.close()

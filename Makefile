@@ -28,9 +28,9 @@ help: ## List the targets with what each does
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing mmsvc and its dependencies into $(VENV) (first time takes a minute)"
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 \
-		&& $(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/install.log 2>&1 \
+	@echo "installing mmsvc and its dependencies into $(VENV) with uv (from PyPI; first time about 20 s)"
+	@$(PY) -m pip install -q --disable-pip-version-check uv > $(VENV)/install.log 2>&1 \
+		&& $(VENV)/bin/uv pip install --python $(PY) -e '.[dev]' >> $(VENV)/install.log 2>&1 \
 		|| { tail -30 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $@
 

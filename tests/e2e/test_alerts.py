@@ -76,6 +76,7 @@ def watched(
     return service, prom
 
 
+@pytest.mark.long  # make test-long (25 s): promtool unit-tests every rule in make test
 def test_a_manual_kill_pends_then_fires_the_kill_alert_and_a_reset_clears_it(
     service_factory: ServiceFactory, prometheus_factory: Callable[[str], Prometheus]
 ) -> None:

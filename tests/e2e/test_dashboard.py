@@ -85,6 +85,7 @@ def demo(
     return service, prom
 
 
+@pytest.mark.long  # make test-long (14 s): the panels' metrics are checked in make test
 def test_every_query_of_the_dashboard_shows_the_demo_symbols(
     demo: tuple[Service, Prometheus],
 ) -> None:

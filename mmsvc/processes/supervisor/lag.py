@@ -67,6 +67,7 @@ class _PartitionLag:
     behind_since: float | None = None  # first check that found the position behind
     caught_up_at: float | None = None  # last time the position was known at the watermark
     backlog_s: float = 0.0  # capped age of what was consumed since the last check
+    seen_at: float = 0.0  # when the tracker first saw it (its assignment): nothing older counts
 
     def behind(self) -> bool:
         return self.high_known and self.high > self.position
@@ -102,7 +103,8 @@ class LagTracker:
     armed: bool = False
 
     def polled(self, now: float) -> None:
-        """The consume loop ran at ``now``; after a gap, cached watermarks are not evidence.
+        """The supervisor's loop ran at ``now`` (its consume call and its housekeeping both
+        say so); after a gap, cached watermarks are not evidence.
 
         After a gap past the session timeout the member was expelled: forget every
         partition's history and disarm (``expelled_after_s``).
@@ -120,7 +122,7 @@ class LagTracker:
         self, tp: TopicPartition, offset: int, first_ts_ms: int, last_ts_ms: int, now: float
     ) -> None:
         """Record a consumed batch of one partition: its last offset, first and last timestamps."""
-        part = self._parts.setdefault(tp, _PartitionLag())
+        part = self._part(tp, now)
         if offset + 1 <= part.position:
             return  # a replay of what was already consumed: no progress
         if part.caught_up_at is not None:  # armed for this partition (D32: per partition)
@@ -130,6 +132,12 @@ class LagTracker:
         part.position = offset + 1
         part.last_ts_ms = last_ts_ms
         part.progress_at = now
+
+    def _part(self, tp: TopicPartition, now: float) -> _PartitionLag:
+        part = self._parts.get(tp)
+        if part is None:
+            part = self._parts[tp] = _PartitionLag(seen_at=now)
+        return part
 
     def broker_heard(self, at: float) -> None:
         """The broker last answered at wall time ``at`` (librdkafka statistics' rxidle)."""
@@ -155,7 +163,7 @@ class LagTracker:
         beside a quiet engine.event partition never armed the lag trigger (found by
         the e2e harness, which waits for the trigger to arm).
         """
-        part = self._parts.setdefault(tp, _PartitionLag())
+        part = self._part(tp, now)
         if from_end and not part.high_known and part.position == 0:
             part.position = high
             part.progress_at = now
@@ -173,8 +181,12 @@ class LagTracker:
             return  # a cached watermark, as old as the loop's gap
         # The watermark is only as fresh as the broker's last answer.
         heard = now if self._broker_heard_at is None else min(now, self._broker_heard_at)
-        if heard < self._resumed_at:
-            return  # the broker has not answered since the gap: no news of the log
+        if heard < max(self._resumed_at, part.seen_at):
+            # The broker has not answered since the gap, or since the assignment: no news
+            # of the log. fresh24: a host that held no partition for 4 s (its statistics
+            # skip brokers without partitions) took its last answer as "caught up" for a
+            # book partition assigned again, and its 10 s replay (D15) read as 4.8 s of lag.
+            return
         part.caught_up_at = max(heard, part.caught_up_at or 0.0)
 
     def lag_s(self, tp: TopicPartition, now: float) -> float:

@@ -284,6 +284,11 @@ class Supervisor(AdminCommands, Membership, RemoteCommands):
         self.router.flush_all()
         self._kill_hung_workers(now)
         wall = time.time()
+        # The loop ran: a gap since its last turn (a SIGSTOP that ended anywhere in the
+        # loop, not only in the consume call) is known before any lag is judged. fresh24:
+        # a host frozen while it drained its workers' frames woke into this housekeeping
+        # with the tracker unaware, and raised a global kill of "lag 4.9s" (issue 15).
+        self.lag.polled(wall)
         positions = self.consumer.positions(self.consumer.assignment)
         for topic, partition in self.consumer.assignment:
             high = self.consumer.high_watermark(topic, partition)

@@ -256,8 +256,8 @@ def test_after_a_wake_a_fresh_lag_is_still_caught() -> None:
     lag.broker_heard(100.0)
     caught_up(lag, offset=0, now=100.0)
     lag.polled(110.0)  # expelled and woken
-    lag.broker_heard(110.1)
     lag.polled(110.2)
+    lag.broker_heard(110.3)  # the broker answers after the wake and the new consumption
     lag.consumed(TP, 1, 110_000, 110_100, now=110.2)
     lag.watermark(TP, high=2, now=111.5, position=2)  # past BLIND_S, broker fresh
     assert lag.breach(assigned=[TP], now=111.5) is None  # arms
@@ -269,3 +269,26 @@ def test_after_a_wake_a_fresh_lag_is_still_caught() -> None:
     found = lag.breach(assigned=[TP], now=116.0)
     assert found is not None
     assert found[1] > 2
+
+
+def test_a_partition_assigned_again_is_not_caught_up_on_a_broker_answer_from_before() -> None:
+    """fresh24 (issue 15): a woken host held no partition for 4 s, so its statistics
+    (which skip brokers without partitions) kept the broker's last answer from before.
+    Assigned a book partition again, it took that answer as "caught up", and its 10 s
+    replay (D15) read as a backlog of 4.8 s: a global kill. Caught up needs an answer
+    heard since the partition was assigned."""
+    lag = LagTracker(threshold_s=3)
+    lag.broker_heard(100.0)
+    for tick in range(46):  # the loop runs on, holding nothing: no statistics of a broker
+        lag.polled(100.0 + tick / 10)
+    lag.watermark(TP, high=50, now=104.5, from_end=True)  # assigned: the cached high
+    assert lag.breach(assigned=[TP], now=104.5) is None  # arms (at the watermark)
+    lag.polled(104.6)
+    lag.consumed(TP, 55, 94_600, 104_500, now=104.6)  # the book's replay, 10 s back
+    assert lag.breach(assigned=[TP], now=104.7) is None
+    lag.broker_heard(104.8)
+    lag.polled(104.9)
+    lag.watermark(TP, high=56, now=104.9, position=56)
+    lag.polled(105.0)
+    lag.consumed(TP, 56, 104_950, 104_950, now=105.0)
+    assert lag.breach(assigned=[TP], now=105.0) is None

@@ -16,8 +16,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,6 @@ SLOW_ANSWER_MS = 20.0
 class GcPauses:
     """Times every collection and logs the long ones."""
 
-    counts: Counter[str] = field(default_factory=Counter)
-    longest_ms: dict[int, float] = field(default_factory=dict)
     _began: float = 0.0
 
     def install(self) -> None:
@@ -47,13 +44,10 @@ class GcPauses:
             self._began = time.perf_counter()
             return
         took_ms = (time.perf_counter() - self._began) * 1000.0
-        generation = int(info.get("generation", 0))
-        self.counts[f"gen{generation}"] += 1
-        self.longest_ms[generation] = max(self.longest_ms.get(generation, 0.0), took_ms)
         if took_ms >= LOGGED_PAUSE_MS:
             log.warning(
                 "gc pause: generation %d took %.1f ms (%d collected)",
-                generation,
+                int(info.get("generation", 0)),
                 took_ms,
                 int(info.get("collected", 0)),
             )

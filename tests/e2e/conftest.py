@@ -1,8 +1,8 @@
 """The whole service as processes: supervisor (with its workers) and outbox relay.
 
-Against the session's real broker, registry and exchange simulator, on a
-database and a Redis prefix of each test's own, so tests never see each
-other's symbols, states or events.
+Against a real broker and exchange simulator of each test module's own, the
+session's registry, and a database and a Redis prefix of each test's own, so
+tests never see each other's symbols, states or events.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from mmsvc.adapters.kafka import topics
 from mmsvc.adapters.zmq.control_client import ControlClient, SupervisorUnavailableError
 from mmsvc.devstack import services, stack
 from mmsvc.domain.state import Command
-from tests.fixtures.exchange import Exchange
+from tests.fixtures.exchange import Exchange, own_broker_and_exchange
 from tests.fixtures.stack import SESSION_TAG
 from tests.fixtures.waiting import WaitTimeoutError, wait_for
 
@@ -186,6 +186,36 @@ class Service:
             return True
         trading = [a[0] == 200 and a[2] == "TRADING" for a in seen[-2:]]
         return len(trading) == 2 and all(trading)
+
+
+@pytest.fixture(scope="module")
+def module_stack(
+    run_dir: Path, registry_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Exchange]]:
+    """A broker and simulator per test module, in place of the session's.
+
+    One broker for the whole e2e suite carried every earlier test's traffic: Tansu
+    scans a partition's stored batches on each fetch, and every service's new group
+    replays engine.event.v1 from the start (D15), so the suite's last modules ran on a
+    broker several times busier than its first (fresh23: market data stalled ~10 s,
+    a global KAFKA_LAG kill). Per module, each starts from an empty broker.
+    """
+    home = run_dir / f"e2e-{request.module.__name__.rsplit('.', 1)[-1]}"
+    home.mkdir()
+    with own_broker_and_exchange(home, registry_url) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap(module_stack: tuple[str, Exchange]) -> str:
+    """The module's broker (overrides the session's)."""
+    return module_stack[0]
+
+
+@pytest.fixture(scope="module")
+def exchange(module_stack: tuple[str, Exchange]) -> Exchange:
+    """The module's simulator (overrides the session's)."""
+    return module_stack[1]
 
 
 def _replaying(waiting_for: list[str]) -> bool:

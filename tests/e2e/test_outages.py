@@ -27,7 +27,7 @@ from mmsvc.domain.state import Command
 from tests.e2e.conftest import Service, ServiceFactory, add_config
 from tests.e2e.test_order_races import assert_settled
 from tests.fixtures.db import alembic_config
-from tests.fixtures.exchange import Exchange, start_exchange
+from tests.fixtures.exchange import Exchange, own_broker_and_exchange
 from tests.fixtures.postgres_server import PostgresServer
 from tests.fixtures.waiting import wait_for
 
@@ -224,14 +224,8 @@ def own_broker_exchange(
 ) -> Iterator[tuple[str, Exchange, Path]]:
     """A broker and a simulator of this test's own: pausing it pauses nobody else."""
     run_dir = tmp_path_factory.mktemp("outage-broker")
-    bootstrap = stack.start_broker(run_dir)
-    stack.create_topics(bootstrap)
-    sim = start_exchange(run_dir, bootstrap, registry_url, name="outage-exchange")
-    try:
+    with own_broker_and_exchange(run_dir, registry_url, name="outage-exchange") as (bootstrap, sim):
         yield bootstrap, sim, run_dir
-    finally:
-        stack.stop_process(run_dir, "outage-exchange", grace=10)
-        stack.stop_process(run_dir, "broker")
 
 
 def test_broker_paused_past_the_lag_threshold_kills_and_nothing_crashes(
